@@ -1,0 +1,73 @@
+// The front door: createBus() gives a publisher and a subscriber that share a context
+// (transport, catalogs, metrics, logger). Each keeps its own connection; the subscriber
+// connects on its first subscribe, so a publish-only service opens one connection.
+import type { BusError } from '../core/errors.ts';
+import { TypedEmitter } from '../core/typed-emitter.ts';
+import { SHIPPED_CATALOGS } from '../catalogs/index.ts';
+import { createContext, type BusContext, type BusOptions } from './context.ts';
+import { Publisher } from './publisher.ts';
+import { Subscriber } from './subscriber.ts';
+
+export type Role = 'publisher' | 'subscriber';
+
+export type BusEvents = {
+  disconnected: (role: Role, cause: Error) => void;
+  reconnected: (role: Role) => void;
+  error: (error: BusError, role: Role) => void;
+};
+
+export class TickBus extends TypedEmitter<BusEvents> {
+  readonly context: BusContext;
+  readonly publisher: Publisher;
+  readonly subscriber: Subscriber;
+  /** Publish: see Publisher.publish. */
+  readonly publish: Publisher['publish'];
+  readonly publishBatch: Publisher['publishBatch'];
+  /** Subscribe: see Subscriber.subscribe. */
+  readonly subscribe: Subscriber['subscribe'];
+  readonly unsubscribe: Subscriber['unsubscribe'];
+
+  constructor(options: BusOptions = {}) {
+    super();
+    this.context = createContext(options, SHIPPED_CATALOGS);
+    this.publisher = new Publisher(this.context);
+    this.subscriber = new Subscriber(this.context);
+    this.publish = this.publisher.publish.bind(this.publisher) as Publisher['publish'];
+    this.publishBatch = this.publisher.publishBatch.bind(this.publisher);
+    this.subscribe = this.subscriber.subscribe.bind(this.subscriber) as Subscriber['subscribe'];
+    this.unsubscribe = this.subscriber.unsubscribe.bind(this.subscriber);
+    const logger = this.context.logger;
+    this.setUnhandled((event, args) => {
+      if (event === 'error') logger.warn({ err: args[0], role: args[1] }, 'bus error');
+    });
+    for (const [role, part] of [['publisher', this.publisher], ['subscriber', this.subscriber]] as const) {
+      part.on('disconnected', (cause) => this.emit('disconnected', role, cause));
+      part.on('reconnected', () => this.emit('reconnected', role));
+      part.on('error', (error) => this.emit('error', error, role));
+    }
+  }
+
+  /** Connects the publisher (the subscriber connects on its first subscribe). */
+  async connect(): Promise<this> {
+    await this.publisher.connect();
+    return this;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.publisher.close(), this.subscriber.close()]);
+    this.removeAllListeners();
+  }
+}
+
+/** A bus over Redis (REDIS_URL or the options), or over memory with `{ transport: 'memory' }`. */
+export function createBus(options: BusOptions = {}): TickBus {
+  return new TickBus(options);
+}
+
+export function createPublisher(options: BusOptions = {}): Publisher {
+  return new Publisher(createContext(options, SHIPPED_CATALOGS));
+}
+
+export function createSubscriber(options: BusOptions = {}): Subscriber {
+  return new Subscriber(createContext(options, SHIPPED_CATALOGS));
+}

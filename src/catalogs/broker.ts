@@ -1,0 +1,63 @@
+// The broker catalog (seeds 000 and 001): bots register tickers on BROKER_REGISTRATION;
+// the broker publishes every price and order update of a ticker on TICKER_UPDATES_{ticker},
+// told apart by `type`.
+import { z } from 'zod';
+import { defineChannel } from '../core/channel.ts';
+import { defineCatalog } from '../core/catalog.ts';
+import { TICKER } from '../core/channel-param.ts';
+import { isoTimestamp, metadata, ticker, tickerInput } from './fields.ts';
+
+export const RegistrationSchema = z.object({
+  action: z.enum(['subscribe', 'unsubscribe']),
+  /** Normalised on read: " aapl " registers AAPL. */
+  ticker: tickerInput,
+  /** Who holds the lease; registrations without one are anonymous leases. */
+  client_id: z.string().min(1).max(128).optional(),
+  /** Lease time to live in seconds; 0 keeps it until released. */
+  ttl_seconds: z.number().int().nonnegative().optional(),
+});
+
+/**
+ * A price update. Seed 001 makes only `type` and `timestamp` required; the broker always
+ * sends price, volume and symbol, but readers accept sparse messages from other writers.
+ */
+export const PriceUpdateSchema = z.object({
+  type: z.literal('price'),
+  timestamp: isoTimestamp,
+  price: z.number().nonnegative().optional(),
+  volume: z.number().nonnegative().optional(),
+  symbol: ticker.optional(),
+});
+
+/** An order update: `order_data` is the order as the venue reports it (Alpaca's order object). */
+export const OrderUpdateSchema = z.object({
+  type: z.literal('order'),
+  timestamp: isoTimestamp,
+  order_data: metadata.optional(),
+  symbol: ticker.optional(),
+});
+
+export const TickerUpdateSchema = z.discriminatedUnion('type', [PriceUpdateSchema, OrderUpdateSchema]);
+
+export type Registration = z.output<typeof RegistrationSchema>;
+export type PriceUpdate = z.output<typeof PriceUpdateSchema>;
+export type OrderUpdate = z.output<typeof OrderUpdateSchema>;
+export type TickerUpdate = z.output<typeof TickerUpdateSchema>;
+
+export const BrokerRegistration = defineChannel({
+  name: 'BROKER_REGISTRATION',
+  schema: RegistrationSchema,
+  description: 'Bots ask the broker to start (subscribe) or stop (unsubscribe) streaming a ticker.',
+});
+
+export const TickerUpdates = defineChannel({
+  name: 'TICKER_UPDATES_{ticker}',
+  schema: TickerUpdateSchema,
+  params: { ticker: TICKER },
+  description: 'Every price and order update of one ticker, told apart by `type`.',
+});
+
+export const brokerCatalog = defineCatalog('broker', 'Market-data broker channels (seeds 000 and 001).', {
+  BrokerRegistration,
+  TickerUpdates,
+});

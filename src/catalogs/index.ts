@@ -1,0 +1,8 @@
+// The catalogs tickbus ships. A bus resolves channel names against all of them unless
+// given its own list.
+import { brokerCatalog } from './broker.ts';
+import { tickstockCatalog } from './tickstock.ts';
+import { tradingEventsCatalog } from './trading-events.ts';
+
+export { brokerCatalog, tickstockCatalog, tradingEventsCatalog };
+export const SHIPPED_CATALOGS = Object.freeze([brokerCatalog, tickstockCatalog, tradingEventsCatalog]);

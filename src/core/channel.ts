@@ -1,0 +1,138 @@
+// A channel is defined once: a name or a name template such as `TICKER_UPDATES_{ticker}`,
+// a schema for its `data`, and a rule for each parameter. From the definition come the
+// concrete name for given parameters, the glob for all of them, and the parameters parsed
+// back from a concrete name.
+import { checkParam, type ChannelParam } from './channel-param.ts';
+import { ChannelParamError, ConfigError } from './errors.ts';
+import type { InferOutput, StandardSchemaV1 } from './schema.ts';
+
+/** The parameter names of a template: `ParamNames<'A_{x}_{y}'>` is `'x' | 'y'`. */
+export type ParamNames<T extends string> = T extends `${string}{${infer P}}${infer Rest}` ? P | ParamNames<Rest> : never;
+
+export type ChannelParams<T extends string> = { readonly [K in ParamNames<T>]: string };
+
+/**
+ * How a message looks on the wire.
+ * - `envelope`: `{"data": …, "timestamp": "<ISO-8601>", "sender": "<service>"}` (seed 001).
+ * - `bare`: the data object itself, as the TickStock (seeds 002, 003) and trading-events
+ *   (seed 004) services publish it; tickbus reads and writes it unchanged for them.
+ */
+export type WireFormat = 'envelope' | 'bare';
+
+export interface ChannelSpec<T extends string, S extends StandardSchemaV1> {
+  name: T;
+  schema: S;
+  /** A rule for each `{param}` of the name. */
+  params?: { readonly [K in ParamNames<T>]: ChannelParam };
+  description?: string;
+  /** @default 'envelope' */
+  wire?: WireFormat;
+}
+
+export interface Channel<T extends string = string, S extends StandardSchemaV1 = StandardSchemaV1> {
+  readonly kind: 'channel';
+  readonly template: T;
+  readonly schema: S;
+  readonly description: string;
+  readonly wire: WireFormat;
+  readonly paramNames: readonly ParamNames<T>[];
+  readonly params: { readonly [K in ParamNames<T>]: ChannelParam };
+  /** True when the name has parameters (a template such as `TICKER_UPDATES_{ticker}`). */
+  readonly isTemplate: [ParamNames<T>] extends [never] ? false : true;
+  /** The concrete channel name; parameters are normalised and checked first. */
+  name(...params: ParamArgs<T>): string;
+  /** A reference to one concrete channel, for publish and subscribe. */
+  of(...params: ParamArgs<T>): ChannelRef<T, S>;
+  /** The Redis glob that matches every concrete channel of this definition. */
+  pattern(): string;
+  /** The parameters of a concrete name, or undefined when the name is not one of ours. */
+  parse(channelName: string): ChannelParams<T> | undefined;
+}
+
+type ParamArgs<T extends string> = [ParamNames<T>] extends [never] ? [] : [params: ChannelParams<T>];
+
+/** One concrete channel of a definition, with its parameters already checked. */
+export interface ChannelRef<T extends string = string, S extends StandardSchemaV1 = StandardSchemaV1> {
+  readonly kind: 'ref';
+  readonly channel: Channel<T, S>;
+  readonly name: string;
+  readonly params: ChannelParams<T>;
+}
+
+/** The `data` type of a channel, a reference or a catalog entry. */
+export type DataOf<C> = C extends Channel<string, infer S> ? InferOutput<S> : C extends ChannelRef<string, infer S> ? InferOutput<S> : never;
+
+const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+/** Escapes the characters that are special in a Redis glob. */
+export function escapeGlob(literal: string): string {
+  return literal.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+function escapeRegExp(literal: string): string {
+  return literal.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}
+
+export function defineChannel<const T extends string, S extends StandardSchemaV1>(spec: ChannelSpec<T, S>): Channel<T, S> {
+  const template = spec.name;
+  const names = [...template.matchAll(PLACEHOLDER)].map((m) => m[1] as ParamNames<T>);
+  const params = (spec.params ?? {}) as { readonly [K in ParamNames<T>]: ChannelParam };
+  for (const n of names) {
+    if (!(params as Record<string, ChannelParam | undefined>)[n]) {
+      throw new ConfigError(`Channel "${template}" uses {${n}} but defines no rule for it in "params".`);
+    }
+  }
+  if (new Set(names).size !== names.length) throw new ConfigError(`Channel "${template}" repeats a parameter.`);
+  const literals = template.split(PLACEHOLDER).filter((_, i) => i % 2 === 0);
+  const glob = literals.map(escapeGlob).join('*');
+  const matcher = new RegExp(`^${literals.map(escapeRegExp).join('(.+?)')}$`);
+  const isTemplate = names.length > 0;
+
+  const build = (input: Record<string, unknown> | undefined): { name: string; values: Record<string, string> } => {
+    if (!isTemplate) return { name: template, values: {} };
+    if (input === undefined || input === null || typeof input !== 'object') {
+      throw new ChannelParamError(names[0] ?? '', `Channel "${template}" needs parameters: ${names.join(', ')}.`);
+    }
+    const values: Record<string, string> = {};
+    let out = literals[0] ?? '';
+    names.forEach((n, i) => {
+      const value = checkParam(params[n], n, input[n]);
+      values[n] = value;
+      out += value + (literals[i + 1] ?? '');
+    });
+    return { name: out, values };
+  };
+
+  const channel: Channel<T, S> = {
+    kind: 'channel',
+    template,
+    schema: spec.schema,
+    description: spec.description ?? '',
+    wire: spec.wire ?? 'envelope',
+    paramNames: names,
+    params,
+    isTemplate: isTemplate as Channel<T, S>['isTemplate'],
+    name: (...args) => build(args[0] as Record<string, unknown> | undefined).name,
+    of: (...args) => {
+      const { name, values } = build(args[0] as Record<string, unknown> | undefined);
+      return Object.freeze({ kind: 'ref', channel, name, params: values as ChannelParams<T> });
+    },
+    pattern: () => glob,
+    parse: (channelName) => {
+      if (!isTemplate) return channelName === template ? ({} as ChannelParams<T>) : undefined;
+      const m = matcher.exec(channelName);
+      if (!m) return undefined;
+      const values: Record<string, string> = {};
+      for (let i = 0; i < names.length; i++) {
+        const n = names[i] as ParamNames<T>;
+        const raw = m[i + 1] as string;
+        const rule = params[n];
+        // A parsed name must already be canonical: `TICKER_UPDATES_aapl` is not ours.
+        if (raw.length > rule.maxLength || rule.normalize(raw) !== raw || !rule.allow.test(raw)) return undefined;
+        values[n] = raw;
+      }
+      return values as ChannelParams<T>;
+    },
+  };
+  return Object.freeze(channel);
+}

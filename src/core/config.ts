@@ -1,0 +1,162 @@
+// The one configuration loader: explicit options first, then the environment, then
+// DEFAULTS. Everything is validated at start-up with a message that says what to fix,
+// then frozen.
+import { ConfigError, preview } from './errors.ts';
+import { DEFAULTS } from './defaults.ts';
+
+export interface RedisOptions {
+  /** `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Wins over host/port. */
+  url?: string;
+  host?: string;
+  port?: number;
+  db?: number;
+  username?: string;
+  password?: string;
+  /** @default false (true for rediss:// URLs) */
+  tls?: boolean;
+}
+
+export interface RedisConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly db: number;
+  readonly username: string | undefined;
+  readonly password: string | undefined;
+  readonly tls: boolean;
+  /** The connection URL, credentials included. */
+  readonly url: string;
+  /** The connection URL with the password masked, for logs and error messages. */
+  readonly display: string;
+}
+
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+
+export function resolveRedisConfig(options: RedisOptions = {}, env: NodeJS.ProcessEnv = process.env): RedisConfig {
+  const hasExplicit = options.url !== undefined || options.host !== undefined || options.port !== undefined;
+  let base: RedisConfig;
+  if (options.url !== undefined) base = parseRedisUrl(options.url, 'the "url" option');
+  else if (!hasExplicit && env.REDIS_URL) base = parseRedisUrl(env.REDIS_URL, 'REDIS_URL');
+  else base = parseRedisUrl(DEFAULT_REDIS_URL, 'the default');
+  const host = options.host ?? base.host;
+  const port = options.port ?? base.port;
+  const db = options.db ?? base.db;
+  if (typeof host !== 'string' || host.length === 0) throw new ConfigError('Redis host is empty: pass { host } or set REDIS_URL.');
+  checkPort(port, 'the "port" option');
+  if (!Number.isInteger(db) || db < 0) throw new ConfigError(`Redis db ${String(db)} is not a non-negative integer.`);
+  return build({
+    host,
+    port,
+    db,
+    username: options.username ?? base.username,
+    password: options.password ?? base.password,
+    tls: options.tls ?? base.tls,
+  });
+}
+
+function checkPort(port: number, where: string): void {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new ConfigError(`Redis port ${String(port)} from ${where} is not an integer between 1 and 65535.`);
+  }
+}
+
+export function parseRedisUrl(text: string, where: string): RedisConfig {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ConfigError(`${where} "${preview(text)}" is not a URL. Expected redis://[user:password@]host:port[/db], e.g. redis://localhost:6379/0.`);
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    throw new ConfigError(`${where} must start with redis:// (or rediss:// for TLS), got "${url.protocol}//".`);
+  }
+  const port = url.port === '' ? 6379 : Number(url.port);
+  checkPort(port, where);
+  const path = url.pathname.replace(/^\//, '');
+  const db = path === '' ? 0 : Number(path);
+  if (!/^\d*$/.test(path) || !Number.isInteger(db)) {
+    throw new ConfigError(`${where}: the database "/${preview(path)}" is not a number; use e.g. redis://localhost:6379/0.`);
+  }
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (!host) throw new ConfigError(`${where} names no host; use e.g. redis://localhost:6379.`);
+  return build({
+    host,
+    port,
+    db,
+    username: url.username ? decodeURIComponent(url.username) : undefined,
+    password: url.password ? decodeURIComponent(url.password) : undefined,
+    tls: url.protocol === 'rediss:',
+  });
+}
+
+function build(c: Omit<RedisConfig, 'url' | 'display'>): RedisConfig {
+  const scheme = c.tls ? 'rediss' : 'redis';
+  const hostPart = c.host.includes(':') ? `[${c.host}]` : c.host;
+  const user = c.username ? encodeURIComponent(c.username) : '';
+  const auth = (secret: string | undefined) => (secret === undefined ? (user ? `${user}@` : '') : `${user}:${secret}@`);
+  const tail = `${hostPart}:${c.port}/${c.db}`;
+  return Object.freeze({
+    ...c,
+    url: `${scheme}://${auth(c.password === undefined ? undefined : encodeURIComponent(c.password))}${tail}`,
+    display: `${scheme}://${auth(c.password === undefined ? undefined : '***')}${tail}`,
+  });
+}
+
+export interface ReconnectOptions {
+  /** @default 50 */
+  baseMs?: number;
+  /** @default 5000 */
+  maxMs?: number;
+}
+
+export interface BusLimits {
+  /** @default 1 MiB */
+  maxMessageBytes?: number;
+  /** @default 10000 */
+  maxPendingPerChannel?: number;
+}
+
+export interface ResolvedLimits {
+  readonly maxMessageBytes: number;
+  readonly maxPendingPerChannel: number;
+}
+
+export function resolveLimits(limits: BusLimits = {}): ResolvedLimits {
+  const maxMessageBytes = limits.maxMessageBytes ?? DEFAULTS.maxMessageBytes;
+  const maxPendingPerChannel = limits.maxPendingPerChannel ?? DEFAULTS.maxPendingPerChannel;
+  positiveInt(maxMessageBytes, 'maxMessageBytes');
+  positiveInt(maxPendingPerChannel, 'maxPendingPerChannel');
+  // Redis itself refuses bulk strings over 512 MB.
+  if (maxMessageBytes > 512 * 1024 * 1024) throw new ConfigError('maxMessageBytes may be at most 512 MiB, the largest value Redis accepts.');
+  return Object.freeze({ maxMessageBytes, maxPendingPerChannel });
+}
+
+export function resolveReconnect(options: ReconnectOptions = {}): Required<ReconnectOptions> {
+  const baseMs = options.baseMs ?? DEFAULTS.reconnectBaseMs;
+  const maxMs = options.maxMs ?? DEFAULTS.reconnectMaxMs;
+  positiveInt(baseMs, 'reconnect.baseMs');
+  positiveInt(maxMs, 'reconnect.maxMs');
+  if (maxMs < baseMs) throw new ConfigError(`reconnect.maxMs (${maxMs}) is below reconnect.baseMs (${baseMs}).`);
+  return Object.freeze({ baseMs, maxMs });
+}
+
+export function resolveSender(sender: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  const value = sender ?? env.TICKBUS_SENDER ?? DEFAULTS.sender;
+  if (typeof value !== 'string' || value.length === 0 || value.length > 128) {
+    throw new ConfigError('The sender name must be 1 to 128 characters (option "sender" or TICKBUS_SENDER).');
+  }
+  return value;
+}
+
+function positiveInt(value: number, name: string): void {
+  if (!Number.isInteger(value) || value <= 0) throw new ConfigError(`${name} must be a positive integer, got ${String(value)}.`);
+}
+
+/**
+ * Exponential back-off with jitter: a random delay in [c/2, c] where c = min(max, base·2^attempt).
+ * The jitter spreads many clients that lost the same Redis; the lower half-bound keeps a
+ * client from hammering a server that is still down.
+ */
+export function backoffDelay(attempt: number, options: Required<ReconnectOptions>, random: () => number = Math.random): number {
+  const ceiling = Math.min(options.maxMs, options.baseMs * 2 ** Math.min(attempt, 30));
+  return Math.floor(ceiling / 2 + (random() * ceiling) / 2);
+}

@@ -1,0 +1,18 @@
+// Every numeric default of the bus, named in one place.
+
+export const DEFAULTS = Object.freeze({
+  /** Largest payload accepted on publish and on receive: 1 MiB. */
+  maxMessageBytes: 1024 * 1024,
+  /** Queued messages per channel per handler before the oldest are dropped. */
+  maxPendingPerChannel: 10_000,
+  /** First reconnection delay; doubles each attempt, with full jitter. */
+  reconnectBaseMs: 50,
+  /** Ceiling of the reconnection delay. */
+  reconnectMaxMs: 5_000,
+  /** How long the first connection may take before `connect()` fails. */
+  connectTimeoutMs: 5_000,
+  /** Sender name written into envelopes when none is configured. */
+  sender: 'tickbus',
+  /** Channel names decoded per subscriber whose catalog lookup is cached. */
+  channelCacheSize: 10_000,
+});

@@ -1,0 +1,77 @@
+// The wire format. A message is JSON: {"data": {...}, "timestamp": "<ISO-8601>",
+// "sender": "<service>"}, exactly as seed 001 shows, so Python services read and write it.
+// Fields tickbus may add later (an id, a stream position) are optional on read.
+import { DecodeError, ErrorCode, preview } from './errors.ts';
+import type { WireFormat } from './channel.ts';
+
+export interface Envelope<T = unknown> {
+  data: T;
+  timestamp: string;
+  sender: string;
+  /** Optional message id; writers that do not send one are accepted. */
+  id?: string;
+}
+
+/** What a decoded payload yields before schema validation. */
+export interface DecodedPayload {
+  data: unknown;
+  timestamp: string | undefined;
+  sender: string | undefined;
+  id: string | undefined;
+}
+
+/** The UTF-8 size of a string, computed only when the cheap bounds cannot decide. */
+export function exceedsBytes(text: string, maxBytes: number): boolean {
+  if (text.length > maxBytes) return true; // a UTF-16 unit is at least one UTF-8 byte
+  if (text.length * 3 <= maxBytes) return false; // and at most three
+  return Buffer.byteLength(text, 'utf8') > maxBytes;
+}
+
+export function createEnvelope<T>(data: T, sender: string, now: Date = new Date()): Envelope<T> {
+  return { data, timestamp: now.toISOString(), sender };
+}
+
+export function encodePayload(wire: WireFormat, data: unknown, sender: string): string {
+  if (wire === 'bare') return JSON.stringify(data);
+  return JSON.stringify({ data, timestamp: new Date().toISOString(), sender });
+}
+
+/**
+ * Decodes one received payload. Never throws: a bad payload comes back as a DecodeError
+ * for the caller to count and report, so the read loop goes on.
+ */
+export function decodePayload(payload: string, channel: string, wire: WireFormat, maxBytes: number): DecodedPayload | DecodeError {
+  if (exceedsBytes(payload, maxBytes)) {
+    return new DecodeError(
+      ErrorCode.MessageTooLarge,
+      `Message on "${preview(channel)}" is larger than the ${maxBytes}-byte limit (${payload.length} characters).`,
+      preview(payload, 60),
+      { channel },
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(payload);
+  } catch (cause) {
+    return new DecodeError(ErrorCode.InvalidJson, `Message on "${preview(channel)}" is not valid JSON.`, preview(payload, 60), { channel, cause });
+  }
+  if (wire === 'bare') return { data: parsed, timestamp: undefined, sender: undefined, id: undefined };
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    return envelopeError(channel, payload, 'it is not a JSON object');
+  }
+  const env = parsed as Record<string, unknown>;
+  if (env.data === undefined) return envelopeError(channel, payload, 'it has no "data" field');
+  if (typeof env.timestamp !== 'string') return envelopeError(channel, payload, '"timestamp" is missing or not a string');
+  if (typeof env.sender !== 'string') return envelopeError(channel, payload, '"sender" is missing or not a string');
+  if (env.id !== undefined && typeof env.id !== 'string') return envelopeError(channel, payload, '"id" is not a string');
+  return { data: env.data, timestamp: env.timestamp, sender: env.sender, id: env.id };
+}
+
+function envelopeError(channel: string, payload: string, why: string): DecodeError {
+  return new DecodeError(
+    ErrorCode.InvalidEnvelope,
+    `Message on "${preview(channel)}" is not a tickbus envelope {data, timestamp, sender}: ${why}.`,
+    preview(payload, 60),
+    { channel },
+  );
+}

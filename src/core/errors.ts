@@ -1,0 +1,137 @@
+// One error hierarchy for the whole bus. Every error carries a stable `code` that
+// callers (and metrics) match on; messages are for humans and may change.
+
+export const ErrorCode = {
+  /** A payload does not match its channel's schema. */
+  Validation: 'TB_ERR_VALIDATION',
+  /** A received payload is not valid JSON. */
+  InvalidJson: 'TB_ERR_INVALID_JSON',
+  /** A received payload is JSON but not a `{data, timestamp, sender}` envelope. */
+  InvalidEnvelope: 'TB_ERR_INVALID_ENVELOPE',
+  /** A payload is larger than `maxMessageBytes`. */
+  MessageTooLarge: 'TB_ERR_MESSAGE_TOO_LARGE',
+  /** A channel parameter (a ticker, a symbol) is not allowed in a channel name. */
+  InvalidChannelParam: 'TB_ERR_INVALID_CHANNEL_PARAM',
+  /** A channel name matches no channel of the catalogs in use. */
+  UnknownChannel: 'TB_ERR_UNKNOWN_CHANNEL',
+  /** The transport is not connected (publishing while Redis is unreachable). */
+  NotConnected: 'TB_ERR_NOT_CONNECTED',
+  /** The publisher or subscriber was closed. */
+  Closed: 'TB_ERR_CLOSED',
+  /** A subscriber's handler threw or rejected. */
+  HandlerFailed: 'TB_ERR_HANDLER_FAILED',
+  /** A handler fell so far behind on one channel that queued messages were dropped. */
+  HandlerBacklog: 'TB_ERR_HANDLER_BACKLOG',
+  /** Configuration is missing or malformed. */
+  Config: 'TB_ERR_CONFIG',
+  /** The transport reported a failure (a Redis error reply, a socket error). */
+  Transport: 'TB_ERR_TRANSPORT',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface BusErrorOptions {
+  cause?: unknown;
+  /** The concrete channel the error concerns, when there is one. */
+  channel?: string;
+}
+
+/** The root of every error tickbus raises or emits. */
+export class BusError extends Error {
+  override name = 'BusError';
+  readonly code: ErrorCode;
+  readonly channel: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: BusErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.channel = options.channel;
+  }
+}
+
+/** One problem found by a schema: where, and what. */
+export interface ValidationIssue {
+  path: string;
+  message: string;
+}
+
+/** A payload failed its channel's schema. `issues` lists every problem the schema found. */
+export class ValidationError extends BusError {
+  override name = 'ValidationError';
+  readonly issues: readonly ValidationIssue[];
+
+  constructor(message: string, issues: readonly ValidationIssue[], options: BusErrorOptions = {}) {
+    super(ErrorCode.Validation, message, options);
+    this.issues = issues;
+  }
+}
+
+/** A received payload could not be decoded: not JSON, not an envelope, or too large. */
+export class DecodeError extends BusError {
+  override name = 'DecodeError';
+  /** The first bytes of the offending payload, for logs; never the whole thing. */
+  readonly preview: string;
+
+  constructor(
+    code: typeof ErrorCode.InvalidJson | typeof ErrorCode.InvalidEnvelope | typeof ErrorCode.MessageTooLarge,
+    message: string,
+    preview: string,
+    options: BusErrorOptions = {},
+  ) {
+    super(code, message, options);
+    this.preview = preview;
+  }
+}
+
+/** A channel parameter failed its allow-list: it would never reach Redis. */
+export class ChannelParamError extends BusError {
+  override name = 'ChannelParamError';
+  readonly param: string;
+
+  constructor(param: string, message: string, options: BusErrorOptions = {}) {
+    super(ErrorCode.InvalidChannelParam, message, options);
+    this.param = param;
+  }
+}
+
+export class UnknownChannelError extends BusError {
+  override name = 'UnknownChannelError';
+  constructor(channel: string) {
+    super(ErrorCode.UnknownChannel, `No channel in the catalogs in use is named "${preview(channel)}". Define it in a catalog, or pass a schema.`, { channel });
+  }
+}
+
+export class NotConnectedError extends BusError {
+  override name = 'NotConnectedError';
+}
+
+export class ClosedError extends BusError {
+  override name = 'ClosedError';
+  constructor(what: string) {
+    super(ErrorCode.Closed, `The ${what} is closed; create a new one.`);
+  }
+}
+
+/** A handler threw or rejected; `cause` is what it threw. */
+export class HandlerError extends BusError {
+  override name = 'HandlerError';
+}
+
+export class ConfigError extends BusError {
+  override name = 'ConfigError';
+  constructor(message: string, options: BusErrorOptions = {}) {
+    super(ErrorCode.Config, message, options);
+  }
+}
+
+export class TransportError extends BusError {
+  override name = 'TransportError';
+}
+
+/** A short, printable preview of untrusted text for error messages and logs. */
+export function preview(text: string, max = 80): string {
+  const cut = text.length > max ? `${text.slice(0, max)}…(${text.length} chars)` : text;
+  // Control characters would let hostile input forge log lines.
+  // eslint-disable-next-line no-control-regex
+  return cut.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}

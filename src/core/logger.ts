@@ -1,0 +1,37 @@
+// Structured logs (pino, JSON lines on stderr so stdout stays free for program output).
+// TICKBUS_LOG_LEVEL sets the level; TICKBUS_LOG_LEVEL=silent turns logging off.
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+export function createLogger(name: string, level: string = process.env.TICKBUS_LOG_LEVEL ?? 'info'): Logger {
+  return pino({ name, level, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: false }));
+}
+
+/**
+ * Logs at most `perSecond` lines a second for one kind of event and then counts the rest,
+ * so that a flood of garbage on a channel cannot flood the logs too.
+ */
+export class LogThrottle {
+  #windowStart = 0;
+  #inWindow = 0;
+  #suppressed = 0;
+
+  constructor(private readonly perSecond = 10) {}
+
+  /** Returns how many lines were suppressed before this one, or -1 when this one is suppressed too. */
+  take(now: number = Date.now()): number {
+    if (now - this.#windowStart >= 1000) {
+      this.#windowStart = now;
+      this.#inWindow = 0;
+    }
+    if (this.#inWindow >= this.perSecond) {
+      this.#suppressed++;
+      return -1;
+    }
+    this.#inWindow++;
+    const suppressed = this.#suppressed;
+    this.#suppressed = 0;
+    return suppressed;
+  }
+}

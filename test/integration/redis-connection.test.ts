@@ -1,0 +1,107 @@
+// Connection behaviour that only a real Redis can show: re-subscription after the server
+// drops the subscriber, fail-fast publishing while Redis is down, clean close.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { BrokerRegistration, ErrorCode, NotConnectedError, TickerUpdates, createBus, type BusError } from '../../src/index.ts';
+import { startRedis, freePort, type RedisServer } from '../harness/redis-server.ts';
+import { Inbox, waitFor } from '../harness/wait.ts';
+import { silentLogger } from '../harness/quiet.ts';
+
+const price = (symbol: string, p: number) => ({ type: 'price' as const, timestamp: new Date().toISOString(), price: p, volume: 1, symbol });
+
+describe('redis connection', () => {
+  let server: RedisServer;
+  before(async () => {
+    server = await startRedis();
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('re-subscribes every channel and pattern after CLIENT KILL TYPE pubsub', async () => {
+    const pub = createBus({ redis: { url: server.url }, logger: silentLogger });
+    const sub = createBus({ redis: { url: server.url }, logger: silentLogger, reconnect: { baseMs: 20, maxMs: 200 } });
+    const events: string[] = [];
+    sub.on('disconnected', (role) => events.push(`disconnected:${role}`));
+    sub.on('reconnected', (role) => events.push(`reconnected:${role}`));
+    const exact = new Inbox<number>();
+    const pattern = new Inbox<string>();
+    const registrations = new Inbox<string>();
+    await sub.subscribe(TickerUpdates.of({ ticker: 'AAPL' }), (d) => exact.push(d.type === 'price' ? (d.price ?? 0) : 0));
+    await sub.subscribe(TickerUpdates, (_d, ctx) => pattern.push(ctx.params.ticker));
+    await sub.subscribe(BrokerRegistration, (d) => registrations.push(d.ticker));
+
+    await pub.publish(TickerUpdates.of({ ticker: 'AAPL' }), price('AAPL', 1));
+    await exact.waitFor(1);
+
+    const killed = Number(server.cli('CLIENT', 'KILL', 'TYPE', 'pubsub'));
+    assert.equal(killed, 1, 'one pub/sub connection was killed');
+    await waitFor(() => events.includes('reconnected:subscriber'), 'the subscriber to reconnect');
+    assert.deepEqual(events, ['disconnected:subscriber', 'reconnected:subscriber']);
+
+    assert.equal(await pub.publish(TickerUpdates.of({ ticker: 'AAPL' }), price('AAPL', 2)), 2, 'exact and pattern subscriptions are back');
+    await pub.publish(TickerUpdates.of({ ticker: 'MSFT' }), price('MSFT', 3));
+    await pub.publish(BrokerRegistration, { action: 'subscribe', ticker: 'TSLA' });
+    await exact.waitFor(2);
+    await pattern.waitFor(3);
+    await registrations.waitFor(1);
+    assert.deepEqual(exact.items, [1, 2]);
+    assert.deepEqual(pattern.items, ['AAPL', 'AAPL', 'MSFT']);
+    assert.deepEqual(registrations.items, ['TSLA']);
+    await Promise.all([pub.close(), sub.close()]);
+  });
+
+  it('fails fast with NotConnectedError while Redis is down, and publishes again after it returns', async () => {
+    const own = await startRedis();
+    const bus = createBus({ redis: { url: own.url }, logger: silentLogger, reconnect: { baseMs: 20, maxMs: 100 } });
+    const errors: BusError[] = [];
+    bus.on('error', (e) => errors.push(e));
+    const disconnected = new Inbox<string>();
+    bus.on('disconnected', (role) => disconnected.push(role));
+    await bus.connect();
+    await bus.publish(BrokerRegistration, { action: 'subscribe', ticker: 'AAPL' });
+    await own.kill();
+    await disconnected.waitFor(1);
+    const started = performance.now();
+    await assert.rejects(bus.publish(BrokerRegistration, { action: 'subscribe', ticker: 'AAPL' }), (e: unknown) => e instanceof NotConnectedError && e.code === ErrorCode.NotConnected);
+    assert.ok(performance.now() - started < 100, 'the failure is immediate, not a timeout');
+    await own.restart();
+    await waitFor(async () => {
+      try {
+        await bus.publish(BrokerRegistration, { action: 'subscribe', ticker: 'AAPL' });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'publishing to work again');
+    assert.ok(errors.length > 0, 'transport errors were reported as events');
+    assert.ok(errors.every((e) => e.code === ErrorCode.Transport));
+    await bus.close();
+    await own.stop();
+  });
+
+  it('says where it tried when Redis cannot be reached', async () => {
+    const port = await freePort();
+    const bus = createBus({ redis: { url: `redis://127.0.0.1:${port}` }, logger: silentLogger, connectTimeoutMs: 300 });
+    await assert.rejects(bus.connect(), (e: unknown) => {
+      assert.ok(e instanceof NotConnectedError);
+      assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
+      assert.match(e.message, /REDIS_URL/);
+      return true;
+    });
+    await bus.close();
+  });
+
+  it('leaves no handle open after close()', async () => {
+    const before = process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+    const bus = createBus({ redis: { url: server.url }, logger: silentLogger });
+    const inbox = new Inbox<string>();
+    await bus.subscribe(TickerUpdates, (_d, ctx) => inbox.push(ctx.channel));
+    await bus.publish(TickerUpdates.of({ ticker: 'AAPL' }), price('AAPL', 1));
+    await inbox.waitFor(1);
+    assert.equal(process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length, before + 2, 'a publisher and a subscriber connection');
+    await bus.close();
+    await waitFor(() => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length === before, 'sockets to be released');
+    assert.equal(Number(server.cli('CLIENT', 'LIST').split('\n').filter((l) => l.includes('name=tickbus')).length), 0, 'Redis sees no tickbus client');
+  });
+});
