@@ -97,10 +97,11 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
    */
   async publishBatch(items: readonly BatchItem[]): Promise<number[]> {
     const concretes = items.map((item) => this.#target(item.channel));
-    const payloads = await Promise.all(items.map((item, i) => this.#encode(concretes[i] as ConcreteTarget, item.data)));
+    const payloads: string[] = [];
+    for (let i = 0; i < items.length; i++) payloads.push(await this.#encode(concretes[i] as ConcreteTarget, (items[i] as BatchItem).data));
     if (!this.#ready) await this.connect();
     try {
-      const counts = await this.#link.publishBatch(concretes.map((c, i) => [c.name, payloads[i] as string] as const));
+      const counts = await this.#link.publishBatch(concretes.map((c, i) => [c.name, payloads[i] ?? ''] as const));
       for (const c of concretes) this.#ctx.metrics.countPublished(c.channel?.template);
       return counts;
     } catch (error) {

@@ -21,9 +21,10 @@ export function concreteTarget(target: PublishTarget | Channel, resolver: Channe
   }
   if (target.kind === 'ref') return { name: target.name, channel: target.channel };
   if (target.isTemplate) {
+    const names = target.paramNames as readonly string[];
     throw new ChannelParamError(
-      target.paramNames[0] ?? '',
-      `"${target.template}" is a template: publish to one channel of it, e.g. channel.of({ ${target.paramNames.map((n) => `${n}: '…'`).join(', ')} }).`,
+      names[0] ?? '',
+      `"${target.template}" is a template: publish to one channel of it, e.g. channel.of({ ${names.map((n) => `${n}: '…'`).join(', ')} }).`,
     );
   }
   return { name: target.template, channel: target };

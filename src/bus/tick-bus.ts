@@ -32,9 +32,9 @@ export class TickBus extends TypedEmitter<BusEvents> {
     this.context = createContext(options, SHIPPED_CATALOGS);
     this.publisher = new Publisher(this.context);
     this.subscriber = new Subscriber(this.context);
-    this.publish = this.publisher.publish.bind(this.publisher) as Publisher['publish'];
+    this.publish = this.publisher.publish.bind<Publisher['publish']>(this.publisher);
     this.publishBatch = this.publisher.publishBatch.bind(this.publisher);
-    this.subscribe = this.subscriber.subscribe.bind(this.subscriber) as Subscriber['subscribe'];
+    this.subscribe = this.subscriber.subscribe.bind<Subscriber['subscribe']>(this.subscriber);
     this.unsubscribe = this.subscriber.unsubscribe.bind(this.subscriber);
     const logger = this.context.logger;
     this.setUnhandled((event, args) => {

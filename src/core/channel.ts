@@ -112,9 +112,9 @@ export function defineChannel<const T extends string, S extends StandardSchemaV1
     paramNames: names,
     params,
     isTemplate: isTemplate as Channel<T, S>['isTemplate'],
-    name: (...args) => build(args[0] as Record<string, unknown> | undefined).name,
+    name: (...args) => build(args[0]).name,
     of: (...args) => {
-      const { name, values } = build(args[0] as Record<string, unknown> | undefined);
+      const { name, values } = build(args[0]);
       return Object.freeze({ kind: 'ref', channel, name, params: values as ChannelParams<T> });
     },
     pattern: () => glob,

@@ -169,12 +169,13 @@ export function runConformance(name: string, setup: () => Promise<ConformanceSet
       sub.on('error', (e) => errors.push(e));
       const inbox = new Inbox<number>();
       let first = true;
-      await sub.subscribe(TickerUpdates.of({ ticker: 'BOOM' }), async (data) => {
+      await sub.subscribe(TickerUpdates.of({ ticker: 'BOOM' }), (data) => {
         if (first) {
           first = false;
-          throw new Error('handler bug');
+          return Promise.reject(new Error('handler bug'));
         }
         if (data.type === 'price') inbox.push(data.price ?? -1);
+        return Promise.resolve();
       });
       await sub.subscribe(TickerUpdates.of({ ticker: 'SYNC' }), () => {
         throw new Error('sync bug');

@@ -104,7 +104,7 @@ class MemoryPublishLink extends MemoryLink implements PublishLink {
       this.ensureOpen();
       return Promise.resolve(this.hub.publish(channel, payload));
     } catch (error) {
-      return Promise.reject(error as Error);
+      return rejected(error);
     }
   }
 
@@ -113,7 +113,7 @@ class MemoryPublishLink extends MemoryLink implements PublishLink {
       this.ensureOpen();
       return Promise.resolve(messages.map(([channel, payload]) => this.hub.publish(channel, payload)));
     } catch (error) {
-      return Promise.reject(error as Error);
+      return rejected(error);
     }
   }
 }
@@ -137,7 +137,7 @@ class MemorySubscribeLink extends MemoryLink implements SubscribeLink {
     try {
       this.ensureOpen();
     } catch (error) {
-      return Promise.reject(error as Error);
+      return rejected(error);
     }
     const own = kind === 'exact' ? this.#exact : this.#patterns;
     for (const key of keys) {
@@ -192,4 +192,8 @@ export class MemoryTransport implements Transport {
   createSubscribeLink(sink: MessageSink): SubscribeLink {
     return new MemorySubscribeLink(this.hub, sink);
   }
+}
+
+function rejected(error: unknown): Promise<never> {
+  return Promise.reject(error instanceof Error ? error : new Error(String(error)));
 }

@@ -49,10 +49,11 @@ abstract class RedisLink extends TypedEmitter<LinkEvents> {
       // layer's fallback buffer decides what to keep).
       disableOfflineQueue: true,
       // node-redis's default per-command timeout makes each publish about 4x slower.
-      commandOptions: { timeout: 0 } as never,
-    }) as unknown as Client;
+      commandOptions: { timeout: 0 },
+    });
     this.client.on('error', (err: Error) => {
-      if (!this.#closing) this.emit('error', new TransportError(ErrorCode.Transport, `Redis (${cfg.display}): ${err.message}`, { cause: err }));
+      // Before the first connection, connect() reports the failure once, with advice.
+      if (!this.#closing && this.#everConnected) this.emit('error', new TransportError(ErrorCode.Transport, `Redis (${cfg.display}): ${err.message}`, { cause: err }));
     });
     this.client.on('reconnecting', () => {
       if (this.#closing || !this.#everConnected || this.#down) return;

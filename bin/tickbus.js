@@ -1,0 +1,6 @@
+#!/usr/bin/env node
+// The tickbus command. tickbus ships TypeScript sources; tsx compiles them on load.
+import { register } from 'tsx/esm/api';
+
+register();
+await import('../src/cli/main.ts');

@@ -1,0 +1,72 @@
+// `tickbus tail`: live messages of a channel or pattern, validated against the catalogs;
+// invalid ones are shown as invalid, with the reason, not hidden.
+import type { Command } from 'commander';
+import type { BusError } from '../../core/errors.ts';
+import { DecodeError } from '../../core/errors.ts';
+import { addConnectionOptions, commandBus, type ConnectionOptions } from './shared.ts';
+
+interface TailOptions extends ConnectionOptions {
+  json?: boolean;
+  count?: string;
+}
+
+export function registerTail(program: Command): void {
+  addConnectionOptions(
+    program
+      .command('tail')
+      .description('Print live messages of a channel or a glob pattern, validated against the catalogs.')
+      .argument('<channel>', 'a channel name (TICKER_UPDATES_AAPL) or a Redis glob (TICKER_UPDATES_*)')
+      .option('--json', 'one JSON object per line, for machines')
+      .option('-n, --count <n>', 'exit after this many messages (valid or not)'),
+  )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ tickbus tail TICKER_UPDATES_AAPL
+  $ tickbus tail 'TICKER_UPDATES_*' --json
+  $ tickbus tail BROKER_REGISTRATION -n 1`,
+    )
+    .action(async (channel: string, options: TailOptions) => {
+      const limit = options.count === undefined ? Infinity : Number(options.count);
+      if (!Number.isInteger(limit) && limit !== Infinity) throw new Error(`--count must be a whole number, got "${options.count}".`);
+      const bus = commandBus(options);
+      let seen = 0;
+      let finish!: () => void;
+      const done = new Promise<void>((r) => (finish = r));
+      const count = () => {
+        if (++seen >= limit) finish();
+      };
+      bus.on('error', (error: BusError) => {
+        if (!error.channel) {
+          process.stderr.write(`tickbus: ${error.message}\n`);
+          return;
+        }
+        const detail = error instanceof DecodeError ? error.preview : undefined;
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify({ channel: error.channel, valid: false, code: error.code, reason: error.message, preview: detail })}\n`);
+        } else {
+          process.stdout.write(`${time()} ${error.channel} INVALID ${error.code}: ${error.message}\n`);
+        }
+        count();
+      });
+      await bus.subscribe(channel, (data, ctx) => {
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify({ channel: ctx.channel, valid: true, sender: ctx.sender, timestamp: ctx.timestamp, data })}\n`);
+        } else {
+          process.stdout.write(`${time()} ${ctx.channel}${ctx.sender ? ` <${ctx.sender}>` : ''} ${JSON.stringify(data)}\n`);
+        }
+        count();
+      });
+      if (!options.json) process.stderr.write(`tailing ${channel} on ${bus.context.transport.target} (Ctrl-C to stop)\n`);
+      const stop = () => finish();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      await done;
+      await bus.close();
+    });
+}
+
+function time(): string {
+  return new Date().toISOString().slice(11, 23);
+}
