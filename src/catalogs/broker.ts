@@ -57,7 +57,48 @@ export const TickerUpdates = defineChannel({
   description: 'Every price and order update of one ticker, told apart by `type`.',
 });
 
+/** An order a bot asks the broker to route to its venue (the simulated one, or Alpaca). */
+export const OrderRequestSchema = z
+  .object({
+    client_order_id: z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits, "_", ".", ":" and "-"'),
+    symbol: tickerInput,
+    side: z.enum(['buy', 'sell']),
+    qty: z.number().positive().max(1e9),
+    type: z.enum(['market', 'limit']),
+    limit_price: z.number().positive().optional(),
+    time_in_force: z.enum(['day', 'gtc', 'ioc', 'fok']).default('day'),
+    client_id: z.string().min(1).max(128).optional(),
+  })
+  .refine((o) => o.type !== 'limit' || o.limit_price !== undefined, { message: 'a limit order needs limit_price', path: ['limit_price'] })
+  .refine((o) => o.type !== 'market' || o.limit_price === undefined, { message: 'a market order takes no limit_price', path: ['limit_price'] });
+
+/** What the broker refused and why: bad registrations, tickers over the limit, feed failures. */
+export const BrokerErrorSchema = z.object({
+  code: z.string().min(1).max(64),
+  message: z.string().max(2048),
+  ticker: z.string().max(64).optional(),
+  client_id: z.string().max(128).optional(),
+  timestamp: isoTimestamp,
+});
+
+export type OrderRequestMessage = z.output<typeof OrderRequestSchema>;
+export type BrokerErrorMessage = z.output<typeof BrokerErrorSchema>;
+
+export const OrderRequests = defineChannel({
+  name: 'ORDER_REQUESTS',
+  schema: OrderRequestSchema,
+  description: "Orders bots ask the broker to place; every resulting update is published on the ticker's channel as an `order` message.",
+});
+
+export const BrokerErrors = defineChannel({
+  name: 'BROKER_ERRORS',
+  schema: BrokerErrorSchema,
+  description: 'Registrations and orders the broker rejected, and feed failures, with the reason.',
+});
+
 export const brokerCatalog = defineCatalog('broker', 'Market-data broker channels (seeds 000 and 001).', {
   BrokerRegistration,
   TickerUpdates,
+  OrderRequests,
+  BrokerErrors,
 });

@@ -6,6 +6,8 @@ import { ExitCode } from './exit-codes.ts';
 import { registerTail } from './commands/tail.ts';
 import { registerPublish } from './commands/publish.ts';
 import { registerSchema } from './commands/schema.ts';
+import { registerBroker } from './commands/broker.ts';
+import { registerUp } from './commands/up.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -24,6 +26,8 @@ Environment:
 Exit codes:
   0 ok, 1 failure, 2 usage error, 3 invalid message, 4 Redis unreachable`,
     );
+  registerUp(program);
+  registerBroker(program);
   registerTail(program);
   registerPublish(program);
   registerSchema(program);

@@ -84,6 +84,15 @@ export function defineChannel<const T extends string, S extends StandardSchemaV1
   }
   if (new Set(names).size !== names.length) throw new ConfigError(`Channel "${template}" repeats a parameter.`);
   const literals = template.split(PLACEHOLDER).filter((_, i) => i % 2 === 0);
+  // Between two parameters the separator must be a character neither may contain, or
+  // two different parameter sets would build the same channel name.
+  for (let i = 1; i < names.length; i++) {
+    const sep = literals[i] ?? '';
+    const around = [params[names[i - 1] as ParamNames<T>], params[names[i] as ParamNames<T>]];
+    if (sep === '' || [...sep].every((ch) => around.some((rule) => rule.allow.test(ch)))) {
+      throw new ConfigError(`Channel "${template}": the text between {${names[i - 1]}} and {${names[i]}} ("${sep}") can occur inside them, so names would be ambiguous. Use a separator their rules do not allow.`);
+    }
+  }
   const glob = literals.map(escapeGlob).join('*');
   const matcher = new RegExp(`^${literals.map(escapeRegExp).join('(.+?)')}$`);
   const isTemplate = names.length > 0;

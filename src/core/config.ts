@@ -59,12 +59,17 @@ function checkPort(port: number, where: string): void {
   }
 }
 
+/** A URL with its password replaced by ***, for messages. */
+export function maskUrl(text: string): string {
+  return text.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+}
+
 export function parseRedisUrl(text: string, where: string): RedisConfig {
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new ConfigError(`${where} "${preview(text)}" is not a URL. Expected redis://[user:password@]host:port[/db], e.g. redis://localhost:6379/0.`);
+    throw new ConfigError(`${where} "${preview(maskUrl(text))}" is not a URL. Expected redis://[user:password@]host:port[/db], e.g. redis://localhost:6379/0.`);
   }
   if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
     throw new ConfigError(`${where} must start with redis:// (or rediss:// for TLS), got "${url.protocol}//".`);
@@ -152,7 +157,8 @@ function positiveInt(value: number, name: string): void {
 }
 
 /**
- * Exponential back-off with jitter: a random delay in [c/2, c] where c = min(max, base·2^attempt).
+ * Exponential back-off with jitter: a random whole number of ms in [floor(c/2), c) where
+ * c = min(max, base·2^attempt).
  * The jitter spreads many clients that lost the same Redis; the lower half-bound keeps a
  * client from hammering a server that is still down.
  */

@@ -38,6 +38,7 @@ Examples:
         if (++seen >= limit) finish();
       };
       bus.on('error', (error: BusError) => {
+        if (seen >= limit) return;
         if (!error.channel) {
           process.stderr.write(`tickbus: ${error.message}\n`);
           return;
@@ -51,6 +52,7 @@ Examples:
         count();
       });
       await bus.subscribe(channel, (data, ctx) => {
+        if (seen >= limit) return;
         if (options.json) {
           process.stdout.write(`${JSON.stringify({ channel: ctx.channel, valid: true, sender: ctx.sender, timestamp: ctx.timestamp, data })}\n`);
         } else {

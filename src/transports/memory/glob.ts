@@ -6,6 +6,8 @@
 
 /** Does `pattern` match all of `text`, as Redis would decide? */
 export function globMatch(pattern: string, text: string): boolean {
+  // Redis matches nothing but the empty pattern against an empty name (not even `*`).
+  if (text.length === 0) return pattern.length === 0;
   let p = 0;
   let t = 0;
   // Backtracking point of the last `*`: where the pattern resumes, and how far the star reached.

@@ -1,0 +1,76 @@
+// Assembles a running broker: bus, store, feed, service and the operator endpoints, on
+// Redis or (embedded mode) in memory, and takes it all down again in order.
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { createBus, type TickBus } from '../bus/tick-bus.ts';
+import { resolveRedisConfig } from '../core/config.ts';
+import type { Logger } from '../core/logger.ts';
+import { OpsServer } from '../ops/ops-server.ts';
+import { BrokerService, type BrokerServiceOptions } from './broker-service.ts';
+import { MemoryBrokerStore, RedisBrokerStore, type BrokerStore } from './broker-store.ts';
+import type { MarketDataFeed } from './feeds/feed.ts';
+
+export interface BrokerRuntimeOptions extends Omit<BrokerServiceOptions, 'bus' | 'store' | 'feed' | 'registry' | 'logger'> {
+  /** Redis URL, or undefined for the in-memory transport. */
+  redisUrl: string | undefined;
+  feed: MarketDataFeed;
+  logger: Logger;
+  /** Port of /health and /metrics; undefined for none, 0 for any free port. */
+  opsPort?: number;
+  opsHost?: string;
+  sender?: string;
+}
+
+export interface BrokerRuntime {
+  readonly service: BrokerService;
+  readonly bus: TickBus;
+  readonly registry: Registry;
+  /** Where /health and /metrics answer, when enabled. */
+  readonly opsUrl: string | undefined;
+  readonly ops: OpsServer | undefined;
+  stop(): Promise<void>;
+}
+
+export async function startBrokerRuntime(options: BrokerRuntimeOptions): Promise<BrokerRuntime> {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const bus = createBus({
+    transport: options.redisUrl ? 'redis' : 'memory',
+    redis: options.redisUrl ? { url: options.redisUrl } : undefined,
+    sender: options.sender ?? 'broker_service',
+    metrics: registry,
+    logger: options.logger,
+  });
+  let store: BrokerStore | undefined;
+  let ops: OpsServer | undefined;
+  try {
+    await bus.connect();
+    store = options.redisUrl ? await RedisBrokerStore.connect(resolveRedisConfig({ url: options.redisUrl })) : new MemoryBrokerStore();
+    const service = new BrokerService({ ...options, bus, store, registry });
+    await service.start();
+    let opsUrl: string | undefined;
+    if (options.opsPort !== undefined) {
+      ops = new OpsServer({ port: options.opsPort, host: options.opsHost, registry, health: () => service.health() });
+      opsUrl = (await ops.listen()).url;
+    }
+    const stopStore = store;
+    const stopOps = ops;
+    return {
+      service,
+      bus,
+      registry,
+      opsUrl,
+      ops,
+      async stop() {
+        await service.stop();
+        await stopOps?.close();
+        await bus.close();
+        await stopStore.close();
+      },
+    };
+  } catch (error) {
+    await ops?.close();
+    await bus.close();
+    await store?.close();
+    throw error;
+  }
+}

@@ -1,0 +1,357 @@
+// The market-data broker of seed 000. It listens on BROKER_REGISTRATION only, keeps who
+// wants which ticker as leases in Redis, streams the wanted tickers from its feed, and
+// publishes every price and order update of a ticker on TICKER_UPDATES_{ticker}. Orders
+// from ORDER_REQUESTS are routed to the feed's venue; refusals go to BROKER_ERRORS.
+import type { Registry } from 'prom-client';
+import type { TickBus } from '../bus/tick-bus.ts';
+import type { BusError } from '../core/errors.ts';
+import { preview } from '../core/errors.ts';
+import { LogThrottle, type Logger } from '../core/logger.ts';
+import { BrokerErrors, BrokerRegistration, OrderRequests, TickerUpdates, type OrderRequestMessage, type Registration } from '../catalogs/broker.ts';
+import { BrokerMetrics } from './broker-metrics.ts';
+import type { BrokerStore } from './broker-store.ts';
+import type { FeedSink, MarketDataFeed, OrderEvent, TradeTick } from './feeds/feed.ts';
+import { UpdateBatcher } from './update-batcher.ts';
+import type { HealthReport } from '../ops/ops-server.ts';
+
+type TickerRef = ReturnType<typeof TickerUpdates.of>;
+
+/** Codes of the notices the broker publishes on BROKER_ERRORS. */
+export const BrokerNotice = {
+  InvalidRegistration: 'TB_BROKER_INVALID_REGISTRATION',
+  TickerLimit: 'TB_BROKER_TICKER_LIMIT',
+  StoreFailed: 'TB_BROKER_STORE_FAILED',
+  InvalidOrder: 'TB_BROKER_INVALID_ORDER',
+  Feed: 'TB_BROKER_FEED',
+} as const;
+
+/** The holder of registrations that carry no client_id (the seed's plain {action, ticker}). */
+export const ANONYMOUS = '~anonymous';
+
+export const BROKER_DEFAULTS = Object.freeze({
+  maxTickers: 1000,
+  /** Anonymous leases last a day unless renewed (0 would mean for ever). */
+  anonymousLeaseTtlSeconds: 86_400,
+  /** Leases of named clients must be renewed within a minute (the bot SDK renews them). */
+  clientLeaseTtlSeconds: 60,
+  sweepIntervalMs: 1000,
+  /** A burst of registrations is applied to the feed once it has been quiet this long… */
+  coalesceMs: 20,
+  /** …or at the latest this long after it began. */
+  maxCoalesceMs: 250,
+  /** Notices published on BROKER_ERRORS per second; the rest are only counted. */
+  noticesPerSecond: 50,
+});
+
+export interface BrokerServiceOptions {
+  bus: TickBus;
+  store: BrokerStore;
+  feed: MarketDataFeed;
+  registry: Registry;
+  logger: Logger;
+  maxTickers?: number;
+  anonymousLeaseTtlSeconds?: number;
+  clientLeaseTtlSeconds?: number;
+  sweepIntervalMs?: number;
+  coalesceMs?: number;
+  maxCoalesceMs?: number;
+}
+
+export class BrokerService {
+  readonly metrics: BrokerMetrics;
+  readonly #o: Required<Omit<BrokerServiceOptions, 'bus' | 'store' | 'feed' | 'registry' | 'logger'>>;
+  readonly #bus: TickBus;
+  readonly #store: BrokerStore;
+  readonly #feed: MarketDataFeed;
+  readonly #log: Logger;
+  readonly #batcher: UpdateBatcher;
+  /** ticker → holder → expiry (epoch ms, or null): the in-memory mirror of the lease set. */
+  readonly #holders = new Map<string, Map<string, number | null>>();
+  #streaming = new Set<string>();
+  readonly #refs = new Map<string, TickerRef>();
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #coalesceTimer: NodeJS.Timeout | undefined;
+  #burstStart = 0;
+  #reconciling: Promise<void> = Promise.resolve();
+  #started = 0;
+  #stopping = false;
+  #feedProblem: string | undefined;
+  readonly #noticeThrottle = new LogThrottle(BROKER_DEFAULTS.noticesPerSecond);
+  readonly #sink: FeedSink;
+
+  constructor(options: BrokerServiceOptions) {
+    this.#bus = options.bus;
+    this.#store = options.store;
+    this.#feed = options.feed;
+    this.#log = options.logger;
+    this.#o = {
+      maxTickers: options.maxTickers ?? BROKER_DEFAULTS.maxTickers,
+      anonymousLeaseTtlSeconds: options.anonymousLeaseTtlSeconds ?? BROKER_DEFAULTS.anonymousLeaseTtlSeconds,
+      clientLeaseTtlSeconds: options.clientLeaseTtlSeconds ?? BROKER_DEFAULTS.clientLeaseTtlSeconds,
+      sweepIntervalMs: options.sweepIntervalMs ?? BROKER_DEFAULTS.sweepIntervalMs,
+      coalesceMs: options.coalesceMs ?? BROKER_DEFAULTS.coalesceMs,
+      maxCoalesceMs: options.maxCoalesceMs ?? BROKER_DEFAULTS.maxCoalesceMs,
+    };
+    this.metrics = new BrokerMetrics(options.registry);
+    this.#batcher = new UpdateBatcher(this.#bus.publisher, this.#store, this.metrics, this.#log);
+    this.#sink = {
+      trade: (tick) => this.#onTrade(tick),
+      order: (event) => this.#onOrderEvent(event),
+      problem: (message, details) => this.#onFeedProblem(message, details),
+      reconnecting: (attempt, delayMs) => {
+        this.metrics.feedReconnects.inc();
+        this.#log.warn({ attempt, delayMs, feed: this.#feed.name }, 'feed reconnecting');
+      },
+    };
+  }
+
+  /** Tickers being streamed now. */
+  get tickers(): string[] {
+    return [...this.#streaming].sort();
+  }
+
+  /** Loads the leases from the store, subscribes to registrations and orders, starts the feed. */
+  async start(): Promise<void> {
+    this.#started = Date.now();
+    for (const lease of await this.#store.leases(Date.now())) this.#hold(lease.ticker, lease.holder, lease.expiresAt);
+    this.#bus.on('error', (error) => this.#onBusError(error));
+    await this.#bus.subscribe(BrokerRegistration, (registration) => this.#onRegistration(registration));
+    await this.#bus.subscribe(OrderRequests, (order) => this.#onOrderRequest(order));
+    if (this.#feed.updatesInPlace) {
+      await this.#feed.start([...this.#holders.keys()], this.#sink);
+      this.#streaming = new Set(this.#holders.keys());
+    } else {
+      await this.#reconcile();
+    }
+    this.#gauges();
+    this.#sweepTimer = setInterval(() => void this.#sweep(), this.#o.sweepIntervalMs);
+    this.#log.info({ feed: this.#feed.name, tickers: this.tickers, leases: this.#leaseCount() }, 'broker started');
+  }
+
+  /** Stops taking registrations, stops the feed and publishes what is still queued. */
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    clearInterval(this.#sweepTimer);
+    clearTimeout(this.#coalesceTimer);
+    await this.#bus.unsubscribe(BrokerRegistration);
+    await this.#bus.unsubscribe(OrderRequests);
+    await this.#reconciling;
+    await this.#feed.stop();
+    await this.#batcher.drain();
+    this.#log.info('broker stopped');
+  }
+
+  health(): HealthReport {
+    const redis = this.#bus.publisher.isConnected;
+    const feedOk = this.#feed.state !== 'failed';
+    return {
+      status: redis && feedOk ? 'ok' : 'degraded',
+      service: 'broker',
+      uptime_seconds: Math.round((Date.now() - this.#started) / 1000),
+      redis: { connected: redis, target: this.#bus.context.transport.target },
+      feed: { name: this.#feed.name, state: this.#feed.state, ...(this.#feedProblem ? { problem: this.#feedProblem } : {}) },
+      tickers: this.#streaming.size,
+      ticker_list: this.tickers.slice(0, 100),
+      leases: this.#leaseCount(),
+    };
+  }
+
+  /** The last price message of a ticker from the last-value cache. */
+  async lastPrice(ticker: string): Promise<unknown> {
+    const json = await this.#store.lastValue(ticker);
+    return json === undefined ? undefined : (JSON.parse(json) as unknown);
+  }
+
+  // ---- registrations ---------------------------------------------------------------
+
+  async #onRegistration(reg: Registration): Promise<void> {
+    if (this.#stopping) return;
+    const holder = reg.client_id ?? ANONYMOUS;
+    const { ticker } = reg;
+    try {
+      if (reg.action === 'subscribe') {
+        if (!this.#holders.has(ticker) && this.#holders.size >= this.#o.maxTickers) {
+          this.metrics.registrations.labels('subscribe', 'rejected').inc();
+          this.#notice(BrokerNotice.TickerLimit, `Cannot stream ${ticker}: the broker already streams its maximum of ${this.#o.maxTickers} tickers. Unregister some, or raise --max-tickers.`, { ticker, client_id: reg.client_id });
+          return;
+        }
+        const ttl = reg.ttl_seconds ?? (holder === ANONYMOUS ? this.#o.anonymousLeaseTtlSeconds : this.#o.clientLeaseTtlSeconds);
+        const expiresAt = ttl === 0 ? null : Date.now() + ttl * 1000;
+        await this.#store.acquire({ ticker, holder, expiresAt });
+        this.#hold(ticker, holder, expiresAt);
+      } else {
+        await this.#store.release(ticker, holder);
+        this.#drop(ticker, holder);
+      }
+      this.metrics.registrations.labels(reg.action, 'accepted').inc();
+      this.#schedule();
+    } catch (error) {
+      this.metrics.registrations.labels(reg.action, 'rejected').inc();
+      this.#notice(BrokerNotice.StoreFailed, `Registration ${reg.action} ${ticker} was not stored: ${(error as Error).message}`, { ticker, client_id: reg.client_id });
+    }
+  }
+
+  #hold(ticker: string, holder: string, expiresAt: number | null): void {
+    let holders = this.#holders.get(ticker);
+    if (!holders) this.#holders.set(ticker, (holders = new Map<string, number | null>()));
+    holders.set(holder, expiresAt);
+  }
+
+  #drop(ticker: string, holder: string): void {
+    const holders = this.#holders.get(ticker);
+    if (!holders) return;
+    holders.delete(holder);
+    if (holders.size === 0) this.#holders.delete(ticker);
+  }
+
+  async #sweep(): Promise<void> {
+    try {
+      const expired = await this.#store.sweep(Date.now());
+      for (const lease of expired) {
+        // The mirror may hold a renewal the store saw after our read: keep the later expiry.
+        const current = this.#holders.get(lease.ticker)?.get(lease.holder);
+        if (current !== undefined && current !== null && current <= Date.now()) this.#drop(lease.ticker, lease.holder);
+      }
+      if (expired.length > 0) {
+        this.#log.info({ expired: expired.map((l) => `${l.ticker}:${l.holder}`) }, 'leases expired');
+        this.#schedule();
+      }
+    } catch (error) {
+      this.#log.warn({ err: error }, 'lease sweep failed; will retry');
+    }
+  }
+
+  /** Coalesces a burst of registrations into one feed update. */
+  #schedule(): void {
+    const now = Date.now();
+    if (this.#coalesceTimer === undefined) this.#burstStart = now;
+    else if (now - this.#burstStart >= this.#o.maxCoalesceMs) return; // already due soon
+    clearTimeout(this.#coalesceTimer);
+    this.#coalesceTimer = setTimeout(() => {
+      this.#coalesceTimer = undefined;
+      this.#reconciling = this.#reconciling.then(() => this.#reconcile());
+    }, this.#o.coalesceMs);
+  }
+
+  async #reconcile(): Promise<void> {
+    if (this.#stopping && this.#started === 0) return;
+    const desired = new Set(this.#holders.keys());
+    const add = [...desired].filter((t) => !this.#streaming.has(t));
+    const remove = [...this.#streaming].filter((t) => !desired.has(t));
+    if (add.length === 0 && remove.length === 0) return;
+    try {
+      if (this.#feed.updatesInPlace) {
+        await this.#feed.update(add, remove);
+        this.metrics.feedUpdates.labels('in_place').inc();
+      } else {
+        // Seed 000, step 3.9: stop the publisher, update the ticker list, start it again.
+        // The registration subscription is not part of this and keeps running.
+        await this.#feed.stop();
+        await this.#batcher.drain();
+        if (desired.size > 0) await this.#feed.start([...desired], this.#sink);
+        this.metrics.feedUpdates.labels('restart').inc();
+      }
+      this.#streaming = desired;
+      this.#gauges();
+      this.#log.info({ added: add, removed: remove, tickers: desired.size }, 'ticker set changed');
+    } catch (error) {
+      this.#onFeedProblem(`could not change the ticker set: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  #gauges(): void {
+    this.metrics.tickers.set(this.#streaming.size);
+    this.metrics.leases.set(this.#leaseCount());
+  }
+
+  #leaseCount(): number {
+    let n = 0;
+    for (const h of this.#holders.values()) n += h.size;
+    return n;
+  }
+
+  // ---- orders ----------------------------------------------------------------------
+
+  async #onOrderRequest(order: OrderRequestMessage): Promise<void> {
+    if (this.#stopping) return;
+    try {
+      await this.#feed.placeOrder(order);
+      this.metrics.orders.labels('routed').inc();
+    } catch (error) {
+      this.metrics.orders.labels('rejected').inc();
+      await this.#onOrderEvent({
+        event: 'rejected',
+        symbol: order.symbol,
+        timestamp: new Date().toISOString(),
+        order: { client_order_id: order.client_order_id, symbol: order.symbol, side: order.side, qty: String(order.qty), type: order.type, status: 'rejected' },
+        reason: (error as Error).message,
+      });
+    }
+  }
+
+  // ---- from the feed to the bus ----------------------------------------------------
+
+  #ref(ticker: string): TickerRef {
+    let ref = this.#refs.get(ticker);
+    if (!ref) {
+      ref = TickerUpdates.of({ ticker });
+      if (this.#refs.size > 10_000) this.#refs.clear();
+      this.#refs.set(ticker, ref);
+    }
+    return ref;
+  }
+
+  #onTrade(tick: TradeTick): void | Promise<void> {
+    // A trade for a ticker nobody holds any more (the feed has not caught up yet) is dropped.
+    if (!this.#holders.has(tick.symbol)) return;
+    const data = { type: 'price' as const, price: tick.price, volume: tick.volume, symbol: tick.symbol, timestamp: tick.timestamp };
+    return this.#batcher.enqueue({ channel: this.#ref(tick.symbol), data }, 'price', { ticker: tick.symbol, json: JSON.stringify(data) });
+  }
+
+  #onOrderEvent(event: OrderEvent): void | Promise<void> {
+    let ref: TickerRef;
+    try {
+      ref = this.#ref(event.symbol);
+    } catch {
+      this.#notice(BrokerNotice.InvalidOrder, `The venue reported an order update for an invalid symbol "${preview(event.symbol, 20)}".`, {});
+      return;
+    }
+    const order_data = { ...event.order, event: event.event, ...(event.reason === undefined ? {} : { reason: event.reason }) };
+    return this.#batcher.enqueue({ channel: ref, data: { type: 'order' as const, symbol: ref.params.ticker, timestamp: event.timestamp, order_data } }, 'order');
+  }
+
+  #onFeedProblem(message: string, details: { code?: number | string; final?: boolean; cause?: unknown }): void {
+    this.metrics.feedProblems.labels(String(details.code ?? 'unknown')).inc();
+    if (details.final) this.#feedProblem = message;
+    this.#log[details.final ? 'error' : 'warn']({ code: details.code, err: details.cause }, `feed: ${message}`);
+    this.#notice(BrokerNotice.Feed, message, {});
+  }
+
+  // ---- refusals --------------------------------------------------------------------
+
+  #onBusError(error: BusError): void {
+    if (error.channel === BrokerRegistration.template) {
+      this.metrics.registrations.labels('unknown', 'rejected').inc();
+      this.#notice(BrokerNotice.InvalidRegistration, `Registration rejected (${error.code}): ${error.message}`, {});
+    } else if (error.channel === OrderRequests.template) {
+      this.metrics.orders.labels('rejected').inc();
+      this.#notice(BrokerNotice.InvalidOrder, `Order request rejected (${error.code}): ${error.message}`, {});
+    }
+  }
+
+  #notice(code: string, message: string, extra: { ticker?: string | undefined; client_id?: string | undefined }): void {
+    // Logs and the errors channel are both throttled: a flood of bad input must not
+    // become a flood of notices. Metrics count everything.
+    if (this.#noticeThrottle.take() < 0) return;
+    this.#log.warn({ code, ...extra }, message);
+    const data = {
+      code,
+      message: message.slice(0, 2000),
+      timestamp: new Date().toISOString(),
+      ...(extra.ticker ? { ticker: extra.ticker } : {}),
+      ...(extra.client_id ? { client_id: extra.client_id } : {}),
+    };
+    this.#bus.publish(BrokerErrors, data).catch((error: unknown) => this.#log.warn({ err: error }, 'could not publish a broker notice'));
+  }
+}

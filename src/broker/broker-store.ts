@@ -1,0 +1,131 @@
+// What the broker keeps in Redis so that a restarted broker resumes where it was:
+// registration leases (who wants which ticker, until when) and the last price of every
+// ticker (a last-value cache a new subscriber reads at once). An in-memory twin serves
+// the embedded single-process mode.
+import { createClient, type RedisClientType } from 'redis';
+import type { RedisConfig } from '../core/config.ts';
+
+/** One holder's claim on a ticker. `expiresAt` is epoch ms, or null for no expiry. */
+export interface RegistrationLease {
+  readonly ticker: string;
+  readonly holder: string;
+  readonly expiresAt: number | null;
+}
+
+export interface BrokerStore {
+  acquire(lease: RegistrationLease): Promise<void>;
+  release(ticker: string, holder: string): Promise<boolean>;
+  /** Live leases (expired ones are not returned). */
+  leases(now: number): Promise<RegistrationLease[]>;
+  /** Removes expired leases and returns them. */
+  sweep(now: number): Promise<RegistrationLease[]>;
+  /** Stores the latest price message of each ticker (JSON of the `data`). */
+  setLastValues(values: ReadonlyMap<string, string>): Promise<void>;
+  lastValue(ticker: string): Promise<string | undefined>;
+  close(): Promise<void>;
+}
+
+// Keys share the {tickbus:broker} hash tag so that, on a cluster, the lease set lives on
+// one shard and can be read with one command. Last values are one key per ticker, spread
+// across shards, since they are written on every price.
+export const LEASES_KEY = 'tickbus:{broker}:leases';
+export const lastValueKey = (ticker: string): string => `tickbus:last:{${ticker}}`;
+
+const SEP = '|';
+const member = (ticker: string, holder: string) => `${ticker}${SEP}${holder}`;
+function parseMember(m: string, score: number): RegistrationLease {
+  const i = m.indexOf(SEP);
+  return { ticker: m.slice(0, i), holder: m.slice(i + 1), expiresAt: Number.isFinite(score) ? score : null };
+}
+
+export class RedisBrokerStore implements BrokerStore {
+  readonly #client: RedisClientType;
+
+  private constructor(client: RedisClientType) {
+    this.#client = client;
+  }
+
+  static async connect(redis: RedisConfig): Promise<RedisBrokerStore> {
+    const client = createClient({
+      url: redis.url,
+      name: 'tickbus:broker-store',
+      commandOptions: { timeout: 0 },
+      disableOfflineQueue: true,
+    }) as unknown as RedisClientType;
+    client.on('error', () => {
+      // Reported through the bus's own connection events; the store retries with node-redis.
+    });
+    await client.connect();
+    return new RedisBrokerStore(client);
+  }
+
+  async acquire(lease: RegistrationLease): Promise<void> {
+    await this.#client.zAdd(LEASES_KEY, { score: lease.expiresAt ?? Infinity, value: member(lease.ticker, lease.holder) });
+  }
+
+  async release(ticker: string, holder: string): Promise<boolean> {
+    return (await this.#client.zRem(LEASES_KEY, member(ticker, holder))) > 0;
+  }
+
+  async leases(now: number): Promise<RegistrationLease[]> {
+    const rows = await this.#client.zRangeByScoreWithScores(LEASES_KEY, `(${now}`, '+inf');
+    return rows.map((r) => parseMember(String(r.value), r.score));
+  }
+
+  async sweep(now: number): Promise<RegistrationLease[]> {
+    const expired = await this.#client.zRangeByScoreWithScores(LEASES_KEY, '-inf', now);
+    if (expired.length === 0) return [];
+    // Remove exactly what was read: a lease renewed in between keeps its new score.
+    const multi = this.#client.multi();
+    for (const r of expired) multi.zRem(LEASES_KEY, String(r.value));
+    await multi.execAsPipeline();
+    return expired.map((r) => parseMember(String(r.value), r.score));
+  }
+
+  async setLastValues(values: ReadonlyMap<string, string>): Promise<void> {
+    if (values.size === 0) return;
+    const multi = this.#client.multi();
+    for (const [ticker, json] of values) multi.set(lastValueKey(ticker), json);
+    await multi.execAsPipeline();
+  }
+
+  async lastValue(ticker: string): Promise<string | undefined> {
+    return (await this.#client.get(lastValueKey(ticker))) ?? undefined;
+  }
+
+  async close(): Promise<void> {
+    if (this.#client.isReady) await this.#client.close();
+    else if (this.#client.isOpen) this.#client.destroy();
+  }
+}
+
+export class MemoryBrokerStore implements BrokerStore {
+  readonly #leases = new Map<string, RegistrationLease>();
+  readonly #last = new Map<string, string>();
+
+  acquire(lease: RegistrationLease): Promise<void> {
+    this.#leases.set(member(lease.ticker, lease.holder), lease);
+    return Promise.resolve();
+  }
+  release(ticker: string, holder: string): Promise<boolean> {
+    return Promise.resolve(this.#leases.delete(member(ticker, holder)));
+  }
+  leases(now: number): Promise<RegistrationLease[]> {
+    return Promise.resolve([...this.#leases.values()].filter((l) => l.expiresAt === null || l.expiresAt > now));
+  }
+  sweep(now: number): Promise<RegistrationLease[]> {
+    const expired = [...this.#leases.entries()].filter(([, l]) => l.expiresAt !== null && l.expiresAt <= now);
+    for (const [k] of expired) this.#leases.delete(k);
+    return Promise.resolve(expired.map(([, l]) => l));
+  }
+  setLastValues(values: ReadonlyMap<string, string>): Promise<void> {
+    for (const [k, v] of values) this.#last.set(k, v);
+    return Promise.resolve();
+  }
+  lastValue(ticker: string): Promise<string | undefined> {
+    return Promise.resolve(this.#last.get(ticker));
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,33 @@
+// Picks a feed by name (the --feed option).
+import { ConfigError } from '../../core/errors.ts';
+import type { MarketDataFeed } from './feed.ts';
+import { ReplayFeed } from './replay-feed.ts';
+import { SimFeed } from './sim-feed.ts';
+
+export const FEED_NAMES = ['sim', 'replay', 'alpaca'] as const;
+export type FeedName = (typeof FEED_NAMES)[number];
+
+export interface FeedOptions {
+  seed?: number;
+  rate?: number;
+  file?: string;
+  speed?: number | 'max';
+  loop?: boolean;
+}
+
+export async function createFeed(name: string, options: FeedOptions, env: NodeJS.ProcessEnv = process.env): Promise<MarketDataFeed> {
+  switch (name) {
+    case 'sim':
+      return new SimFeed({ seed: options.seed, ratePerTicker: options.rate });
+    case 'replay':
+      if (!options.file) throw new ConfigError('The replay feed needs a file: --feed replay --file trades.ndjson (see docs/feeds.md for the format).');
+      return new ReplayFeed({ file: options.file, speed: options.speed, loop: options.loop });
+    case 'alpaca': {
+      // Loaded on demand: only Alpaca users pay for the WebSocket client.
+      const { AlpacaFeed, alpacaConfigFromEnv } = await import('./alpaca-feed.ts');
+      return new AlpacaFeed(alpacaConfigFromEnv(env));
+    }
+    default:
+      throw new ConfigError(`Unknown feed "${name}": use one of ${FEED_NAMES.join(', ')}.`);
+  }
+}

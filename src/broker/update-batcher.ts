@@ -1,0 +1,135 @@
+// Publishes the feed's updates in pipelined batches: everything a feed produces in one
+// turn of the event loop goes out in one round trip, and the last price of each ticker is
+// written to the last-value cache once per batch, not once per trade. When Redis falls
+// behind, enqueue() returns a promise so the feed slows down instead of memory growing.
+import type { BatchItem, Publisher } from '../bus/publisher.ts';
+import { ErrorCode, ValidationError, type BusError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import { LogThrottle } from '../core/logger.ts';
+import type { BrokerMetrics } from './broker-metrics.ts';
+import type { BrokerStore } from './broker-store.ts';
+
+export interface UpdateBatcherOptions {
+  /** Largest batch sent in one round trip. @default 512 */
+  maxBatch?: number;
+  /** Batches in flight before the feed is asked to wait. @default 8 */
+  maxInFlight?: number;
+}
+
+interface Queued {
+  item: BatchItem;
+  type: 'price' | 'order';
+  enqueuedAt: number;
+}
+
+export class UpdateBatcher {
+  #queue: Queued[] = [];
+  #lastValues = new Map<string, string>();
+  #scheduled = false;
+  #inFlight = 0;
+  #waiters: Array<() => void> = [];
+  #idle: Array<() => void> = [];
+  readonly #maxBatch: number;
+  readonly #maxInFlight: number;
+  readonly #throttle = new LogThrottle(5);
+
+  constructor(
+    private readonly publisher: Publisher,
+    private readonly store: BrokerStore,
+    private readonly metrics: BrokerMetrics,
+    private readonly logger: Logger,
+    options: UpdateBatcherOptions = {},
+  ) {
+    this.#maxBatch = options.maxBatch ?? 512;
+    this.#maxInFlight = options.maxInFlight ?? 8;
+  }
+
+  enqueue(item: BatchItem, type: 'price' | 'order', lastValue?: { ticker: string; json: string }): void | Promise<void> {
+    this.#queue.push({ item, type, enqueuedAt: performance.now() });
+    if (lastValue) this.#lastValues.set(lastValue.ticker, lastValue.json);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => this.#flush());
+    }
+    if (this.#inFlight >= this.#maxInFlight || this.#queue.length >= this.#maxBatch * this.#maxInFlight) {
+      return new Promise((resolve) => this.#waiters.push(resolve));
+    }
+  }
+
+  /** Resolves when every queued update has been published (or has failed). */
+  drain(): Promise<void> {
+    if (this.#queue.length === 0 && this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    while (this.#queue.length > 0 && this.#inFlight < this.#maxInFlight) {
+      const batch = this.#queue.splice(0, this.#maxBatch);
+      const lastValues = this.#lastValues;
+      this.#lastValues = new Map();
+      this.#inFlight++;
+      void this.#send(batch, lastValues).finally(() => {
+        this.#inFlight--;
+        this.#release();
+      });
+    }
+  }
+
+  async #send(batch: Queued[], lastValues: Map<string, string>): Promise<void> {
+    try {
+      await this.publisher.publishBatch(batch.map((q) => q.item));
+      this.#published(batch);
+    } catch (error) {
+      if (error instanceof ValidationError && batch.length > 1) {
+        // One bad update must not sink its whole batch: send them one by one.
+        await Promise.all(batch.map((q) => this.#sendOne(q)));
+      } else {
+        this.#failed(error as BusError, batch.length);
+      }
+    }
+    try {
+      await this.store.setLastValues(lastValues);
+    } catch (error) {
+      this.#log(error as Error, 'last-value cache write failed');
+    }
+  }
+
+  async #sendOne(q: Queued): Promise<void> {
+    try {
+      await this.publisher.publishBatch([q.item]);
+      this.#published([q]);
+    } catch (error) {
+      this.#failed(error as BusError, 1);
+    }
+  }
+
+  #published(batch: Queued[]): void {
+    const now = performance.now();
+    for (const q of batch) {
+      this.metrics.updatesPublished.labels(q.type).inc();
+      this.metrics.publishLatency.observe((now - q.enqueuedAt) / 1000);
+    }
+  }
+
+  #failed(error: BusError, count: number): void {
+    this.metrics.publishFailures.labels(error.code ?? ErrorCode.Transport).inc(count);
+    this.#log(error, `${count} ticker update(s) not published`);
+  }
+
+  #log(error: Error, message: string): void {
+    const suppressed = this.#throttle.take();
+    if (suppressed >= 0) this.logger.warn({ err: error, suppressed }, message);
+  }
+
+  #release(): void {
+    if (this.#queue.length > 0 && !this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => this.#flush());
+    }
+    if (this.#inFlight < this.#maxInFlight && this.#queue.length < this.#maxBatch * this.#maxInFlight) {
+      for (const w of this.#waiters.splice(0)) w();
+    }
+    if (this.#queue.length === 0 && this.#inFlight === 0) for (const r of this.#idle.splice(0)) r();
+  }
+}

@@ -1,0 +1,81 @@
+// The operator's HTTP endpoints every tickbus service exposes: /health (JSON; 200 when
+// healthy, 503 when not) and /metrics (Prometheus text). Services add routes of their own.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+
+export interface HealthReport {
+  status: 'ok' | 'degraded' | 'down';
+  [key: string]: unknown;
+}
+
+export type Route = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+
+export interface OpsServerOptions {
+  /** @default 0 (any free port) */
+  port?: number;
+  /** @default '127.0.0.1' */
+  host?: string;
+  registry: Registry;
+  health: () => HealthReport | Promise<HealthReport>;
+  routes?: Record<string, Route>;
+}
+
+export class OpsServer {
+  readonly #server: Server;
+  readonly #options: OpsServerOptions;
+
+  constructor(options: OpsServerOptions) {
+    this.#options = options;
+    this.#server = createServer((req, res) => {
+      this.#handle(req, res).catch((error: unknown) => {
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(`internal error: ${(error as Error).message}\n`);
+      });
+    });
+  }
+
+  get server(): Server {
+    return this.#server;
+  }
+
+  async listen(): Promise<{ port: number; url: string }> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.#options.port ?? 0, this.#options.host ?? '127.0.0.1', () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    const { port, address } = this.#server.address() as AddressInfo;
+    const host = address.includes(':') ? `[${address}]` : address;
+    return { port, url: `http://${host}:${port}` };
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (path === '/health') {
+      const report = await this.#options.health();
+      res.writeHead(report.status === 'ok' ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(`${JSON.stringify(report)}\n`);
+      return;
+    }
+    if (path === '/metrics') {
+      res.writeHead(200, { 'content-type': this.#options.registry.contentType });
+      res.end(await this.#options.registry.metrics());
+      return;
+    }
+    const route = this.#options.routes?.[path];
+    if (route) {
+      await route(req, res);
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('not found: try /health or /metrics\n');
+  }
+}
