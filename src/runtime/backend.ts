@@ -20,6 +20,8 @@ export interface BackendChoice {
   localPort?: number;
   /** Skip the localhost probe (tests use this to exercise the private server). */
   probeLocal?: boolean;
+  /** The redis-server binary to start. @default 'redis-server' */
+  redisServer?: string;
 }
 
 const none = () => Promise.resolve();
@@ -32,7 +34,8 @@ export async function chooseBackend(choice: BackendChoice = {}): Promise<Backend
   if (choice.probeLocal !== false && (await answersPing('127.0.0.1', localPort))) {
     return { kind: 'redis', url: `redis://127.0.0.1:${localPort}`, source: 'localhost', stop: none };
   }
-  if (hasRedisServer()) return startPrivateRedis();
+  const binary = choice.redisServer ?? 'redis-server';
+  if (hasRedisServer(binary)) return startPrivateRedis(binary);
   return { kind: 'memory', source: 'fallback', stop: none };
 }
 
@@ -52,8 +55,8 @@ export function describeBackend(backend: Backend): string {
 }
 
 
-function hasRedisServer(): boolean {
-  const probe = spawnSync('redis-server', ['--version'], { stdio: 'ignore' });
+function hasRedisServer(binary: string): boolean {
+  const probe = spawnSync(binary, ['--version'], { stdio: 'ignore' });
   return !probe.error && probe.status === 0;
 }
 
@@ -87,10 +90,10 @@ function freePort(): Promise<number> {
   });
 }
 
-async function startPrivateRedis(): Promise<Backend> {
+async function startPrivateRedis(binary: string): Promise<Backend> {
   const dir = mkdtempSync(join(tmpdir(), 'tickbus-up-'));
   const port = await freePort();
-  const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+  const child: ChildProcess = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
   const deadline = Date.now() + 5000;
   while (!(await answersPing('127.0.0.1', port))) {
     if (child.exitCode !== null || Date.now() > deadline) {

@@ -92,6 +92,26 @@ describe('redis connection', () => {
     await bus.close();
   });
 
+  it('can connect again after a first attempt timed out, and then reconnects normally', async () => {
+    const port = await freePort();
+    const bus = createBus({ redis: { url: `redis://127.0.0.1:${port}` }, logger: silentLogger, connectTimeoutMs: 300, reconnect: { baseMs: 20, maxMs: 100 } });
+    await assert.rejects(bus.connect(), NotConnectedError);
+    const late = await startRedis({ port });
+    try {
+      await bus.connect();
+      await bus.publish(BrokerRegistration, { action: 'subscribe', ticker: 'LATE' });
+      const reconnected = new Inbox<string>();
+      bus.on('reconnected', (role) => reconnected.push(role));
+      late.cli('CLIENT', 'KILL', 'TYPE', 'normal');
+      await reconnected.waitFor(1, 'the publisher to reconnect');
+      assert.equal(await bus.publish(BrokerRegistration, { action: 'subscribe', ticker: 'LATE' }), 0);
+      await bus.close();
+      assert.equal(late.cli('CLIENT', 'LIST').split('\n').filter((l) => l.includes('name=tickbus')).length, 0, 'close() released the connection');
+    } finally {
+      await late.stop();
+    }
+  });
+
   it('leaves no handle open after close()', async () => {
     const before = process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
     const bus = createBus({ redis: { url: server.url }, logger: silentLogger });

@@ -26,6 +26,8 @@ abstract class RedisLink extends TypedEmitter<LinkEvents> {
   #everConnected = false;
   #down = false;
   #closing = false;
+  /** A first connection attempt that timed out: stop its retries, but allow connect() again. */
+  #abandoned = false;
   readonly #options: RedisTransportOptions;
 
   constructor(options: RedisTransportOptions, role: 'pub' | 'sub') {
@@ -39,7 +41,7 @@ abstract class RedisLink extends TypedEmitter<LinkEvents> {
         port: cfg.port,
         tls: cfg.tls,
         connectTimeout: options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
-        reconnectStrategy: (retries: number) => (this.#closing ? false : backoffDelay(retries, reconnect)),
+        reconnectStrategy: (retries: number) => (this.#closing || this.#abandoned ? false : backoffDelay(retries, reconnect)),
       } as never,
       database: cfg.db,
       username: cfg.username,
@@ -77,6 +79,7 @@ abstract class RedisLink extends TypedEmitter<LinkEvents> {
 
   async connect(): Promise<void> {
     if (this.client.isOpen) return;
+    this.#abandoned = false;
     const cfg = this.#options.redis;
     const timeoutMs = this.#options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
@@ -88,7 +91,7 @@ abstract class RedisLink extends TypedEmitter<LinkEvents> {
         this.client.connect(),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
-            this.#closing = true;
+            this.#abandoned = true;
             this.client.destroy();
             const why = lastError ? `${lastError.message}` : 'no answer';
             reject(

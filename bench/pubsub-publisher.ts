@@ -1,0 +1,164 @@
+// The publisher worker of bench/pubsub.ts. Connects (raw node-redis or tickbus), says
+// ready, and on each `run` publishes a phase of messages: as fast as a bounded window of
+// publishes in flight allows (throughput), or paced at a fixed rate in 1 ms ticks
+// (latency). Both implementations go through the same loops; only `publish` differs.
+import { createClient } from 'redis';
+import { TickerUpdates, createBus } from '../src/index.ts';
+import { serveParent } from './lib/proc.ts';
+import { startCpuProfile } from './lib/profiler.ts';
+import {
+  BENCH_CATALOGS,
+  BenchTicker,
+  epochMs,
+  parseWorkerConfig,
+  priceMessage,
+  rawChannel,
+  timedPriceMessage,
+  type Phase,
+  type PublisherCommand,
+  type PublisherEvent,
+  type WorkerConfig,
+} from './pubsub-common.ts';
+
+interface Sender {
+  /** Publishes the i-th message of the run. */
+  publish(i: number): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+async function rawSender(cfg: WorkerConfig): Promise<Sender> {
+  const client = createClient({ url: cfg.url, commandOptions: { timeout: 0 } });
+  client.on('error', (error: Error) => {
+    throw error;
+  });
+  await client.connect();
+  const publish =
+    cfg.mode === 'throughput'
+      ? (i: number) => {
+          const m = priceMessage(i);
+          return client.publish(rawChannel('throughput', m.symbol), JSON.stringify(m));
+        }
+      : (i: number) => {
+          const m = timedPriceMessage(i);
+          return client.publish(rawChannel('latency', m.symbol), JSON.stringify(m));
+        };
+  return { publish, close: () => client.close() };
+}
+
+async function tickbusSender(cfg: WorkerConfig): Promise<Sender> {
+  const bus = createBus({ redis: { url: cfg.url }, catalogs: BENCH_CATALOGS, sender: 'bench-publisher' });
+  bus.on('error', (error) => {
+    throw error;
+  });
+  await bus.connect();
+  const publish =
+    cfg.mode === 'throughput'
+      ? (i: number) => {
+          const m = priceMessage(i);
+          return bus.publish(TickerUpdates.of({ ticker: m.symbol }), m);
+        }
+      : (i: number) => {
+          const m = timedPriceMessage(i);
+          return bus.publish(BenchTicker.of({ ticker: m.symbol }), m);
+        };
+  return { publish, close: () => bus.close() };
+}
+
+/** At most `limit` publishes in flight; the first failure is rethrown. */
+class Window {
+  #inFlight = 0;
+  #failure: { error: unknown } | undefined;
+  #wake: (() => void) | undefined;
+  readonly #settled = () => {
+    this.#inFlight--;
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  };
+  readonly #failed = (error: unknown) => {
+    this.#failure ??= { error };
+    this.#settled();
+  };
+
+  constructor(readonly limit: number) {}
+
+  get full(): boolean {
+    return this.#inFlight >= this.limit;
+  }
+
+  add(publish: Promise<unknown>): void {
+    this.#check();
+    this.#inFlight++;
+    publish.then(this.#settled, this.#failed);
+  }
+
+  /** Resolves when a slot is free. */
+  async slot(): Promise<void> {
+    while (this.full) await new Promise<void>((resolve) => (this.#wake = resolve));
+    this.#check();
+  }
+
+  /** Resolves when every publish has settled. */
+  async drain(): Promise<void> {
+    while (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#wake = resolve));
+    this.#check();
+  }
+
+  #check(): void {
+    if (this.#failure) throw this.#failure.error;
+  }
+}
+
+/** Publishes messages first..first+count-1 as fast as the window allows. */
+async function flood(sender: Sender, first: number, count: number, window: Window): Promise<void> {
+  for (let i = first; i < first + count; i++) {
+    if (window.full) await window.slot();
+    window.add(sender.publish(i));
+  }
+  await window.drain();
+}
+
+/**
+ * Publishes at `rate` messages a second: every tick (a 1 ms timer) sends what is due by
+ * then, so late timers catch up and the average rate holds.
+ */
+async function paced(sender: Sender, first: number, count: number, rate: number, window: Window): Promise<void> {
+  const start = epochMs();
+  const perMs = rate / 1000;
+  let sent = 0;
+  while (sent < count) {
+    // What is due by the end of the current millisecond.
+    const due = Math.min(count, Math.floor((epochMs() - start + 1) * perMs));
+    while (sent < due) {
+      if (window.full) await window.slot();
+      window.add(sender.publish(first + sent));
+      sent++;
+    }
+    if (sent < count) await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  await window.drain();
+}
+
+const cfg = parseWorkerConfig('publisher');
+const connecting = cfg.impl === 'raw' ? rawSender(cfg) : tickbusSender(cfg);
+let next = 0;
+
+async function run(phase: Phase): Promise<void> {
+  const sender = await connecting;
+  const count = phase === 'warmup' ? cfg.warmup : cfg.messages;
+  const window = new Window(cfg.window);
+  const stopProfile = phase === 'measure' && cfg.profile ? await startCpuProfile(cfg.profile) : undefined;
+  const cpu = process.cpuUsage();
+  const startedAt = epochMs();
+  if (cfg.mode === 'throughput') await flood(sender, next, count, window);
+  else await paced(sender, next, count, cfg.rate, window);
+  const endedAt = epochMs();
+  const used = process.cpuUsage(cpu);
+  await stopProfile?.();
+  next += count;
+  send({ type: 'sent', phase, count, startedAt, endedAt, cpuMicros: used.user + used.system });
+}
+
+const send = serveParent<PublisherCommand, PublisherEvent>((command) => run(command.phase), async () => (await connecting).close());
+await connecting;
+send({ type: 'ready' });

@@ -1,0 +1,120 @@
+// The CLI as a user drives it: subprocesses, their output and their exit codes.
+import { after, afterEach, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startRedis, freePort, type RedisServer } from '../harness/redis-server.ts';
+import { CliProcess, runCli } from '../harness/cli.ts';
+import { waitFor } from '../harness/wait.ts';
+
+describe('tickbus CLI', () => {
+  let server: RedisServer;
+  before(async () => {
+    server = await startRedis();
+  });
+  after(async () => {
+    await server.stop();
+  });
+  afterEach(() => {
+    server.cli('FLUSHALL');
+  });
+
+  it('has --help on every command, with examples, and --version', async () => {
+    const top = await runCli(['--help']);
+    assert.equal(top.code, 0);
+    const section = top.stdout.split('Commands:')[1]?.split('Environment:')[0] ?? '';
+    const commands = [...section.matchAll(/^ {2}(\w+)/gm)].map((m) => m[1]).filter((c) => c !== 'help');
+    assert.deepEqual(commands, ['up', 'broker', 'tail', 'publish', 'schema']);
+    for (const cmd of [['up'], ['broker'], ['tail'], ['publish'], ['schema', 'export']]) {
+      const help = await runCli([...cmd, '--help']);
+      assert.equal(help.code, 0, cmd.join(' '));
+      assert.match(help.stdout, /Usage: tickbus/, cmd.join(' '));
+      assert.match(help.stdout, /Examples:/, cmd.join(' '));
+    }
+    const version = await runCli(['--version']);
+    assert.equal(version.code, 0);
+    assert.equal(version.stdout.trim(), (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version);
+  });
+
+  it('exits 2 on a usage error', async () => {
+    const r = await runCli(['frobnicate']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /unknown command/);
+  });
+
+  it('says in one line where it tried when Redis is unreachable (exit 4)', async () => {
+    const port = await freePort();
+    const r = await runCli(['publish', 'BROKER_REGISTRATION', '{"action":"subscribe","ticker":"AAPL"}', '--redis-url', `redis://127.0.0.1:${port}`]);
+    assert.equal(r.code, 4);
+    assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`127\\.0\\.0\\.1:${port}.*REDIS_URL`));
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  });
+
+  it('validates before publishing: bad JSON, schema violations and unknown channels exit 3', async () => {
+    const env = { REDIS_URL: server.url };
+    const badJson = await runCli(['publish', 'BROKER_REGISTRATION', '{nope'], env);
+    assert.equal(badJson.code, 3);
+    assert.match(badJson.stderr, /not valid JSON/);
+    const invalid = await runCli(['publish', 'BROKER_REGISTRATION', '{"action":"explode","ticker":"AAPL"}'], env);
+    assert.equal(invalid.code, 3);
+    assert.match(invalid.stderr, /action: Invalid option.*TB_ERR_VALIDATION/);
+    const unknown = await runCli(['publish', 'NOT_A_CHANNEL', '{}'], env);
+    assert.equal(unknown.code, 3);
+    assert.match(unknown.stderr, /TB_ERR_UNKNOWN_CHANNEL/);
+    const hostile = await runCli(['publish', 'TICKER_UPDATES_A*', '{}'], env);
+    assert.equal(hostile.code, 3);
+  });
+
+  it('tails valid and invalid messages, and publishes from a file', async () => {
+    const env = { REDIS_URL: server.url };
+    const tail = new CliProcess(['tail', 'TICKER_UPDATES_*', '--json', '-n', '2'], env);
+    await waitFor(() => server.cli('PUBSUB', 'NUMPAT') === '1', 'tail to subscribe', 15_000);
+    server.cli('PUBLISH', 'TICKER_UPDATES_AAPL', 'garbage');
+    const dir = mkdtempSync(join(tmpdir(), 'tickbus-cli-'));
+    const file = join(dir, 'price.json');
+    writeFileSync(file, JSON.stringify({ type: 'price', timestamp: '2025-04-24T09:45:00.000Z', price: 150, volume: 10, symbol: 'AAPL' }));
+    const pub = await runCli(['publish', 'TICKER_UPDATES_AAPL', `@${file}`], env);
+    assert.equal(pub.code, 0, pub.stderr);
+    assert.match(pub.stdout, /published to TICKER_UPDATES_AAPL \(1 receiver\)/);
+    assert.equal(await tail.exited, 0);
+    const lines = tail.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(lines[0], { channel: 'TICKER_UPDATES_AAPL', valid: false, code: 'TB_ERR_INVALID_JSON', reason: 'Message on "TICKER_UPDATES_AAPL" is not valid JSON.', preview: 'garbage' });
+    assert.equal(lines[1]?.valid, true);
+    assert.deepEqual(lines[1]?.data, { type: 'price', timestamp: '2025-04-24T09:45:00.000Z', price: 150, volume: 10, symbol: 'AAPL' });
+    assert.equal(lines[1]?.sender, 'tickbus-cli');
+  });
+
+  it('exports the JSON Schema of every catalog', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'tickbus-schema-'));
+    const r = await runCli(['schema', 'export', '--out', out]);
+    assert.equal(r.code, 0);
+    assert.deepEqual(readdirSync(out).sort(), ['broker.schema.json', 'tickstock.schema.json', 'trading-events.schema.json']);
+    const broker = JSON.parse(readFileSync(join(out, 'broker.schema.json'), 'utf8')) as { channels: Record<string, { data: { type: string }; pattern: string }> };
+    assert.equal(broker.channels['TICKER_UPDATES_{ticker}']?.pattern, 'TICKER_UPDATES_*');
+    assert.ok(broker.channels['BROKER_REGISTRATION']?.data);
+  });
+
+  it('runs the broker until SIGTERM, then shuts down cleanly', async () => {
+    const broker = new CliProcess(['broker', '--port', '0', '--rate', '20'], { REDIS_URL: server.url });
+    const [, url] = await broker.waitFor(/health (http:\/\/\S+)\/health/);
+    const pub = await runCli(['publish', 'BROKER_REGISTRATION', '{"action":"subscribe","ticker":"CLI"}'], { REDIS_URL: server.url });
+    assert.equal(pub.code, 0);
+    await waitFor(async () => ((await (await fetch(`${url}/health`)).json()) as { tickers: number }).tickers === 1, 'the broker to stream CLI');
+    const started = Date.now();
+    assert.equal(await broker.stop('SIGTERM'), 0);
+    assert.ok(Date.now() - started < 5000, 'shut down promptly');
+    assert.match(broker.stderr, /SIGTERM: shutting down/);
+  });
+
+  it('`up` says which Redis it uses and streams its starting tickers', async () => {
+    const up = new CliProcess(['up', '--port', '0', '--tickers', 'AAPL,MSFT', '--rate', '20'], { REDIS_URL: server.url });
+    await up.waitFor(/using Redis at redis:\/\/127\.0\.0\.1:\d+ \(REDIS_URL\)/);
+    const [, url] = await up.waitFor(/health {2}(http:\/\/\S+)\/health/);
+    const health = async () => (await (await fetch(`${url}/health`)).json()) as { ticker_list: string[]; status: string };
+    await waitFor(async () => (await health()).ticker_list.join() === 'AAPL,MSFT', 'AAPL and MSFT streaming');
+    assert.equal((await health()).status, 'ok');
+    assert.equal(await up.stop('SIGINT'), 0);
+  });
+});
