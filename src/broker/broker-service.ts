@@ -165,31 +165,36 @@ export class BrokerService {
 
   // ---- registrations ---------------------------------------------------------------
 
-  async #onRegistration(reg: Registration): Promise<void> {
+  /**
+   * Applies a registration to the in-memory lease set at once and writes it to Redis in
+   * the background (node-redis pipelines the writes, in order). Handling stays synchronous,
+   * so a burst is taken in one go and the quiet window that ends it is real.
+   */
+  #onRegistration(reg: Registration): void {
     if (this.#stopping) return;
     const holder = reg.client_id ?? ANONYMOUS;
     const { ticker } = reg;
-    try {
-      if (reg.action === 'subscribe') {
-        if (!this.#holders.has(ticker) && this.#holders.size >= this.#o.maxTickers) {
-          this.metrics.registrations.labels('subscribe', 'rejected').inc();
-          this.#notice(BrokerNotice.TickerLimit, `Cannot stream ${ticker}: the broker already streams its maximum of ${this.#o.maxTickers} tickers. Unregister some, or raise --max-tickers.`, { ticker, client_id: reg.client_id });
-          return;
-        }
-        const ttl = reg.ttl_seconds ?? (holder === ANONYMOUS ? this.#o.anonymousLeaseTtlSeconds : this.#o.clientLeaseTtlSeconds);
-        const expiresAt = ttl === 0 ? null : Date.now() + ttl * 1000;
-        await this.#store.acquire({ ticker, holder, expiresAt });
-        this.#hold(ticker, holder, expiresAt);
-      } else {
-        await this.#store.release(ticker, holder);
-        this.#drop(ticker, holder);
+    let write: Promise<unknown>;
+    if (reg.action === 'subscribe') {
+      if (!this.#holders.has(ticker) && this.#holders.size >= this.#o.maxTickers) {
+        this.metrics.registrations.labels('subscribe', 'rejected').inc();
+        this.#notice(BrokerNotice.TickerLimit, `Cannot stream ${ticker}: the broker already streams its maximum of ${this.#o.maxTickers} tickers. Unregister some, or raise --max-tickers.`, { ticker, client_id: reg.client_id });
+        return;
       }
-      this.metrics.registrations.labels(reg.action, 'accepted').inc();
-      this.#schedule();
-    } catch (error) {
-      this.metrics.registrations.labels(reg.action, 'rejected').inc();
-      this.#notice(BrokerNotice.StoreFailed, `Registration ${reg.action} ${ticker} was not stored: ${(error as Error).message}`, { ticker, client_id: reg.client_id });
+      const ttl = reg.ttl_seconds ?? (holder === ANONYMOUS ? this.#o.anonymousLeaseTtlSeconds : this.#o.clientLeaseTtlSeconds);
+      const expiresAt = ttl === 0 ? null : Date.now() + ttl * 1000;
+      this.#hold(ticker, holder, expiresAt);
+      write = this.#store.acquire({ ticker, holder, expiresAt });
+    } else {
+      this.#drop(ticker, holder);
+      write = this.#store.release(ticker, holder);
     }
+    this.metrics.registrations.labels(reg.action, 'accepted').inc();
+    this.#schedule();
+    write.catch((error: unknown) => {
+      // The stream follows the registration; only a restart would not see it.
+      this.#notice(BrokerNotice.StoreFailed, `Registration ${reg.action} ${ticker} was applied but not stored in Redis: ${(error as Error).message}`, { ticker, client_id: reg.client_id });
+    });
   }
 
   #hold(ticker: string, holder: string, expiresAt: number | null): void {

@@ -2,9 +2,9 @@
 // names a channel no catalog defines is refused with a typed error before it reaches
 // the transport; a publish while disconnected fails fast with NotConnectedError.
 import type { Channel, ChannelRef, ChannelParams } from '../core/channel.ts';
-import { encodePayload, exceedsBytes } from '../core/envelope.ts';
-import { BusError, ClosedError, DecodeError, ErrorCode, type ErrorCode as Code } from '../core/errors.ts';
-import { validate, type InferInput, type StandardSchemaV1 } from '../core/schema.ts';
+import { EnvelopeWriter, exceedsBytes } from '../core/envelope.ts';
+import { BusError, ClosedError, DecodeError, ErrorCode } from '../core/errors.ts';
+import { check, validationError, type CheckResult, type InferInput, type StandardSchemaV1 } from '../core/schema.ts';
 import { TypedEmitter } from '../core/typed-emitter.ts';
 import type { PublishLink } from '../transports/transport.ts';
 import type { BusContext } from './context.ts';
@@ -29,11 +29,13 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   #closed = false;
   #connecting: Promise<void> | undefined;
   #ready = false;
+  readonly #writer: EnvelopeWriter;
 
   constructor(ctx: BusContext) {
     super();
     this.#ctx = ctx;
     this.#link = ctx.transport.createPublishLink();
+    this.#writer = new EnvelopeWriter(ctx.sender);
     const { logger, metrics } = ctx;
     this.setUnhandled((event, args) => {
       if (event === 'error') logger.warn({ err: args[0] }, 'publisher error');
@@ -50,6 +52,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       this.emit('reconnected');
     });
     this.#link.on('error', (error) => this.emit('error', error as BusError));
+    this.#link.on('publishFailed', (error) => metrics.countPublishFailed('(transport)', String((error as BusError).code ?? ErrorCode.Transport)));
   }
 
   get isConnected(): boolean {
@@ -78,17 +81,29 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   publish<T extends string, S extends StandardSchemaV1>(target: ChannelRef<T, S>, data: InferInput<S>): Promise<number>;
   publish<T extends string, S extends StandardSchemaV1>(target: Channel<T, S> & { readonly isTemplate: false }, data: InferInput<S>): Promise<number>;
   publish(target: string, data: unknown): Promise<number>;
-  async publish(target: PublishTarget, data: unknown): Promise<number> {
-    const concrete = this.#target(target);
-    const payload = await this.#encode(concrete, data);
-    if (!this.#ready) await this.connect();
+  publish(target: PublishTarget, data: unknown): Promise<number> {
+    // The hot path: no async wrapper, no closures, one promise from the transport.
+    let name: string;
+    let channel: Channel;
+    let payload: string;
     try {
-      const receivers = await this.#link.publish(concrete.name, payload);
-      this.#ctx.metrics.countPublished(concrete.channel?.template);
-      return receivers;
+      if (this.#closed) throw new ClosedError('publisher');
+      if (typeof target === 'object' && target.kind === 'ref') {
+        name = target.name;
+        channel = target.channel;
+      } else {
+        const concrete = this.#target(target);
+        name = concrete.name;
+        channel = concrete.channel as Channel;
+      }
+      const checked = check(channel.schema, data);
+      if (checked instanceof Promise) return this.#publishAsync(name, channel, checked);
+      payload = this.#payload(name, channel, checked);
     } catch (error) {
-      throw this.#failed(concrete, error);
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
+    if (!this.#ready) return this.connect().then(() => this.#send(name, channel, payload));
+    return this.#send(name, channel, payload);
   }
 
   /**
@@ -96,17 +111,21 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
    * if any is invalid, none is sent.
    */
   async publishBatch(items: readonly BatchItem[]): Promise<number[]> {
-    const concretes = items.map((item) => this.#target(item.channel));
-    const payloads: string[] = [];
-    for (let i = 0; i < items.length; i++) payloads.push(await this.#encode(concretes[i] as ConcreteTarget, (items[i] as BatchItem).data));
-    if (!this.#ready) await this.connect();
-    try {
-      const counts = await this.#link.publishBatch(concretes.map((c, i) => [c.name, payloads[i] ?? ''] as const));
-      for (const c of concretes) this.#ctx.metrics.countPublished(c.channel?.template);
-      return counts;
-    } catch (error) {
-      throw this.#failed(concretes[0], error);
+    if (this.#closed) throw new ClosedError('publisher');
+    const messages: Array<readonly [string, string]> = [];
+    const templates: string[] = [];
+    for (const item of items) {
+      const target = item.channel;
+      const concrete = typeof target === 'object' && target.kind === 'ref' ? target : this.#target(target);
+      const channel = concrete.channel as Channel;
+      let checked = check(channel.schema, item.data);
+      if (checked instanceof Promise) checked = await checked;
+      messages.push([concrete.name, this.#payload(concrete.name, channel, checked)]);
+      templates.push(channel.template);
     }
+    if (!this.#ready) await this.connect();
+    for (const t of templates) this.#ctx.metrics.publishedCell(t).n++;
+    return this.#link.publishBatch(messages);
   }
 
   async close(): Promise<void> {
@@ -117,8 +136,20 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     this.removeAllListeners();
   }
 
+  #send(name: string, channel: Channel, payload: string): Promise<number> {
+    // Counted when handed over; a transport failure is counted by the 'publishFailed'
+    // listener, so the hot path adds no promise of its own.
+    this.#ctx.metrics.publishedCell(channel.template).n++;
+    return this.#link.publish(name, payload);
+  }
+
+  async #publishAsync(name: string, channel: Channel, checked: Promise<CheckResult<unknown>>): Promise<number> {
+    const payload = this.#payload(name, channel, await checked);
+    if (!this.#ready) await this.connect();
+    return this.#send(name, channel, payload);
+  }
+
   #target(target: PublishTarget): ConcreteTarget {
-    if (this.#closed) throw new ClosedError('publisher');
     try {
       return concreteTarget(target, this.#ctx.resolver, true);
     } catch (error) {
@@ -127,34 +158,26 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     }
   }
 
-  #encode(target: ConcreteTarget, data: unknown): string | Promise<string> {
-    const channel = target.channel as Channel; // publishing requires a known channel
-    const checked = validate(channel.schema, data, target.name);
-    const finish = (result: Awaited<typeof checked>): string => {
-      if (!result.ok) {
-        this.#ctx.metrics.countPublishFailed(channel.template, result.error.code);
-        throw result.error;
-      }
-      const payload = encodePayload(channel.wire, result.value, this.#ctx.sender);
-      if (exceedsBytes(payload, this.#ctx.limits.maxMessageBytes)) {
-        this.#ctx.metrics.countPublishFailed(channel.template, ErrorCode.MessageTooLarge);
-        throw new DecodeError(
-          ErrorCode.MessageTooLarge,
-          `Message for "${target.name}" is larger than the ${this.#ctx.limits.maxMessageBytes}-byte limit; send a reference to the data instead, or raise limits.maxMessageBytes.`,
-          payload.slice(0, 60),
-          { channel: target.name },
-        );
-      }
-      return payload;
-    };
-    return checked instanceof Promise ? checked.then(finish) : finish(checked);
+  /** The wire payload of a validated message; throws the validation or size error. */
+  #payload(name: string, channel: Channel, result: CheckResult<unknown>): string {
+    if (result.issues) {
+      const error = validationError(result.issues, name);
+      this.#ctx.metrics.countPublishFailed(channel.template, error.code);
+      throw error;
+    }
+    const payload = this.#writer.write(channel.wire, result.value);
+    if (exceedsBytes(payload, this.#ctx.limits.maxMessageBytes)) {
+      this.#ctx.metrics.countPublishFailed(channel.template, ErrorCode.MessageTooLarge);
+      throw new DecodeError(
+        ErrorCode.MessageTooLarge,
+        `Message for "${name}" is larger than the ${this.#ctx.limits.maxMessageBytes}-byte limit; send a reference to the data instead, or raise limits.maxMessageBytes.`,
+        payload.slice(0, 60),
+        { channel: name },
+      );
+    }
+    return payload;
   }
 
-  #failed(target: ConcreteTarget | undefined, error: unknown): Error {
-    const code = (error as { code?: Code }).code ?? ErrorCode.Transport;
-    this.#ctx.metrics.countPublishFailed(target?.channel?.template, code);
-    return error as Error;
-  }
 }
 
 export type { ChannelParams };

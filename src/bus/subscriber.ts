@@ -5,7 +5,7 @@
 import type { Channel, ChannelParams, ChannelRef } from '../core/channel.ts';
 import { decodePayload } from '../core/envelope.ts';
 import { BusError, ChannelParamError, ClosedError, ErrorCode, HandlerError, NotConnectedError, preview } from '../core/errors.ts';
-import { validate, type InferOutput, type StandardSchemaV1 } from '../core/schema.ts';
+import { check, validationError, type CheckResult, type InferOutput, type StandardSchemaV1 } from '../core/schema.ts';
 import { TypedEmitter } from '../core/typed-emitter.ts';
 import { LogThrottle } from '../core/logger.ts';
 import type { SubscribeLink } from '../transports/transport.ts';
@@ -59,7 +59,14 @@ interface Entry {
   readonly key: string;
   /** The definition named by the caller; undefined for strings (resolved per message). */
   readonly channel: Channel | undefined;
+  /** For one concrete channel: its definition and parameters, known at subscribe time. */
+  readonly fixed: Resolved | undefined;
   readonly lanes: DeliveryLanes<Delivered>;
+}
+
+interface Resolved {
+  readonly channel: Channel | undefined;
+  readonly params: Readonly<Record<string, string>>;
 }
 
 interface Delivered {
@@ -67,7 +74,7 @@ interface Delivered {
   context: MessageContext;
 }
 
-type Resolution = { channel: Channel | undefined; params: Readonly<Record<string, string>> } | BusError;
+type Resolution = Resolved | BusError;
 
 export class Subscriber extends TypedEmitter<SubscriberEvents> {
   readonly #ctx: BusContext;
@@ -125,6 +132,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     let kind: SubscriptionKind;
     let key: string;
     let channel: Channel | undefined;
+    let fixed: Resolved | undefined;
     if (typeof target === 'string') {
       if (target.length === 0) throw new ChannelParamError('channel', 'A channel name cannot be empty.');
       kind = (options.pattern ?? isGlob(target)) ? 'pattern' : 'exact';
@@ -133,15 +141,18 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
       kind = 'exact';
       key = target.name;
       channel = target.channel;
+      fixed = { channel, params: target.params };
     } else {
       kind = target.isTemplate ? 'pattern' : 'exact';
       key = target.isTemplate ? target.pattern() : target.template;
       channel = target;
+      if (!target.isTemplate) fixed = { channel, params: {} };
     }
     const entry: Entry = {
       kind,
       key,
       channel,
+      fixed,
       lanes: new DeliveryLanes<Delivered>(
         (m) => (handler as MessageHandler<unknown>)(m.data, m.context),
         {
@@ -265,6 +276,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
   }
 
   #resolve(entry: Entry, channel: string): Resolution {
+    if (entry.fixed) return entry.fixed;
     if (entry.channel) {
       const params = entry.channel.parse(channel);
       if (params) return { channel: entry.channel, params };
@@ -275,23 +287,24 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     return found ? { channel: found.channel, params: found.params } : { channel: undefined, params: {} };
   }
 
-  #decode(resolved: { channel: Channel | undefined; params: Readonly<Record<string, string>> }, channel: string, pattern: string | undefined, payload: string): Delivered | BusError | Promise<Delivered | BusError> {
+  #decode(resolved: Resolved, channel: string, pattern: string | undefined, payload: string): Delivered | BusError | Promise<Delivered | BusError> {
     const def = resolved.channel;
-    const template = def?.template;
     const decoded = decodePayload(payload, channel, def?.wire ?? 'envelope', this.#ctx.limits.maxMessageBytes);
-    if (decoded instanceof BusError) return this.#reject(decoded, template);
+    if (decoded instanceof BusError) return this.#reject(decoded, def?.template);
     const context: MessageContext = { channel, pattern, params: resolved.params, timestamp: decoded.timestamp, sender: decoded.sender, id: decoded.id };
     if (!def) {
       this.#ctx.metrics.countReceived(undefined);
       return { data: decoded.data, context };
     }
-    const checked = validate(def.schema, decoded.data, channel);
-    const finish = (r: Awaited<typeof checked>): Delivered | BusError => {
-      if (!r.ok) return this.#reject(r.error, template);
-      this.#ctx.metrics.countReceived(template);
-      return { data: r.value, context };
-    };
-    return checked instanceof Promise ? checked.then(finish) : finish(checked);
+    const checked = check(def.schema, decoded.data);
+    if (checked instanceof Promise) return checked.then((r) => this.#accept(r, def, context));
+    return this.#accept(checked, def, context);
+  }
+
+  #accept(result: CheckResult<unknown>, def: Channel, context: MessageContext): Delivered | BusError {
+    if (result.issues) return this.#reject(validationError(result.issues, context.channel), def.template);
+    this.#ctx.metrics.receivedCell(def.template).n++;
+    return { data: result.value, context };
   }
 
   #reject(error: BusError, template: string | undefined): BusError {

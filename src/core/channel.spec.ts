@@ -69,6 +69,14 @@ describe('defineChannel: templates', () => {
     assert.equal(Ticker.name({ ticker: '\tbf-b\n' }), 'TICKER_UPDATES_BF-B');
   });
 
+  it('of() hands out the same frozen reference for the same parameters', () => {
+    assert.equal(Ticker.of({ ticker: 'AAPL' }), Ticker.of({ ticker: 'AAPL' }));
+    assert.equal(Fixed.of(), Fixed.of());
+    assert.notEqual(Ticker.of({ ticker: 'AAPL' }), Ticker.of({ ticker: 'MSFT' }));
+    assert.throws(() => Ticker.of({ ticker: 'A*' }), ChannelParamError, 'an invalid ticker is never cached');
+    assert.throws(() => Ticker.of({ ticker: 'A*' }), ChannelParamError);
+  });
+
   it('of() carries the normalised parameters', () => {
     const ref = Ticker.of({ ticker: ' brk.b ' });
     assert.equal(ref.kind, 'ref');

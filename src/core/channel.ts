@@ -64,6 +64,23 @@ export type DataOf<C> = C extends Channel<string, infer S> ? InferOutput<S> : C 
 
 const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
+const REF_CACHE_SIZE = 10_000;
+
+/** The cache key of a parameter set, or undefined when a value is not a string. */
+function cacheKey(names: readonly string[], input: Record<string, unknown>): string | undefined {
+  if (names.length === 1) {
+    const v = input[names[0] as string];
+    return typeof v === 'string' ? v : undefined;
+  }
+  let key = '';
+  for (const n of names) {
+    const v = input[n];
+    if (typeof v !== 'string') return undefined;
+    key += `${v}\u0000`;
+  }
+  return key;
+}
+
 /** Escapes the characters that are special in a Redis glob. */
 export function escapeGlob(literal: string): string {
   return literal.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
@@ -96,6 +113,7 @@ export function defineChannel<const T extends string, S extends StandardSchemaV1
   const glob = literals.map(escapeGlob).join('*');
   const matcher = new RegExp(`^${literals.map(escapeRegExp).join('(.+?)')}$`);
   const isTemplate = names.length > 0;
+  const refs = new Map<string, ChannelRef<T, S>>();
 
   const build = (input: Record<string, unknown> | undefined): { name: string; values: Record<string, string> } => {
     if (!isTemplate) return { name: template, values: {} };
@@ -123,8 +141,21 @@ export function defineChannel<const T extends string, S extends StandardSchemaV1
     isTemplate: isTemplate as Channel<T, S>['isTemplate'],
     name: (...args) => build(args[0]).name,
     of: (...args) => {
-      const { name, values } = build(args[0]);
-      return Object.freeze({ kind: 'ref', channel, name, params: values as ChannelParams<T> });
+      const input = args[0];
+      // References are immutable: hand out the same one for the same input (bots call
+      // of({ticker}) per message), from a bounded cache.
+      const key = input ? cacheKey(names, input) : '';
+      if (key !== undefined) {
+        const hit = refs.get(key);
+        if (hit) return hit;
+      }
+      const { name, values } = build(input);
+      const ref: ChannelRef<T, S> = Object.freeze({ kind: 'ref', channel, name, params: values as ChannelParams<T> });
+      if (key !== undefined) {
+        if (refs.size >= REF_CACHE_SIZE) refs.clear();
+        refs.set(key, ref);
+      }
+      return ref;
     },
     pattern: () => glob,
     parse: (channelName) => {

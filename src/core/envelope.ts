@@ -64,7 +64,8 @@ export function decodePayload(payload: string, channel: string, wire: WireFormat
   if (typeof env.timestamp !== 'string') return envelopeError(channel, payload, '"timestamp" is missing or not a string');
   if (typeof env.sender !== 'string') return envelopeError(channel, payload, '"sender" is missing or not a string');
   if (env.id !== undefined && typeof env.id !== 'string') return envelopeError(channel, payload, '"id" is not a string');
-  return { data: env.data, timestamp: env.timestamp, sender: env.sender, id: env.id };
+  // The parsed object already has the shape (extra fields are ignored): no copy.
+  return env as unknown as DecodedPayload;
 }
 
 function envelopeError(channel: string, payload: string, why: string): DecodeError {
@@ -74,4 +75,29 @@ function envelopeError(channel: string, payload: string, why: string): DecodeErr
     preview(payload, 60),
     { channel },
   );
+}
+
+/**
+ * Writes envelopes on the publish hot path: the sender's JSON is escaped once, and the ISO
+ * timestamp is formatted once per millisecond rather than once per message.
+ */
+export class EnvelopeWriter {
+  readonly #tail: string;
+  #lastMs = -1;
+  #lastIso = '';
+
+  constructor(sender: string) {
+    this.#tail = `","sender":${JSON.stringify(sender)}}`;
+  }
+
+  write(wire: WireFormat, data: unknown): string {
+    const json = JSON.stringify(data);
+    if (wire === 'bare') return json;
+    const now = Date.now();
+    if (now !== this.#lastMs) {
+      this.#lastMs = now;
+      this.#lastIso = new Date(now).toISOString();
+    }
+    return '{"data":' + json + ',"timestamp":"' + this.#lastIso + this.#tail;
+  }
 }

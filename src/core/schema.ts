@@ -19,7 +19,8 @@ function toIssues(issues: readonly StandardSchemaV1.Issue[]): ValidationIssue[] 
   }));
 }
 
-function fail(issues: readonly StandardSchemaV1.Issue[], channel: string): ValidationError {
+/** The ValidationError for a failed Standard Schema result. */
+export function validationError(issues: readonly StandardSchemaV1.Issue[], channel: string): ValidationError {
   const list = toIssues(issues);
   const summary = list
     .slice(0, 3)
@@ -30,7 +31,7 @@ function fail(issues: readonly StandardSchemaV1.Issue[], channel: string): Valid
 }
 
 function settle<T>(result: StandardSchemaV1.Result<T>, channel: string): Validated<T> {
-  return result.issues ? { ok: false, error: fail(result.issues, channel) } : { ok: true, value: result.value };
+  return result.issues ? { ok: false, error: validationError(result.issues, channel) } : { ok: true, value: result.value };
 }
 
 /** Validates `value`; returns synchronously when the validator is synchronous. */
@@ -44,6 +45,16 @@ export function validate<S extends StandardSchemaV1>(
     | Promise<StandardSchemaV1.Result<InferOutput<S>>>;
   if (result instanceof Promise) return result.then((r) => settle(r, channel));
   return settle(result, channel);
+}
+
+export type CheckResult<T> = StandardSchemaV1.Result<T>;
+
+/**
+ * The validator's own result, unwrapped: `{ value }` or `{ issues }`. For the publish and
+ * receive hot paths, where one allocation less per message shows.
+ */
+export function check<S extends StandardSchemaV1>(schema: S, value: unknown): CheckResult<InferOutput<S>> | Promise<CheckResult<InferOutput<S>>> {
+  return schema['~standard'].validate(value);
 }
 
 /** Validates synchronously; an async validator is a configuration error here. */

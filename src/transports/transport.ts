@@ -14,6 +14,8 @@ export type LinkEvents = {
   reconnected: () => void;
   /** A transport failure that is not a disconnection, or a failed reconnection attempt. */
   error: (error: Error) => void;
+  /** A publish failed (the caller's promise rejects with the same error). */
+  publishFailed: (error: Error) => void;
 };
 
 export interface Link {

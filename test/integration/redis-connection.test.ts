@@ -65,6 +65,7 @@ describe('redis connection', () => {
     const started = performance.now();
     await assert.rejects(bus.publish(BrokerRegistration, { action: 'subscribe', ticker: 'AAPL' }), (e: unknown) => e instanceof NotConnectedError && e.code === ErrorCode.NotConnected);
     assert.ok(performance.now() - started < 100, 'the failure is immediate, not a timeout');
+    assert.match(await bus.context.metrics.registry.getSingleMetricAsString('tickbus_publish_failures_total'), /code="TB_ERR_NOT_CONNECTED"\} 1/);
     await own.restart();
     await waitFor(async () => {
       try {

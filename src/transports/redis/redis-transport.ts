@@ -145,12 +145,15 @@ class RedisPublishLink extends RedisLink implements PublishLink {
     super(options, 'pub');
   }
 
-  async publish(channel: string, payload: string): Promise<number> {
-    try {
-      return await this.client.publish(channel, payload);
-    } catch (error) {
-      throw this.translate(error, channel);
-    }
+  readonly #rethrow = (error: unknown): never => {
+    const translated = this.translate(error);
+    this.emit('publishFailed', translated);
+    throw translated;
+  };
+
+  publish(channel: string, payload: string): Promise<number> {
+    // No async wrapper: this runs once per message.
+    return this.client.publish(channel, payload).catch(this.#rethrow);
   }
 
   async publishBatch(messages: readonly (readonly [string, string])[]): Promise<number[]> {
@@ -161,7 +164,7 @@ class RedisPublishLink extends RedisLink implements PublishLink {
     try {
       return (await pipeline.execAsPipeline()) as unknown as number[];
     } catch (error) {
-      throw this.translate(error);
+      return this.#rethrow(error);
     }
   }
 }
