@@ -33,3 +33,5 @@ export {
   type OrderUpdate,
   type TickerUpdate,
 } from './catalogs/broker.ts';
+export { BotClient, OrderTicket, createBotClient, type BotClientOptions, type TickerHandlers, type OrderInput } from './client/bot-client.ts';
+export { ServiceHealth, HeartbeatSchema, type Heartbeat } from './catalogs/system.ts';

@@ -5,6 +5,7 @@ import { createBus, type TickBus } from '../bus/tick-bus.ts';
 import { resolveRedisConfig } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
 import { OpsServer } from '../ops/ops-server.ts';
+import { HeartbeatPublisher } from '../ops/heartbeat.ts';
 import { BrokerService, type BrokerServiceOptions } from './broker-service.ts';
 import { MemoryBrokerStore, RedisBrokerStore, type BrokerStore } from './broker-store.ts';
 import type { MarketDataFeed } from './feeds/feed.ts';
@@ -18,6 +19,8 @@ export interface BrokerRuntimeOptions extends Omit<BrokerServiceOptions, 'bus' |
   opsPort?: number;
   opsHost?: string;
   sender?: string;
+  /** Heartbeat interval on tickbus.health. @default 5000 */
+  heartbeatMs?: number;
 }
 
 export interface BrokerRuntime {
@@ -47,6 +50,16 @@ export async function startBrokerRuntime(options: BrokerRuntimeOptions): Promise
     store = options.redisUrl ? await RedisBrokerStore.connect(resolveRedisConfig({ url: options.redisUrl })) : new MemoryBrokerStore();
     const service = new BrokerService({ ...options, bus, store, registry });
     await service.start();
+    const heartbeat = new HeartbeatPublisher({
+      bus,
+      service: 'broker',
+      intervalMs: options.heartbeatMs,
+      health: () => service.health(),
+      counters: () => service.counters(),
+      store: store instanceof RedisBrokerStore ? store.redis : undefined,
+      logger: options.logger,
+    });
+    heartbeat.start();
     let opsUrl: string | undefined;
     if (options.opsPort !== undefined) {
       ops = new OpsServer({ port: options.opsPort, host: options.opsHost, registry, health: () => service.health() });
@@ -61,6 +74,7 @@ export async function startBrokerRuntime(options: BrokerRuntimeOptions): Promise
       opsUrl,
       ops,
       async stop() {
+        heartbeat.stop();
         await service.stop();
         await stopOps?.close();
         await bus.close();

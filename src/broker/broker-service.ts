@@ -157,6 +157,19 @@ export class BrokerService {
     };
   }
 
+  /** Counters for the heartbeat: updates published, registrations, orders. */
+  async counters(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const metric of [this.metrics.updatesPublished, this.metrics.registrations, this.metrics.orders]) {
+      const { name, values } = await metric.get();
+      for (const v of values) {
+        const labels = Object.values(v.labels).join('_');
+        out[`${name.replace(/^tickbus_broker_|_total$/g, '')}${labels ? `_${labels}` : ''}`] = v.value;
+      }
+    }
+    return out;
+  }
+
   /** The last price message of a ticker from the last-value cache. */
   async lastPrice(ticker: string): Promise<unknown> {
     const json = await this.#store.lastValue(ticker);

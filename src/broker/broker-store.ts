@@ -45,6 +45,11 @@ export class RedisBrokerStore implements BrokerStore {
     this.#client = client;
   }
 
+  /** The store's connection, shared with the heartbeat (one connection fewer). */
+  get redis(): RedisClientType {
+    return this.#client;
+  }
+
   static async connect(redis: RedisConfig): Promise<RedisBrokerStore> {
     const client = createClient({
       url: redis.url,

@@ -3,6 +3,7 @@
 import { brokerCatalog } from './broker.ts';
 import { tickstockCatalog } from './tickstock.ts';
 import { tradingEventsCatalog } from './trading-events.ts';
+import { systemCatalog } from './system.ts';
 
-export { brokerCatalog, tickstockCatalog, tradingEventsCatalog };
-export const SHIPPED_CATALOGS = Object.freeze([brokerCatalog, tickstockCatalog, tradingEventsCatalog]);
+export { brokerCatalog, tickstockCatalog, tradingEventsCatalog, systemCatalog };
+export const SHIPPED_CATALOGS = Object.freeze([brokerCatalog, tickstockCatalog, tradingEventsCatalog, systemCatalog]);
