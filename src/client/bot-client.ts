@@ -57,8 +57,8 @@ export class OrderTicket {
   /** @internal */
   push(update: OrderUpdate): void {
     this.updates.push(update);
-    const status = String(update.order_data?.status ?? update.order_data?.event ?? '');
-    if (FINAL.has(status)) this.#settle(update);
+    const status = update.order_data?.status ?? update.order_data?.event;
+    if (typeof status === 'string' && FINAL.has(status)) this.#settle(update);
   }
 }
 
@@ -230,7 +230,7 @@ export class BotClient extends TypedEmitter<BotClientEvents> {
   }
 
   async #connectStore(url: string): Promise<RedisClientType> {
-    const client = createClient({ url, name: `tickbus:bot:${this.clientId}`, commandOptions: { timeout: 0 } as never }) as unknown as RedisClientType;
+    const client = createClient({ url, name: `tickbus:bot:${this.clientId}`, commandOptions: { timeout: 0 } }) as unknown as RedisClientType;
     client.on('error', (error: Error) => this.bus.context.logger.warn({ err: error }, 'bot last-price connection error'));
     await client.connect();
     return client;
