@@ -9,5 +9,7 @@ export const ExitCode = {
   Invalid: 3,
   /** Redis could not be reached. */
   Unreachable: 4,
+  /** The message was published but nobody received it (no broker running). */
+  NoReceiver: 5,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];

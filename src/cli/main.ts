@@ -8,6 +8,8 @@ import { registerPublish } from './commands/publish.ts';
 import { registerSchema } from './commands/schema.ts';
 import { registerBroker } from './commands/broker.ts';
 import { registerUp } from './commands/up.ts';
+import { registerRegistration } from './commands/register.ts';
+import { registerHealth } from './commands/health.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -24,12 +26,14 @@ Environment:
   TICKBUS_LOG_LEVEL   trace | debug | info | warn | error | silent
 
 Exit codes:
-  0 ok, 1 failure, 2 usage error, 3 invalid message, 4 Redis unreachable`,
+  0 ok, 1 failure, 2 usage error, 3 invalid message, 4 Redis unreachable, 5 no receiver`,
     );
   registerUp(program);
   registerBroker(program);
   registerTail(program);
   registerPublish(program);
+  registerRegistration(program);
+  registerHealth(program);
   registerSchema(program);
   program.exitOverride();
   for (const cmd of program.commands) cmd.exitOverride();

@@ -25,8 +25,8 @@ describe('tickbus CLI', () => {
     assert.equal(top.code, 0);
     const section = top.stdout.split('Commands:')[1]?.split('Environment:')[0] ?? '';
     const commands = [...section.matchAll(/^ {2}(\w+)/gm)].map((m) => m[1]).filter((c) => c !== 'help');
-    assert.deepEqual(commands, ['up', 'broker', 'tail', 'publish', 'schema']);
-    for (const cmd of [['up'], ['broker'], ['tail'], ['publish'], ['schema', 'export']]) {
+    assert.deepEqual(commands, ['up', 'broker', 'tail', 'publish', 'register', 'unregister', 'health', 'schema']);
+    for (const cmd of [['up'], ['broker'], ['tail'], ['publish'], ['register'], ['unregister'], ['health'], ['schema', 'export']]) {
       const help = await runCli([...cmd, '--help']);
       assert.equal(help.code, 0, cmd.join(' '));
       assert.match(help.stdout, /Usage: tickbus/, cmd.join(' '));
@@ -90,7 +90,7 @@ describe('tickbus CLI', () => {
     const out = mkdtempSync(join(tmpdir(), 'tickbus-schema-'));
     const r = await runCli(['schema', 'export', '--out', out]);
     assert.equal(r.code, 0);
-    assert.deepEqual(readdirSync(out).sort(), ['broker.schema.json', 'tickstock.schema.json', 'trading-events.schema.json']);
+    assert.deepEqual(readdirSync(out).sort(), ['broker.schema.json', 'system.schema.json', 'tickstock.schema.json', 'trading-events.schema.json']);
     const broker = JSON.parse(readFileSync(join(out, 'broker.schema.json'), 'utf8')) as { channels: Record<string, { data: { type: string }; pattern: string }> };
     assert.equal(broker.channels['TICKER_UPDATES_{ticker}']?.pattern, 'TICKER_UPDATES_*');
     assert.ok(broker.channels['BROKER_REGISTRATION']?.data);
@@ -106,6 +106,36 @@ describe('tickbus CLI', () => {
     assert.equal(await broker.stop('SIGTERM'), 0);
     assert.ok(Date.now() - started < 5000, 'shut down promptly');
     assert.match(broker.stderr, /SIGTERM: shutting down/);
+  });
+
+  it('registers and unregisters tickers with the broker, and shows services in `health`', async () => {
+    const env = { REDIS_URL: server.url };
+    const nobody = await runCli(['register', 'AAPL'], env);
+    assert.equal(nobody.code, 5, 'no broker is listening yet');
+    assert.match(nobody.stderr, /No broker is listening.*tickbus broker/);
+
+    const broker = new CliProcess(['broker', '--port', '0', '--rate', '20'], env);
+    await broker.waitFor(/health (http:\/\/\S+)\/health/);
+    const reg = await runCli(['register', ' aapl ', '--client-id', 'cli-bot', '--ttl', '60'], env);
+    assert.equal(reg.code, 0, reg.stderr);
+    assert.match(reg.stdout, /registered AAPL \(1 receiver\)/);
+    await waitFor(() => server.cli('ZRANGE', 'tickbus:{broker}:leases', '0', '-1') === 'AAPL|cli-bot', 'the lease in Redis');
+    const bad = await runCli(['register', 'AAPL*'], env);
+    assert.equal(bad.code, 3);
+
+    await waitFor(() => server.cli('HLEN', 'tickbus:{health}:heartbeats') === '1', 'a heartbeat');
+    const health = await runCli(['health'], env);
+    assert.equal(health.code, 0, health.stderr);
+    assert.match(health.stdout, /^Redis redis:\/\/127\.0\.0\.1:\d+\/0: ping [\d.]+ ms, memory \S+, \d+ clients/);
+    assert.match(health.stdout, /broker\s+\S+:\d+\s+alive\s+ok/);
+    const json = JSON.parse((await runCli(['health', '--json'], env)).stdout) as { services: Array<{ service: string; liveness: string; details: { ticker_list: string[] } }> };
+    assert.equal(json.services[0]?.service, 'broker');
+    assert.equal(json.services[0]?.liveness, 'alive');
+
+    const unreg = await runCli(['unregister', 'AAPL', '--client-id', 'cli-bot'], env);
+    assert.equal(unreg.code, 0, unreg.stderr);
+    await waitFor(() => server.cli('ZCARD', 'tickbus:{broker}:leases') === '0', 'the lease released');
+    assert.equal(await broker.stop('SIGTERM'), 0);
   });
 
   it('`up` says which Redis it uses and streams its starting tickers', async () => {
