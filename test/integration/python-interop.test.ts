@@ -1,0 +1,180 @@
+// A Python service (redis-py and json only: test/python/tickbus_wire.py) against a real
+// broker and tickbus subscribers on a private Redis: the documented wire format, both ways.
+import { after, afterEach, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { startBrokerRuntime, type BrokerRuntime } from '../../src/broker/broker-runtime.ts';
+import { SimFeed } from '../../src/broker/feeds/sim-feed.ts';
+import { BrokerNotice } from '../../src/broker/broker-service.ts';
+import { BrokerErrors, BrokerRegistration, type BrokerErrorMessage } from '../../src/catalogs/broker.ts';
+import { createBus, tickstock, ErrorCode, ValidationError, type BusError, type DataOf, type MessageContext, type TickBus } from '../../src/index.ts';
+import { startRedis, type RedisServer } from '../harness/redis-server.ts';
+import { silentLogger } from '../harness/quiet.ts';
+import { Inbox } from '../harness/wait.ts';
+
+// Debian's interpreter, not a pyenv shim on PATH: python3-redis installs into it.
+const PYTHON = '/usr/bin/python3';
+const SCRIPT = fileURLToPath(new URL('../python/tickbus_wire.py', import.meta.url));
+const INSTALL_HINT = 'Install it with: apt-get install python3-redis (.ci/run does this).';
+
+let pythonProblem: string | undefined | null = null;
+
+/**
+ * A missing interpreter or module fails each test here with how to fix it; it is never a
+ * skip. Probed once, asked by every test so that each one reports the failure.
+ */
+function requirePythonRedis(): void {
+  if (pythonProblem === null) {
+    const probe = spawnSync(PYTHON, ['-c', 'import redis'], { encoding: 'utf8' });
+    if (probe.error) pythonProblem = `${PYTHON} was not found; the Python interop tests need it with redis-py. ${INSTALL_HINT}`;
+    else if (probe.status !== 0) pythonProblem = `${PYTHON} cannot import redis (${probe.stderr.trim().split('\n').at(-1)}). ${INSTALL_HINT}`;
+    else pythonProblem = undefined;
+  }
+  if (pythonProblem !== undefined) assert.fail(pythonProblem);
+}
+
+interface PythonResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the script as a subprocess, asynchronously: the broker runs in this process, and a
+ * blocking spawnSync would stop it from serving the script.
+ */
+function runPython(redisUrl: string, args: string[], timeoutMs = 30_000): Promise<PythonResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(PYTHON, [SCRIPT, ...args], { env: { ...process.env, REDIS_URL: redisUrl }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`tickbus_wire.py ${args.join(' ')} did not exit within ${timeoutMs} ms. stderr: ${stderr}`));
+    }, timeoutMs);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** The script's stdout as JSON lines. */
+function jsonLines(stdout: string): Record<string, unknown>[] {
+  return stdout
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/** Runs the script and checks it exited 0, showing its stderr when it did not. */
+async function runOk(redisUrl: string, args: string[]): Promise<Record<string, unknown>[]> {
+  const result = await runPython(redisUrl, args);
+  assert.equal(result.code, 0, `tickbus_wire.py ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
+  return jsonLines(result.stdout);
+}
+
+function assertPriceLines(lines: Record<string, unknown>[], symbol: string, count: number): void {
+  assert.equal(lines.length, count, `expected ${count} price lines, got ${JSON.stringify(lines)}`);
+  for (const line of lines) {
+    assert.equal(line.symbol, symbol);
+    assert.equal(typeof line.price, 'number');
+    assert.ok((line.price as number) > 0, `a positive price: ${JSON.stringify(line)}`);
+    assert.equal(typeof line.volume, 'number');
+    assert.ok((line.volume as number) >= 0);
+    assert.equal(line.sender, 'broker_service');
+  }
+}
+
+describe('Python services on the wire format (redis-py)', () => {
+  let server: RedisServer;
+  let broker: BrokerRuntime;
+  const buses: TickBus[] = [];
+  const bus = async (): Promise<TickBus> => {
+    const b = createBus({ redis: { url: server.url }, sender: 'interop_test', logger: silentLogger });
+    buses.push(b);
+    await b.connect();
+    return b;
+  };
+
+  before(async () => {
+    server = await startRedis();
+    broker = await startBrokerRuntime({ redisUrl: server.url, feed: new SimFeed({ ratePerTicker: 50 }), logger: silentLogger });
+  });
+  afterEach(async () => {
+    await Promise.all(buses.splice(0).map((b) => b.close()));
+  });
+  after(async () => {
+    await broker?.stop();
+    await server?.stop();
+  });
+
+  it("registers with the seed's plain form and reads the broker's price updates", async () => {
+    requirePythonRedis();
+    const lines = await runOk(server.url, ['register', 'AAPL', '3']);
+    assertPriceLines(lines, 'AAPL', 3);
+    assert.ok(broker.service.tickers.includes('AAPL'), 'the broker streams the ticker Python registered');
+  });
+
+  it('publishes a bare backtest progress message that tickbus validates and delivers', async () => {
+    requirePythonRedis();
+    const b = await bus();
+    const received = new Inbox<{ data: DataOf<typeof tickstock.BacktestProgress>; ctx: MessageContext }>();
+    const errors: BusError[] = [];
+    b.on('error', (e) => errors.push(e));
+    await b.subscribe(tickstock.BacktestProgress, (data, ctx) => received.push({ data, ctx }));
+
+    const before = Date.now() / 1000;
+    const [report] = await runOk(server.url, ['publish-progress', 'job-42']);
+    assert.deepEqual(report, { channel: 'tickstock.events.backtesting.progress', receivers: 1 });
+
+    const [got] = await received.waitFor(1, 'the progress message');
+    assert.ok(got);
+    const { timestamp, ...rest } = got.data;
+    assert.deepEqual(rest, { job_id: 'job-42', progress: 0.5, status: 'running' });
+    assert.ok(timestamp >= before - 1 && timestamp <= Date.now() / 1000 + 1, `time.time() seconds, got ${timestamp}`);
+    assert.equal(got.ctx.channel, 'tickstock.events.backtesting.progress');
+    assert.equal(got.ctx.sender, undefined, 'a bare channel has no envelope');
+    assert.deepEqual(errors, []);
+  });
+
+  it('sends a registration with an unknown action: refused with TB_ERR_VALIDATION, and the broker keeps serving', async () => {
+    requirePythonRedis();
+    const b = await bus();
+    const errors = new Inbox<BusError>();
+    b.on('error', (e) => errors.push(e));
+    const accepted: unknown[] = [];
+    await b.subscribe(BrokerRegistration, (data) => accepted.push(data));
+    const notices = new Inbox<BrokerErrorMessage>();
+    await b.subscribe(BrokerErrors, (notice) => notices.push(notice));
+
+    const [report] = await runOk(server.url, ['publish-invalid']);
+    assert.deepEqual(report, { channel: 'BROKER_REGISTRATION', receivers: 2 }, 'the broker and this subscriber');
+
+    const [error] = await errors.waitFor(1, 'the validation error event');
+    assert.ok(error instanceof ValidationError, `a ValidationError, got ${String(error)}`);
+    assert.equal(error.code, ErrorCode.Validation);
+    assert.equal(error.channel, 'BROKER_REGISTRATION');
+    assert.ok(
+      error.issues.some((issue) => issue.path === 'action'),
+      `the issue names the action field: ${JSON.stringify(error.issues)}`,
+    );
+    assert.deepEqual(accepted, [], 'the handler never sees invalid data');
+
+    // The broker refused it too, and said so on BROKER_ERRORS...
+    const [notice] = await notices.waitFor(1, 'the broker notice');
+    assert.equal(notice?.code, BrokerNotice.InvalidRegistration);
+    // ...and still serves: a new registration is honoured and streamed.
+    assertPriceLines(await runOk(server.url, ['register', 'MSFT', '2']), 'MSFT', 2);
+    assert.ok(broker.service.tickers.includes('MSFT'), 'the broker streams MSFT');
+    assert.equal(broker.service.health().status, 'ok');
+    assert.equal(errors.items.length, 1, 'one invalid message, one error event');
+  });
+});

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""A Python service on tickbus's wire format (docs/wire-format.md) using only redis-py and json:
+a bot that registers a ticker and reads the broker's prices, and TickStock-style publishers."""
+# Tested by test/integration/python-interop.test.ts against a real broker. Run with Debian's
+# interpreter and its redis module: /usr/bin/python3 (apt-get install python3-redis).
+#
+#   REDIS_URL=redis://127.0.0.1:6379 /usr/bin/python3 test/python/tickbus_wire.py register AAPL 3
+#   ... publish-progress JOB_ID | publish-invalid
+import json
+import os
+import sys
+import time
+from datetime import datetime, timezone
+
+try:
+    import redis
+except ImportError:
+    sys.stderr.write("tickbus_wire.py needs redis-py: install it with apt-get install python3-redis "
+                     "and run this with /usr/bin/python3\n")
+    sys.exit(3)
+
+SENDER = "py_bot"
+REGISTRATION = "BROKER_REGISTRATION"
+PROGRESS = "tickstock.events.backtesting.progress"
+# Long enough for a broker to start and stream; short enough that a broken run fails fast.
+DEADLINE_SECONDS = 20.0
+
+
+def now_iso():
+    """The envelope timestamp as the broker writes it: UTC, milliseconds, a Z suffix."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def envelope(data):
+    """Broker-catalog channels carry {"data", "timestamp", "sender"} (seed 001's envelope)."""
+    return json.dumps({"data": data, "timestamp": now_iso(), "sender": SENDER})
+
+
+def connect():
+    return redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://localhost:6379/0"), decode_responses=True)
+
+
+def fail(message):
+    sys.stderr.write(message + "\n")
+    sys.exit(1)
+
+
+def register(ticker, count):
+    r = connect()
+    ticker = ticker.strip().upper()
+    channel = "TICKER_UPDATES_" + ticker
+    pubsub = r.pubsub(ignore_subscribe_messages=True)
+    # Subscribe before registering, so the first updates the broker sends are not missed.
+    pubsub.subscribe(channel)
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    registration = envelope({"action": "subscribe", "ticker": ticker})
+    # PUBLISH returns how many subscribers got it: 0 means no broker is listening yet, so
+    # repeat until one is (repeating only renews the broker's lease).
+    while r.publish(REGISTRATION, registration) == 0:
+        if time.monotonic() > deadline:
+            fail("no broker received the registration on " + REGISTRATION)
+        time.sleep(0.5)
+        registration = envelope({"action": "subscribe", "ticker": ticker})
+
+    printed = 0
+    while printed < count:
+        if time.monotonic() > deadline:
+            fail("received %d of %d price updates on %s" % (printed, count, channel))
+        message = pubsub.get_message(timeout=0.5)
+        if message is None or message["type"] != "message":
+            continue
+        payload = json.loads(message["data"])
+        update = payload.get("data")
+        # Order updates share the channel; this bot reads prices only.
+        if not isinstance(update, dict) or update.get("type") != "price":
+            continue
+        print(json.dumps({
+            "symbol": update.get("symbol"),
+            "price": update.get("price"),
+            "volume": update.get("volume"),
+            "sender": payload.get("sender"),
+        }), flush=True)
+        printed += 1
+    pubsub.close()
+    r.close()
+
+
+def publish_progress(job_id):
+    r = connect()
+    # TickStock channels are bare: the data object itself, as seed 003's worker sends it.
+    progress = {"job_id": job_id, "progress": 0.5, "status": "running", "timestamp": time.time()}
+    print(json.dumps({"channel": PROGRESS, "receivers": r.publish(PROGRESS, json.dumps(progress))}), flush=True)
+    r.close()
+
+
+def publish_invalid():
+    r = connect()
+    # A well-formed envelope whose data breaks the schema: "register" is not an action.
+    bad = envelope({"action": "register", "ticker": "AAPL"})
+    print(json.dumps({"channel": REGISTRATION, "receivers": r.publish(REGISTRATION, bad)}), flush=True)
+    r.close()
+
+
+USAGE = "usage: tickbus_wire.py register TICKER N | publish-progress JOB_ID | publish-invalid"
+
+
+def main(argv):
+    if len(argv) == 3 and argv[0] == "register" and argv[2].isdigit():
+        register(argv[1], int(argv[2]))
+    elif len(argv) == 2 and argv[0] == "publish-progress":
+        publish_progress(argv[1])
+    elif argv == ["publish-invalid"]:
+        publish_invalid()
+    else:
+        sys.stderr.write(USAGE + "\n")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except redis.exceptions.ConnectionError as error:
+        fail("cannot reach Redis at %s: %s" % (os.environ.get("REDIS_URL", "redis://localhost:6379/0"), error))
