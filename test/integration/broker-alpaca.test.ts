@@ -1,0 +1,70 @@
+// The broker on the Alpaca feed, end to end: a registration becomes an Alpaca subscription,
+// Alpaca trades become price updates on the ticker's channel, and orders from the bus go
+// to POST /v2/orders with their trade_updates coming back as order updates.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { startBrokerRuntime, type BrokerRuntime } from '../../src/broker/broker-runtime.ts';
+import { AlpacaFeed, alpacaConfigFromEnv } from '../../src/broker/feeds/alpaca-feed.ts';
+import { AlpacaServer } from '../harness/alpaca-server.ts';
+import { startRedis, type RedisServer } from '../harness/redis-server.ts';
+import { RawClient } from '../harness/raw-client.ts';
+import { silentLogger } from '../harness/quiet.ts';
+import { waitFor } from '../harness/wait.ts';
+
+describe('broker on the Alpaca feed', () => {
+  let redis: RedisServer;
+  let alpaca: AlpacaServer;
+  let runtime: BrokerRuntime;
+  let raw: RawClient;
+
+  before(async () => {
+    redis = await startRedis();
+    alpaca = await AlpacaServer.start();
+    runtime = await startBrokerRuntime({ redisUrl: redis.url, feed: new AlpacaFeed(alpacaConfigFromEnv(alpaca.env()), { logger: silentLogger }), logger: silentLogger });
+    raw = await RawClient.connect(redis.url);
+  });
+  after(async () => {
+    await raw.close();
+    await runtime.stop();
+    await alpaca.close();
+    await redis.stop();
+  });
+
+  it('turns a registration into an Alpaca subscription, and trades into price updates', async () => {
+    const msgs = await raw.collect('TICKER_UPDATES_*');
+    await raw.send('BROKER_REGISTRATION', { action: 'subscribe', ticker: 'AAPL' });
+    await waitFor(() => alpaca.subscription()?.trades.includes('AAPL') === true, 'Alpaca to see the AAPL subscription');
+    alpaca.push([
+      { T: 't', S: 'AAPL', i: 1, x: 'V', p: 162.92, s: 3, c: ['@'], z: 'C', t: '2023-04-06T11:54:26.838232225Z' },
+      { T: 't', S: 'AAPL', i: 2, x: 'V', p: 162.95, s: 7, c: ['@'], z: 'C', t: '2023-04-06T11:54:27.000000000Z' },
+    ]);
+    await waitFor(() => msgs.length === 2, 'two price updates');
+    assert.deepEqual(
+      msgs.map((m) => m.envelope.data),
+      [
+        { type: 'price', price: 162.92, volume: 3, symbol: 'AAPL', timestamp: '2023-04-06T11:54:26.838232225Z' },
+        { type: 'price', price: 162.95, volume: 7, symbol: 'AAPL', timestamp: '2023-04-06T11:54:27.000000000Z' },
+      ],
+    );
+    await raw.send('BROKER_REGISTRATION', { action: 'unsubscribe', ticker: 'AAPL' });
+    await waitFor(() => alpaca.subscription()?.trades.includes('AAPL') === false, 'Alpaca to see the unsubscribe');
+  });
+
+  it('places orders with Alpaca and publishes their updates, rejections included', async () => {
+    const msgs = await raw.collect('TICKER_UPDATES_MSFT');
+    const orders = () => msgs.filter((m) => m.envelope.data.type === 'order').map((m) => m.envelope.data.order_data as Record<string, unknown>);
+    await raw.send('ORDER_REQUESTS', { client_order_id: 'alp-1', symbol: 'MSFT', side: 'buy', qty: 2, type: 'limit', limit_price: 300.5, time_in_force: 'day' });
+    await waitFor(() => orders().some((o) => o.event === 'fill'), 'a fill from Alpaca');
+    const post = alpaca.orders[0];
+    assert.equal(post?.headers['apca-api-key-id'], alpaca.keyId);
+    assert.deepEqual(post?.body, { symbol: 'MSFT', qty: '2', side: 'buy', type: 'limit', time_in_force: 'day', limit_price: '300.5', client_order_id: 'alp-1' });
+    assert.ok(orders().every((o) => o.client_order_id === 'alp-1'));
+
+    alpaca.orderOutcome = 'insufficient-buying-power';
+    await raw.send('ORDER_REQUESTS', { client_order_id: 'alp-2', symbol: 'MSFT', side: 'buy', qty: 1000000, type: 'market', time_in_force: 'day' });
+    await waitFor(() => orders().some((o) => o.client_order_id === 'alp-2'), 'the rejection');
+    const rejected = orders().find((o) => o.client_order_id === 'alp-2');
+    assert.equal(rejected?.event, 'rejected');
+    assert.match(String(rejected?.reason), /insufficient buying power/);
+  });
+});
