@@ -7,6 +7,7 @@ import { TickerUpdates, createBus } from '../src/index.ts';
 import { serveParent } from './lib/proc.ts';
 import { startCpuProfile } from './lib/profiler.ts';
 import {
+import { Window } from './lib/window.ts';
   BENCH_CATALOGS,
   BenchTicker,
   epochMs,
@@ -62,51 +63,6 @@ async function tickbusSender(cfg: WorkerConfig): Promise<Sender> {
           return bus.publish(BenchTicker.of({ ticker: m.symbol }), m);
         };
   return { publish, close: () => bus.close() };
-}
-
-/** At most `limit` publishes in flight; the first failure is rethrown. */
-class Window {
-  #inFlight = 0;
-  #failure: { error: unknown } | undefined;
-  #wake: (() => void) | undefined;
-  readonly #settled = () => {
-    this.#inFlight--;
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
-  };
-  readonly #failed = (error: unknown) => {
-    this.#failure ??= { error };
-    this.#settled();
-  };
-
-  constructor(readonly limit: number) {}
-
-  get full(): boolean {
-    return this.#inFlight >= this.limit;
-  }
-
-  add(publish: Promise<unknown>): void {
-    this.#check();
-    this.#inFlight++;
-    publish.then(this.#settled, this.#failed);
-  }
-
-  /** Resolves when a slot is free. */
-  async slot(): Promise<void> {
-    while (this.full) await new Promise<void>((resolve) => (this.#wake = resolve));
-    this.#check();
-  }
-
-  /** Resolves when every publish has settled. */
-  async drain(): Promise<void> {
-    while (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#wake = resolve));
-    this.#check();
-  }
-
-  #check(): void {
-    if (this.#failure) throw this.#failure.error;
-  }
 }
 
 /** Publishes messages first..first+count-1 as fast as the window allows. */

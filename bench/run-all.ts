@@ -6,7 +6,10 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseCli, runMain } from './lib/cli.ts';
 
-const BENCHMARKS = [{ name: 'pubsub', script: 'pubsub.ts', what: 'pub/sub throughput and latency, tickbus against raw node-redis' }] as const;
+const BENCHMARKS = [
+  { name: 'pubsub', script: 'pubsub.ts', what: 'pub/sub throughput and latency, tickbus against raw node-redis' },
+  { name: 'broker-replay', script: 'broker-replay.ts', what: 'updates/s the broker publishes from a replay file, against raw node-redis' },
+] as const;
 
 runMain(() => {
   parseCli(

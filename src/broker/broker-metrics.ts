@@ -24,7 +24,7 @@ export class BrokerMetrics {
     this.orders = new Counter({ name: 'tickbus_broker_orders_total', help: 'Order requests by outcome (routed, rejected).', labelNames: ['outcome'], registers });
     this.publishLatency = new Histogram({
       name: 'tickbus_broker_publish_latency_seconds',
-      help: 'Time from a feed event to its publication in Redis.',
+      help: 'Time from a feed event to its publication in Redis, observed once per batch for its oldest update.',
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
       registers,
     });

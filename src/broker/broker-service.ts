@@ -324,7 +324,7 @@ export class BrokerService {
     // A trade for a ticker nobody holds any more (the feed has not caught up yet) is dropped.
     if (!this.#holders.has(tick.symbol)) return;
     const data = { type: 'price' as const, price: tick.price, volume: tick.volume, symbol: tick.symbol, timestamp: tick.timestamp };
-    return this.#batcher.enqueue({ channel: this.#ref(tick.symbol), data }, 'price', { ticker: tick.symbol, json: JSON.stringify(data) });
+    return this.#batcher.enqueue({ channel: this.#ref(tick.symbol), data }, 'price', tick.symbol);
   }
 
   #onOrderEvent(event: OrderEvent): void | Promise<void> {

@@ -1,0 +1,236 @@
+// Broker replay benchmark: how fast the broker publishes a recorded trade file, against a
+// raw node-redis loop publishing the same messages. One private redis-server; each run
+// is a fresh worker process (bench/broker-replay-worker.ts) that replays an unmeasured
+// warm-up file, then the measured one. Rounds alternate raw and broker; the report shows
+// medians. Writes the figures to artifacts/bench-broker-replay.json.
+//
+//   node --import tsx bench/broker-replay.ts [--trades N] [--tickers K] [--rounds R] [--help]
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startRedis, type RedisServer } from '../test/harness/redis-server.ts';
+import { benchTickers, IMPLS, workerArgs, writeReplayFile, type Impl, type WorkerCommand, type WorkerEvent } from './broker-replay-common.ts';
+import { choiceOption, intOption, parseCli, runMain, table, type OptionSpec } from './lib/cli.ts';
+import { describeMachine, machineLine } from './lib/machine.ts';
+import { Worker, guardProcess, killAllWorkers } from './lib/proc.ts';
+import { median, ratio } from './lib/stats.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+const OPTIONS = {
+  trades: { type: 'string', value: 'N', default: '200000', description: 'Trades in the measured replay file (every one is published).' },
+  tickers: { type: 'string', value: 'K', default: '20', description: 'Tickers, in turn; the broker has all of them registered.' },
+  rounds: { type: 'string', value: 'R', default: '3', description: 'Rounds; each runs raw then broker. Medians are reported.' },
+  warmup: { type: 'string', value: 'N', default: '10000', description: 'Trades in the unmeasured warm-up file each worker replays first.' },
+  window: { type: 'string', value: 'N', default: '512', description: 'raw: publishes in flight at most (the broker batches 512 a round trip, 8 in flight).' },
+  impl: { type: 'string', value: 'which', default: 'both', description: 'raw, broker or both (one alone: for profiling).' },
+  profile: { type: 'boolean', description: 'Write V8 CPU profiles of the measured replays to artifacts/profiles/ (slows them; not for the figures).' },
+  check: { type: 'boolean', description: 'Exit with code 3 when the target is missed.' },
+  out: { type: 'string', value: 'file', default: 'artifacts/bench-broker-replay.json', description: 'Where to write the JSON results.' },
+} as const satisfies Record<string, OptionSpec>;
+
+const TARGETS = { throughputRatio: 0.8 } as const;
+
+/** How long a worker may take to start, connect, register and replay the warm-up file. */
+const START_MS = 60_000;
+
+interface Settings {
+  trades: number;
+  tickers: string[];
+  rounds: number;
+  warmup: number;
+  window: number;
+  impls: readonly Impl[];
+  profileDir: string | undefined;
+  check: boolean;
+  out: string;
+}
+
+interface Trial {
+  round: number;
+  impl: Impl;
+  trades: number;
+  warmupPublished: number;
+  /** Start of the replay to the last publish acknowledged by Redis. */
+  elapsedMs: number;
+  updatesPerSec: number;
+  /** CPU (user + system) of the publishing process per update, microseconds. */
+  cpuUsPerUpdate: number;
+  /** broker: publish round trips, and updates per round trip. */
+  batches: number | undefined;
+  updatesPerBatch: number | undefined;
+}
+
+function settingsFrom(argv: string[]): Settings {
+  const v = parseCli(
+    'node --import tsx bench/broker-replay.ts [options]',
+    'Updates per second the broker publishes from a replay file (ReplayFeed at speed max), against raw node-redis publishing the same messages (one private redis-server).',
+    OPTIONS,
+    argv,
+  );
+  const impl = choiceOption(v.impl, 'impl', ['raw', 'broker', 'both']);
+  return {
+    trades: intOption(v.trades, 'trades'),
+    tickers: benchTickers(intOption(v.tickers, 'tickers')),
+    rounds: intOption(v.rounds, 'rounds'),
+    warmup: intOption(v.warmup, 'warmup', 0),
+    window: intOption(v.window, 'window'),
+    impls: impl === 'both' ? IMPLS : [impl],
+    profileDir: v.profile ? resolve(ROOT, 'artifacts/profiles', new Date().toISOString().replace(/[:.]/g, '-')) : undefined,
+    check: v.check,
+    out: resolve(process.cwd(), v.out),
+  };
+}
+
+async function runTrial(server: RedisServer, s: Settings, files: { file: string; warmupFile: string }, round: number, impl: Impl): Promise<Trial> {
+  // Same starting state for every run: no leases, no last values.
+  server.cli('FLUSHALL');
+  const args = workerArgs({
+    impl,
+    url: server.url,
+    file: files.file,
+    warmupFile: files.warmupFile,
+    trades: s.trades,
+    tickers: s.tickers,
+    window: s.window,
+    profile: s.profileDir && join(s.profileDir, `${impl}-r${round}.cpuprofile`),
+  });
+  const worker = new Worker<WorkerCommand, WorkerEvent>(`${impl} worker`, new URL('./broker-replay-worker.ts', import.meta.url), args);
+  try {
+    const ready = await worker.next('ready', START_MS, 'start-up and warm-up');
+    worker.send({ type: 'run' });
+    // Generous: at least 2,000 updates a second.
+    const result = await worker.next('result', s.trades / 2 + 30_000, 'the end of the measured replay');
+    if (result.published !== s.trades) throw new Error(`${impl}: published ${result.published} of ${s.trades} trades.`);
+    const elapsedMs = result.endedAt - result.startedAt;
+    return {
+      round,
+      impl,
+      trades: s.trades,
+      warmupPublished: ready.warmupPublished,
+      elapsedMs,
+      updatesPerSec: (s.trades * 1000) / elapsedMs,
+      cpuUsPerUpdate: result.cpuMicros / s.trades,
+      batches: result.batches,
+      updatesPerBatch: result.batches === undefined ? undefined : s.trades / result.batches,
+    };
+  } finally {
+    await worker.stop();
+  }
+}
+
+// ---- report --------------------------------------------------------------------------
+
+interface ImplResult {
+  updatesPerSec: number;
+  cpuUsPerUpdate: number;
+  updatesPerBatch: number | undefined;
+  perRound: number[];
+}
+
+function summarizeImpl(trials: readonly Trial[]): ImplResult {
+  const batches = trials.flatMap((t) => (t.updatesPerBatch === undefined ? [] : [t.updatesPerBatch]));
+  return {
+    updatesPerSec: median(trials.map((t) => t.updatesPerSec)),
+    cpuUsPerUpdate: median(trials.map((t) => t.cpuUsPerUpdate)),
+    updatesPerBatch: batches.length > 0 ? median(batches) : undefined,
+    perRound: trials.map((t) => t.updatesPerSec),
+  };
+}
+
+const int = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
+const fixed = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
+
+function report(s: Settings, results: Partial<Record<Impl, ImplResult>>): { ratios: Record<string, number>; targetsMet: Record<string, boolean> } {
+  const ratios: Record<string, number> = {};
+  const targetsMet: Record<string, boolean> = {};
+  console.log(`\nReplay: ${int(s.trades)} Alpaca trades over ${s.tickers.length} tickers, start of the replay to the last publish acknowledged (median of ${s.rounds})`);
+  const rows = s.impls.map((impl) => {
+    const r = results[impl];
+    return [impl, int(r?.updatesPerSec ?? NaN), fixed(r?.cpuUsPerUpdate ?? NaN, 1), r?.updatesPerBatch === undefined ? '-' : fixed(r.updatesPerBatch, 0), (r?.perRound ?? []).map(int).join(' / ')];
+  });
+  console.log(table(['impl', 'updates/s', 'CPU µs/update', 'updates/round trip', 'per round updates/s'], rows));
+  const raw = results.raw;
+  const broker = results.broker;
+  if (raw && broker) {
+    ratios.throughput = ratio(broker.updatesPerSec, raw.updatesPerSec);
+    ratios.cpuPerUpdate = ratio(broker.cpuUsPerUpdate, raw.cpuUsPerUpdate);
+    targetsMet.throughput = ratios.throughput >= TARGETS.throughputRatio;
+    console.log(
+      `broker/raw updates/s: ${fixed(ratios.throughput)}x  (target >= ${TARGETS.throughputRatio}x: ${targetsMet.throughput ? 'met' : 'MISSED'});  CPU per update: ${fixed(ratios.cpuPerUpdate)}x`,
+    );
+  }
+  return { ratios, targetsMet };
+}
+
+// ---- main ----------------------------------------------------------------------------
+
+async function runRounds(server: RedisServer, s: Settings, files: { file: string; warmupFile: string }): Promise<Trial[]> {
+  const trials: Trial[] = [];
+  for (let round = 1; round <= s.rounds; round++) {
+    for (const impl of s.impls) {
+      const t = await runTrial(server, s, files, round, impl);
+      trials.push(t);
+      const batch = t.updatesPerBatch === undefined ? '' : `, ${fixed(t.updatesPerBatch, 0)} updates/round trip`;
+      console.log(`round ${round}/${s.rounds}  ${impl.padEnd(6)}  ${int(t.updatesPerSec)} updates/s  (${int(t.elapsedMs)} ms, CPU ${fixed(t.cpuUsPerUpdate, 1)} µs/update${batch})`);
+    }
+  }
+  return trials;
+}
+
+async function main(): Promise<number> {
+  const s = settingsFrom(process.argv.slice(2));
+  const machine = describeMachine(['tickbus', 'redis', 'zod', 'prom-client', 'pino']);
+  console.log(`Machine: ${machineLine(machine)}`);
+
+  const dir = mkdtempSync(join(tmpdir(), 'tickbus-bench-replay-'));
+  const files = { file: join(dir, 'trades.ndjson'), warmupFile: join(dir, 'warmup.ndjson') };
+  let server: RedisServer | undefined;
+  let release: () => void = () => undefined;
+  const cleanUp = async () => {
+    await server?.stop().finally(release);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  let stopping = false;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      console.error(`\n${signal}: stopping the workers and redis-server.`);
+      killAllWorkers();
+      void cleanUp().finally(() => process.exit(130));
+    });
+  }
+
+  let trials: Trial[];
+  try {
+    const bytes = writeReplayFile(files.file, s.trades, s.tickers, 1);
+    writeReplayFile(files.warmupFile, s.warmup, s.tickers, 2, '2025-04-23T13:30:00.000Z');
+    console.log(`Replay file: ${int(s.trades)} trades, ${(bytes / 1e6).toFixed(1)} MB (warm-up file: ${int(s.warmup)} trades), in ${dir}`);
+    server = await startRedis();
+    // Stopped in the finally below, on SIGINT/SIGTERM, and by a watchdog should we be killed.
+    const pid = server.process.pid;
+    if (pid !== undefined) release = guardProcess(pid, server.dir);
+    if (server.port === 6379) throw new Error('refusing to benchmark on port 6379');
+    const version = /redis_version:(\S+)/.exec(server.cli('INFO', 'server'))?.[1];
+    if (version) machine.redisServer = version;
+    console.log(`Redis: private redis-server ${machine.redisServer} on port ${server.port}`);
+    if (s.profileDir) console.log(`CPU profiles: ${s.profileDir}`);
+    trials = await runRounds(server, s, files);
+  } finally {
+    await cleanUp();
+  }
+
+  const results: Partial<Record<Impl, ImplResult>> = {};
+  for (const impl of s.impls) results[impl] = summarizeImpl(trials.filter((t) => t.impl === impl));
+  const { ratios, targetsMet } = report(s, results);
+
+  const settings = { trades: s.trades, tickers: s.tickers, rounds: s.rounds, warmup: s.warmup, window: s.window, impls: s.impls, profiled: s.profileDir !== undefined };
+  mkdirSync(dirname(s.out), { recursive: true });
+  writeFileSync(s.out, `${JSON.stringify({ benchmark: 'broker-replay', date: new Date().toISOString(), machine, settings, targets: TARGETS, results, ratios, targetsMet, trials }, null, 2)}\n`);
+  console.log(`\nResults written to ${s.out}`);
+  return s.check && Object.values(targetsMet).includes(false) ? 3 : 0;
+}
+
+runMain(main);
