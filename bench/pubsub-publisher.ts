@@ -6,8 +6,8 @@ import { createClient } from 'redis';
 import { TickerUpdates, createBus } from '../src/index.ts';
 import { serveParent } from './lib/proc.ts';
 import { startCpuProfile } from './lib/profiler.ts';
-import {
 import { Window } from './lib/window.ts';
+import {
   BENCH_CATALOGS,
   BenchTicker,
   epochMs,
