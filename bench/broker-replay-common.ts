@@ -2,6 +2,8 @@
 // file (Alpaca trade messages, one a line), the worker options and the IPC protocol.
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { choiceOption, intOption, parseCli, type OptionSpec } from './lib/cli.ts';
+// The same seeded generator as the simulated market, so every run replays the same trades.
+import { mulberry32 } from '../src/broker/feeds/random.ts';
 
 /** raw: node-redis publishing what the broker would; broker: the broker runtime itself. */
 export const IMPLS = ['raw', 'broker'] as const;
@@ -23,18 +25,6 @@ export function benchTickers(count: number): string[] {
   return out;
 }
 
-/** A small seeded generator (mulberry32), so every run replays the same trades. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Alpaca's RFC 3339 time with nanoseconds, e.g. 2025-04-24T13:30:00.000137000Z. */
 function alpacaTime(epochNs: bigint): string {
   const ms = Number(epochNs / 1_000_000n);
@@ -48,7 +38,7 @@ function alpacaTime(epochNs: bigint): string {
  * 137 µs from `startIso`. Returns the file's size in bytes.
  */
 export function writeReplayFile(file: string, trades: number, tickers: readonly string[], seed: number, startIso = '2025-04-24T13:30:00.000Z'): number {
-  const rnd = random(seed);
+  const rnd = mulberry32(seed);
   const prices = tickers.map(() => 20 + Math.floor(rnd() * 480));
   let ns = BigInt(Date.parse(startIso)) * 1_000_000n;
   const fd = openSync(file, 'w');

@@ -23,7 +23,7 @@ const OPTIONS = {
   tickers: { type: 'string', value: 'K', default: '20', description: 'Tickers, in turn; the broker has all of them registered.' },
   rounds: { type: 'string', value: 'R', default: '3', description: 'Rounds; each runs raw then broker. Medians are reported.' },
   warmup: { type: 'string', value: 'N', default: '10000', description: 'Trades in the unmeasured warm-up file each worker replays first.' },
-  window: { type: 'string', value: 'N', default: '512', description: 'raw: publishes in flight at most (the broker batches 512 a round trip, 8 in flight).' },
+  window: { type: 'string', value: 'N', default: '512', description: 'raw: publishes in flight at most (the broker batches 256 a round trip, 2 in flight).' },
   impl: { type: 'string', value: 'which', default: 'both', description: 'raw, broker or both (one alone: for profiling).' },
   profile: { type: 'boolean', description: 'Write V8 CPU profiles of the measured replays to artifacts/profiles/ (slows them; not for the figures).' },
   check: { type: 'boolean', description: 'Exit with code 3 when the target is missed.' },

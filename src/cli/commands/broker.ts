@@ -1,9 +1,9 @@
 // `tickbus broker`: the market-data broker service (seed 000).
 import type { Command } from 'commander';
-import { startBrokerRuntime } from '../../broker/broker-runtime.ts';
+import { startBrokerRuntime, type BrokerRuntimeOptions } from '../../broker/broker-runtime.ts';
 import { BROKER_DEFAULTS } from '../../broker/broker-service.ts';
 import { createFeed, FEED_NAMES } from '../../broker/feeds/create-feed.ts';
-import { createLogger } from '../../core/logger.ts';
+import { createLogger, type Logger } from '../../core/logger.ts';
 import { resolveRedisConfig } from '../../core/config.ts';
 import { CliError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
@@ -64,18 +64,23 @@ BROKER_REGISTRATION, and receive updates on TICKER_UPDATES_AAPL.`,
     .action(async (options: BrokerCliOptions) => {
       const logger = createLogger('broker');
       const url = resolveRedisConfig(options.redisUrl ? { url: options.redisUrl } : {}).url;
-      const runtime = await startBrokerRuntime({
-        redisUrl: url,
-        feed: await createFeed(options.feed, feedOptions(options)),
-        logger,
-        opsPort: number(options.port, '--port'),
-        opsHost: options.host,
-        maxTickers: number(options.maxTickers, '--max-tickers', 1),
-        anonymousLeaseTtlSeconds: number(options.leaseTtl, '--lease-ttl'),
-      });
+      const runtime = await startBrokerRuntime(await runtimeOptions(options, url, logger));
       process.stderr.write(`tickbus broker: ${options.feed} feed, Redis ${runtime.bus.context.transport.target}; health ${runtime.opsUrl}/health, metrics ${runtime.opsUrl}/metrics\n`);
       await runUntilSignal(() => runtime.stop(), (line) => process.stderr.write(`tickbus broker: ${line}\n`));
     });
+}
+
+/** The runtime options both `broker` and `up` build from their command line. */
+export async function runtimeOptions(options: BrokerCliOptions, redisUrl: string | undefined, logger: Logger): Promise<BrokerRuntimeOptions> {
+  return {
+    redisUrl,
+    feed: await createFeed(options.feed, feedOptions(options)),
+    logger,
+    opsPort: number(options.port, '--port'),
+    opsHost: options.host,
+    maxTickers: number(options.maxTickers, '--max-tickers', 1),
+    anonymousLeaseTtlSeconds: number(options.leaseTtl, '--lease-ttl'),
+  };
 }
 
 export function feedOptions(options: BrokerCliOptions): Parameters<typeof createFeed>[1] {

@@ -2,10 +2,9 @@
 // (see runtime/backend.ts for how Redis is chosen).
 import type { Command } from 'commander';
 import { startBrokerRuntime } from '../../broker/broker-runtime.ts';
-import { createFeed } from '../../broker/feeds/create-feed.ts';
 import { createLogger } from '../../core/logger.ts';
 import { chooseBackend, describeBackend } from '../../runtime/backend.ts';
-import { addBrokerOptions, feedOptions, number, type BrokerCliOptions } from './broker.ts';
+import { addBrokerOptions, runtimeOptions, type BrokerCliOptions } from './broker.ts';
 import { runUntilSignal } from './service.ts';
 
 export function registerUp(program: Command): void {
@@ -36,15 +35,7 @@ Examples:
       const logger = createLogger('tickbus', process.env.TICKBUS_LOG_LEVEL ?? 'warn');
       let runtime;
       try {
-        runtime = await startBrokerRuntime({
-          redisUrl: backend.kind === 'redis' ? backend.url : undefined,
-          feed: await createFeed(options.feed, feedOptions(options)),
-          logger,
-          opsPort: number(options.port, '--port'),
-          opsHost: options.host,
-          maxTickers: number(options.maxTickers, '--max-tickers', 1),
-          anonymousLeaseTtlSeconds: number(options.leaseTtl, '--lease-ttl'),
-        });
+        runtime = await startBrokerRuntime(await runtimeOptions(options, backend.kind === 'redis' ? backend.url : undefined, logger));
       } catch (error) {
         await backend.stop();
         throw error;
