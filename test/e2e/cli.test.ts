@@ -138,6 +138,14 @@ describe('tickbus CLI', () => {
     assert.equal(await broker.stop('SIGTERM'), 0);
   });
 
+  it('`npm start` runs `tickbus up`', async () => {
+    const start = new CliProcess([], { REDIS_URL: server.url }, ['npm', 'start', '--silent', '--', '--port', '0', '--tickers', 'NPM']);
+    await start.waitFor(/tickbus up: using Redis at redis:\/\/127\.0\.0\.1:\d+ \(REDIS_URL\)/);
+    await start.waitFor(/broker streaming NPM from the sim feed/);
+    await start.stop('SIGINT'); // npm itself dies of the signal; tickbus shuts down in order
+    await waitFor(() => /SIGINT: shutting down/.test(start.stderr), 'tickbus to shut down');
+  });
+
   it('`up` says which Redis it uses and streams its starting tickers', async () => {
     const up = new CliProcess(['up', '--port', '0', '--tickers', 'AAPL,MSFT', '--rate', '20'], { REDIS_URL: server.url });
     await up.waitFor(/using Redis at redis:\/\/127\.0\.0\.1:\d+ \(REDIS_URL\)/);

@@ -35,16 +35,22 @@ export class CliProcess {
   stdout = '';
   stderr = '';
   readonly exited: Promise<number | null>;
+  readonly #group: boolean;
 
-  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(process.execPath, [TICKBUS_BIN, ...args], { env: { ...process.env, TICKBUS_LOG_LEVEL: 'silent', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** Runs `tickbus args…`, or the `command` given instead (e.g. npm start). */
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}, command?: string[]) {
+    const [file, ...rest] = command ?? [process.execPath, TICKBUS_BIN, ...args];
+    // A wrapper (npm, sh) may not pass signals on: give it a process group to signal whole.
+    this.#group = command !== undefined;
+    this.child = spawn(file as string, rest, { env: { ...process.env, TICKBUS_LOG_LEVEL: 'silent', ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: this.#group });
     this.child.stdout?.on('data', (d: Buffer) => (this.stdout += d.toString()));
     this.child.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
     this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
-    process.once('exit', () => this.child.kill('SIGKILL'));
+    process.once('exit', () => this.#signal('SIGKILL'));
   }
 
   async waitFor(pattern: RegExp, stream: 'stdout' | 'stderr' = 'stderr', timeoutMs = 15_000): Promise<RegExpExecArray> {
+    // (Polls: output arrives in chunks that may split a line.)
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const m = pattern.exec(this[stream]);
@@ -56,7 +62,17 @@ export class CliProcess {
   }
 
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
-    if (this.child.exitCode === null) this.child.kill(signal);
+    this.#signal(signal);
     return this.exited;
+  }
+
+  #signal(signal: NodeJS.Signals): void {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    try {
+      if (this.#group && this.child.pid !== undefined) process.kill(-this.child.pid, signal);
+      else this.child.kill(signal);
+    } catch {
+      // already gone
+    }
   }
 }

@@ -14,6 +14,7 @@ import { LEASES_KEY, lastValueKey } from '../../src/broker/broker-store.ts';
 import { startRedis, type RedisServer } from '../harness/redis-server.ts';
 import { RawClient, type RawMessage } from '../harness/raw-client.ts';
 import { silentLogger } from '../harness/quiet.ts';
+import { BrokerRegistration, TickerUpdates, createBus } from '../../src/index.ts';
 import { sleep, waitFor } from '../harness/wait.ts';
 
 const tickersIn = (msgs: RawMessage[]) => new Set(msgs.filter((m) => m.envelope.data.type === 'price').map((m) => m.channel.slice('TICKER_UPDATES_'.length)));
@@ -214,6 +215,24 @@ describe('broker end to end', () => {
     assert.ok(tickersIn(msgs).has('MSFT'), 'MSFT streamed after the restart');
     const restarts = await runtime.registry.getSingleMetricAsString('tickbus_broker_feed_updates_total');
     assert.match(restarts, /mode="restart"\} 2$/m, 'one start for AAPL, one restart to add MSFT');
+  });
+
+  it('runs in memory when there is no Redis (the embedded fallback of tickbus up)', async () => {
+    const runtime = await startBrokerRuntime({ redisUrl: undefined, feed: new SimFeed({ ratePerTicker: 50 }), logger: silentLogger });
+    runtimes.push(runtime);
+    const bot = createBus({ transport: 'memory', logger: silentLogger });
+    try {
+      const prices: number[] = [];
+      await bot.subscribe(TickerUpdates.of({ ticker: 'MEM' }), (u) => {
+        if (u.type === 'price' && u.price !== undefined) prices.push(u.price);
+      });
+      assert.equal(await bot.publish(BrokerRegistration, { action: 'subscribe', ticker: 'MEM' }), 1);
+      await waitFor(() => prices.length >= 3, 'prices over the in-memory transport');
+      assert.equal(runtime.bus.context.transport.kind, 'memory');
+      assert.equal(((await runtime.service.lastPrice('MEM')) as { symbol: string }).symbol, 'MEM');
+    } finally {
+      await bot.close();
+    }
   });
 
   it('answers /health and /metrics', async () => {
