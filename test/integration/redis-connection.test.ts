@@ -113,6 +113,49 @@ describe('redis connection', () => {
     }
   });
 
+  it('sends the publishes of one event-loop turn as one scripted command, in order', async () => {
+    const own = await startRedis();
+    const pub = createBus({ redis: { url: own.url }, logger: silentLogger });
+    const sub = createBus({ redis: { url: own.url }, logger: silentLogger });
+    try {
+      const got = new Inbox<number>();
+      await sub.subscribe(TickerUpdates.of({ ticker: 'ORD' }), (d) => got.push(d.type === 'price' ? (d.price ?? -1) : -1));
+      await pub.connect();
+      own.cli('CONFIG', 'RESETSTAT');
+      const counts = await Promise.all(Array.from({ length: 100 }, (_, i) => pub.publish(TickerUpdates.of({ ticker: 'ORD' }), price('ORD', i))));
+      assert.deepEqual(counts, Array.from({ length: 100 }, () => 1), 'each publish resolves with its own receiver count');
+      await got.waitFor(100);
+      assert.deepEqual(got.items, Array.from({ length: 100 }, (_, i) => i), 'in publish order');
+      const stats = own.cli('INFO', 'commandstats');
+      assert.match(stats, /cmdstat_eval:calls=1,/, 'one EVAL carried the 100 messages');
+      assert.match(stats, /cmdstat_publish:calls=100,/, 'the script ran the 100 PUBLISHes');
+    } finally {
+      await Promise.all([pub.close(), sub.close()]);
+      await own.stop();
+    }
+  });
+
+  it('falls back to one PUBLISH per message when the user may not run scripts', async () => {
+    const own = await startRedis();
+    own.cli('ACL', 'SETUSER', 'noscripts', 'on', '>secret', '~*', '&*', '+@all', '-@scripting');
+    const pub = createBus({ redis: { url: `redis://noscripts:secret@127.0.0.1:${own.port}` }, logger: silentLogger });
+    const sub = createBus({ redis: { url: own.url }, logger: silentLogger });
+    try {
+      const got = new Inbox<number>();
+      await sub.subscribe(TickerUpdates.of({ ticker: 'ACL' }), (d) => got.push(d.type === 'price' ? (d.price ?? -1) : -1));
+      const counts = await Promise.all(Array.from({ length: 20 }, (_, i) => pub.publish(TickerUpdates.of({ ticker: 'ACL' }), price('ACL', i))));
+      assert.deepEqual(counts, Array.from({ length: 20 }, () => 1));
+      await got.waitFor(20);
+      assert.deepEqual(got.items, Array.from({ length: 20 }, (_, i) => i));
+      const stats = own.cli('INFO', 'commandstats');
+      assert.match(stats, /cmdstat_eval:calls=0,.*rejected_calls=1,/, 'the one EVAL tried was refused');
+      assert.match(stats, /cmdstat_publish:calls=20,/, 'then every message went as its own PUBLISH');
+    } finally {
+      await Promise.all([pub.close(), sub.close()]);
+      await own.stop();
+    }
+  });
+
   it('leaves no handle open after close()', async () => {
     const before = process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
     const bus = createBus({ redis: { url: server.url }, logger: silentLogger });
