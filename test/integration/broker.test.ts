@@ -21,7 +21,7 @@ const tickersIn = (msgs: RawMessage[]) => new Set(msgs.filter((m) => m.envelope.
 
 describe('broker end to end', () => {
   let server: RedisServer;
-  let raw: RawClient;
+  let raw: RawClient | undefined;
   const runtimes: BrokerRuntime[] = [];
 
   const start = async (overrides: Partial<BrokerRuntimeOptions> = {}): Promise<BrokerRuntime> => {
@@ -41,7 +41,8 @@ describe('broker end to end', () => {
   });
   afterEach(async () => {
     await Promise.all(runtimes.splice(0).map((r) => r.stop()));
-    if (raw) await raw.close();
+    await raw?.close();
+    raw = undefined;
     server.cli('FLUSHALL');
   });
   after(async () => {
