@@ -113,7 +113,7 @@ describe('redis connection', () => {
     }
   });
 
-  it('sends the publishes of one event-loop turn as one scripted command, in order', async () => {
+  it('sends a burst of publishes on a busy connection as one scripted command, in order', async () => {
     const own = await startRedis();
     const pub = createBus({ redis: { url: own.url }, logger: silentLogger });
     const sub = createBus({ redis: { url: own.url }, logger: silentLogger });
@@ -127,7 +127,7 @@ describe('redis connection', () => {
       await got.waitFor(100);
       assert.deepEqual(got.items, Array.from({ length: 100 }, (_, i) => i), 'in publish order');
       const stats = own.cli('INFO', 'commandstats');
-      assert.match(stats, /cmdstat_eval:calls=1,/, 'one EVAL carried the 100 messages');
+      assert.match(stats, /cmdstat_eval:calls=1,/, 'past the first few sent at once, one EVAL carried the rest');
       assert.match(stats, /cmdstat_publish:calls=100,/, 'the script ran the 100 PUBLISHes');
     } finally {
       await Promise.all([pub.close(), sub.close()]);

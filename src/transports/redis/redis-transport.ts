@@ -154,6 +154,12 @@ abstract class RedisLink extends TypedEmitter<LinkEvents> {
  */
 const PUBLISH_MANY = "local n = {} for i = 1, #ARGV, 2 do n[#n + 1] = redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end return n";
 
+/**
+ * Below this many commands in flight a publish is sent on its own, at once: an unloaded
+ * publisher pays no batching delay. Above it, publishes queue and go out together.
+ */
+const DIRECT_IN_FLIGHT = 8;
+
 /** Messages per script call, and characters of payload per call, at most. */
 const CHUNK_MESSAGES = 256;
 const CHUNK_CHARS = 1 << 20;
@@ -168,6 +174,8 @@ interface PendingPublish {
 class RedisPublishLink extends RedisLink implements PublishLink {
   #pending: PendingPublish[] = [];
   #scheduled = false;
+  /** Commands sent and not yet answered. */
+  #inFlight = 0;
   /** 'script' coalesces; 'plain' sends one PUBLISH per message (scripts off, or not allowed). */
   #mode: 'script' | 'plain';
 
@@ -182,8 +190,22 @@ class RedisPublishLink extends RedisLink implements PublishLink {
     throw translated;
   };
 
+  readonly #sentOne = (receivers: number): number => {
+    this.#inFlight--;
+    return receivers;
+  };
+  readonly #failedOne = (error: unknown): never => {
+    this.#inFlight--;
+    return this.#rethrow(error);
+  };
+
   publish(channel: string, payload: string): Promise<number> {
     if (this.#mode === 'plain') return this.client.publish(channel, payload).catch(this.#rethrow);
+    // Nothing queued ahead of it (order holds) and the connection is not busy: send now.
+    if (this.#pending.length === 0 && this.#inFlight < DIRECT_IN_FLIGHT) {
+      this.#inFlight++;
+      return this.client.publish(channel, payload).then(this.#sentOne, this.#failedOne);
+    }
     return new Promise<number>((resolve, reject) => {
       this.#pending.push({ channel, payload, resolve, reject });
       if (!this.#scheduled) {
@@ -220,18 +242,28 @@ class RedisPublishLink extends RedisLink implements PublishLink {
     }
   };
 
+  readonly #answered = (): void => {
+    this.#inFlight--;
+  };
+
   #send(chunk: PendingPublish[]): void {
     if (chunk.length === 1 || this.#mode === 'plain') {
-      for (const p of chunk) this.client.publish(p.channel, p.payload).then(p.resolve, (error: unknown) => this.#fail(p, error));
+      for (const p of chunk) {
+        this.#inFlight++;
+        this.client.publish(p.channel, p.payload).then(p.resolve, (error: unknown) => this.#fail(p, error)).finally(this.#answered);
+      }
       return;
     }
     const args = ['EVAL', PUBLISH_MANY, '0'];
     for (const p of chunk) args.push(p.channel, p.payload);
+    this.#inFlight++;
     this.client.sendCommand<number[]>(args).then(
       (counts) => {
+        this.#inFlight--;
         for (let i = 0; i < chunk.length; i++) (chunk[i] as PendingPublish).resolve(Number(counts[i]));
       },
       (error: unknown) => {
+        this.#inFlight--;
         if (isErrorReply(error)) {
           // Scripts are off or not allowed for this user (NOPERM, an ACL rule, a proxy
           // without EVAL): publish one by one from now on, starting with this chunk.
