@@ -11,22 +11,31 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000): Promise<CliResult> {
+/** Runs a program to its end, asynchronously (the test process may be serving it). */
+export function runProcess(file: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [TICKBUS_BIN, ...args], { env: { ...process.env, TICKBUS_LOG_LEVEL: 'silent', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`tickbus ${args.join(' ')} did not exit within ${timeoutMs} ms. stderr: ${stderr}`));
+      reject(new Error(`${file} ${args.join(' ')} did not exit within ${timeoutMs} ms. stderr: ${stderr}`));
     }, timeoutMs);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
     child.on('exit', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000): Promise<CliResult> {
+  return runProcess(process.execPath, [TICKBUS_BIN, ...args], { TICKBUS_LOG_LEVEL: 'silent', ...env }, timeoutMs);
 }
 
 /** A long-running tickbus process whose output is collected as it comes. */

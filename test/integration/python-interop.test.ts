@@ -2,7 +2,7 @@
 // broker and tickbus subscribers on a private Redis: the documented wire format, both ways.
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startBrokerRuntime, type BrokerRuntime } from '../../src/broker/broker-runtime.ts';
 import { SimFeed } from '../../src/broker/feeds/sim-feed.ts';
@@ -12,6 +12,7 @@ import { createBus, tickstock, ErrorCode, ValidationError, type BusError, type D
 import { startRedis, type RedisServer } from '../harness/redis-server.ts';
 import { silentLogger } from '../harness/quiet.ts';
 import { Inbox } from '../harness/wait.ts';
+import { runProcess, type CliResult } from '../harness/cli.ts';
 
 // Debian's interpreter, not a pyenv shim on PATH: python3-redis installs into it.
 const PYTHON = '/usr/bin/python3';
@@ -34,36 +35,12 @@ function requirePythonRedis(): void {
   if (pythonProblem !== undefined) assert.fail(pythonProblem);
 }
 
-interface PythonResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /**
  * Runs the script as a subprocess, asynchronously: the broker runs in this process, and a
  * blocking spawnSync would stop it from serving the script.
  */
-function runPython(redisUrl: string, args: string[], timeoutMs = 30_000): Promise<PythonResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, [SCRIPT, ...args], { env: { ...process.env, REDIS_URL: redisUrl }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`tickbus_wire.py ${args.join(' ')} did not exit within ${timeoutMs} ms. stderr: ${stderr}`));
-    }, timeoutMs);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function runPython(redisUrl: string, args: string[], timeoutMs = 30_000): Promise<CliResult> {
+  return runProcess(PYTHON, [SCRIPT, ...args], { REDIS_URL: redisUrl }, timeoutMs);
 }
 
 /** The script's stdout as JSON lines. */
