@@ -335,7 +335,12 @@ export class BrokerService {
       this.#notice(BrokerNotice.InvalidOrder, `The venue reported an order update for an invalid symbol "${preview(event.symbol, 20)}".`, {});
       return;
     }
-    const order_data = { ...event.order, event: event.event, ...(event.reason === undefined ? {} : { reason: event.reason }) };
+    const order_data = {
+      ...event.order,
+      event: event.event,
+      ...(event.reason === undefined ? {} : { reason: event.reason }),
+      ...(event.execution === undefined ? {} : { execution: event.execution }),
+    };
     return this.#batcher.enqueue({ channel: ref, data: { type: 'order' as const, symbol: ref.params.ticker, timestamp: event.timestamp, order_data } }, 'order');
   }
 

@@ -59,6 +59,8 @@ describe('broker on the Alpaca feed', () => {
     assert.equal(post?.headers['apca-api-key-id'], alpaca.keyId);
     assert.deepEqual(post?.body, { symbol: 'MSFT', qty: '2', side: 'buy', type: 'limit', time_in_force: 'day', limit_price: '300.5', client_order_id: 'alp-1' });
     assert.ok(orders().every((o) => o.client_order_id === 'alp-1'));
+    const fill = orders().find((o) => o.event === 'fill');
+    assert.deepEqual(Object.keys(fill?.execution as object).sort(), ['execution_id', 'position_qty', 'price', 'qty'], "the fill's own execution is kept");
 
     alpaca.orderOutcome = 'insufficient-buying-power';
     await raw.send('ORDER_REQUESTS', { client_order_id: 'alp-2', symbol: 'MSFT', side: 'buy', qty: 1000000, type: 'market', time_in_force: 'day' });

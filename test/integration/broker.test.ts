@@ -184,6 +184,9 @@ describe('broker end to end', () => {
     await waitFor(() => orders().length === 2, 'new and fill');
     assert.deepEqual(orders().map((o) => [o.event, o.status, o.client_order_id]), [['new', 'new', 'o-1'], ['fill', 'filled', 'o-1']]);
     assert.equal(orders()[1]?.filled_qty, '10');
+    const execution = orders()[1]?.execution as { price: string; qty: string };
+    assert.equal(execution.qty, '10');
+    assert.equal(execution.price, orders()[1]?.filled_avg_price, 'one fill: its price is the average');
 
     await raw.send('ORDER_REQUESTS', { client_order_id: 'o-2', symbol: 'AMD', side: 'buy', qty: 1, type: 'limit', limit_price: 0.01, time_in_force: 'ioc' });
     await raw.send('ORDER_REQUESTS', { client_order_id: 'o-1', symbol: 'AMD', side: 'sell', qty: 1, type: 'market', time_in_force: 'day' });

@@ -533,8 +533,14 @@ export class AlpacaFeed implements MarketDataFeed {
     // `new` and `accepted` events carry no timestamp of their own.
     const timestamp = typeof data.timestamp === 'string' ? data.timestamp : typeof order.updated_at === 'string' ? order.updated_at : new Date().toISOString();
     const symbol = typeof order.symbol === 'string' ? order.symbol : '';
+    // Fills carry their own execution (price, qty) beside the order's running totals.
+    const execution: Record<string, string> = {};
+    for (const key of ['price', 'qty', 'position_qty', 'execution_id'] as const) {
+      if (typeof data[key] === 'string') execution[key] = data[key];
+    }
     const sink = this.#sink;
-    return sink && this.#deliver(() => sink.order({ event, symbol, timestamp, order }), 'order');
+    const update = Object.keys(execution).length > 0 ? { event, symbol, timestamp, order, execution } : { event, symbol, timestamp, order };
+    return sink && this.#deliver(() => sink.order(update), 'order');
   }
 
   // ---- both streams -------------------------------------------------------------------

@@ -35,6 +35,8 @@ export interface OrderEvent {
   readonly order: Readonly<Record<string, unknown>>;
   /** Why an order was rejected, when it was. */
   readonly reason?: string;
+  /** This event's own execution, on fills: its price and quantity (amounts as strings). */
+  readonly execution?: Readonly<{ price?: string; qty?: string; position_qty?: string; execution_id?: string }>;
 }
 
 /** Where a feed sends what it produces. A returned promise asks the feed to slow down. */

@@ -86,16 +86,17 @@ export class SimVenue {
   async #fill(order: Record<string, unknown>, price: number): Promise<void> {
     const now = new Date().toISOString();
     const filled = { ...order, status: 'filled', filled_qty: order.qty, filled_avg_price: price.toFixed(2), filled_at: now, updated_at: now };
-    await this.#event('fill', filled, undefined, { price: price.toFixed(2), qty: order.qty });
+    await this.#event('fill', filled, undefined, { price: price.toFixed(2), qty: String(order.qty) });
   }
 
-  #event(event: string, order: Record<string, unknown>, reason?: string, extra: Record<string, unknown> = {}): void | Promise<void> {
+  #event(event: string, order: Record<string, unknown>, reason?: string, execution?: { price: string; qty: string }): void | Promise<void> {
     return this.emit({
       event,
       symbol: String(order.symbol),
       timestamp: new Date().toISOString(),
-      order: { ...order, ...extra },
+      order,
       ...(reason === undefined ? {} : { reason }),
+      ...(execution === undefined ? {} : { execution }),
     });
   }
 }
