@@ -156,6 +156,47 @@ describe('redis connection', () => {
     }
   });
 
+  it('fails only the refused message of a batch, and delivers the rest exactly once', async () => {
+    const own = await startRedis();
+    own.cli('ACL', 'SETUSER', 'some', 'on', '>secret', '~*', '&TICKER_UPDATES_OK*', '&BROKER_*', '+@all');
+    const pub = createBus({ redis: { url: `redis://some:secret@127.0.0.1:${own.port}` }, logger: silentLogger });
+    const sub = createBus({ redis: { url: own.url }, logger: silentLogger });
+    try {
+      const got = new Inbox<string>();
+      await sub.subscribe(TickerUpdates, (d, ctx) => got.push(`${ctx.params.ticker}:${d.type === 'price' ? d.price : ''}`));
+      await pub.connect();
+      const results = await Promise.allSettled(
+        Array.from({ length: 20 }, (_, i) => pub.publish(TickerUpdates.of({ ticker: i === 15 ? 'NO' : 'OK' }), price('X', i))),
+      );
+      assert.equal(results.filter((r) => r.status === 'rejected').length, 1, 'only the message to a forbidden channel failed');
+      assert.equal(results[15]?.status, 'rejected');
+      await got.waitFor(19);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(got.items, Array.from({ length: 20 }, (_, i) => i).filter((i) => i !== 15).map((i) => `OK:${i}`), 'each once, in order');
+    } finally {
+      await Promise.all([pub.close(), sub.close()]);
+      await own.stop();
+    }
+  });
+
+  it('publishes everything queued before close() completes', async () => {
+    const own = await startRedis();
+    const pub = createBus({ redis: { url: own.url }, logger: silentLogger });
+    const sub = createBus({ redis: { url: own.url }, logger: silentLogger });
+    try {
+      const got = new Inbox<number>();
+      await sub.subscribe(TickerUpdates.of({ ticker: 'BYE' }), () => got.push(1));
+      await pub.connect();
+      const sent = Array.from({ length: 30 }, (_, i) => pub.publish(TickerUpdates.of({ ticker: 'BYE' }), price('BYE', i)));
+      await pub.close();
+      assert.deepEqual(await Promise.all(sent), Array.from({ length: 30 }, () => 1));
+      await got.waitFor(30);
+    } finally {
+      await sub.close();
+      await own.stop();
+    }
+  });
+
   it('leaves no handle open after close()', async () => {
     const before = process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
     const bus = createBus({ redis: { url: server.url }, logger: silentLogger });

@@ -152,7 +152,10 @@ abstract class RedisLink extends TypedEmitter<LinkEvents> {
  * issued in the same turn of the event loop share one command instead. EVAL (not EVALSHA)
  * keeps it stateless: nothing to reload after SCRIPT FLUSH or a restart.
  */
-const PUBLISH_MANY = "local n = {} for i = 1, #ARGV, 2 do n[#n + 1] = redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end return n";
+// pcall, not call: a refused PUBLISH (an ACL on one channel) must not abort the rest of the
+// batch half-way, since a script has no rollback; its error comes back in its place.
+const PUBLISH_MANY =
+  "local n = {} for i = 1, #ARGV, 2 do local r = redis.pcall('PUBLISH', ARGV[i], ARGV[i + 1]) if type(r) == 'table' then n[#n + 1] = tostring(r.err) else n[#n + 1] = r end end return n";
 
 /**
  * Below this many commands in flight a publish is sent on its own, at once: an unloaded
@@ -174,8 +177,11 @@ interface PendingPublish {
 class RedisPublishLink extends RedisLink implements PublishLink {
   #pending: PendingPublish[] = [];
   #scheduled = false;
-  /** Commands sent and not yet answered. */
+  /** Commands sent and not yet answered (resends included). */
   #inFlight = 0;
+  /** Scripted batches not yet answered: while any is, nothing may overtake it. */
+  #scriptsInFlight = 0;
+  #idle: Array<() => void> = [];
   /** 'script' coalesces; 'plain' sends one PUBLISH per message (scripts off, or not allowed). */
   #mode: 'script' | 'plain';
 
@@ -191,18 +197,29 @@ class RedisPublishLink extends RedisLink implements PublishLink {
   };
 
   readonly #sentOne = (receivers: number): number => {
-    this.#inFlight--;
+    this.#answered();
     return receivers;
   };
   readonly #failedOne = (error: unknown): never => {
-    this.#inFlight--;
+    this.#answered();
     return this.#rethrow(error);
   };
 
+  /** Decides once whether scripts may run, before any message depends on it. */
+  override async connect(): Promise<void> {
+    await super.connect();
+    if (this.#mode !== 'script') return;
+    try {
+      await this.client.sendCommand(['EVAL', 'return 1', '0']);
+    } catch (error) {
+      if (isErrorReply(error)) this.#mode = 'plain'; // NOPERM, scripting disabled, a proxy
+    }
+  }
+
   publish(channel: string, payload: string): Promise<number> {
     if (this.#mode === 'plain') return this.client.publish(channel, payload).catch(this.#rethrow);
-    // Nothing queued ahead of it (order holds) and the connection is not busy: send now.
-    if (this.#pending.length === 0 && this.#inFlight < DIRECT_IN_FLIGHT) {
+    // Nothing queued or scripted ahead of it (order holds) and the connection is not busy.
+    if (this.#pending.length === 0 && this.#scriptsInFlight === 0 && this.#inFlight < DIRECT_IN_FLIGHT) {
       this.#inFlight++;
       return this.client.publish(channel, payload).then(this.#sentOne, this.#failedOne);
     }
@@ -220,9 +237,16 @@ class RedisPublishLink extends RedisLink implements PublishLink {
     return Promise.all(messages.map(([channel, payload]) => this.publish(channel, payload)));
   }
 
+  /** Sends what is queued and waits for every answer (resends included) before closing. */
   override async close(): Promise<void> {
     this.#flush();
+    if (this.#inFlight > 0 && this.client.isReady) await new Promise<void>((resolve) => this.#idle.push(resolve));
     await super.close();
+  }
+
+  #answered(): void {
+    this.#inFlight--;
+    if (this.#inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
   }
 
   readonly #flush = (): void => {
@@ -242,36 +266,49 @@ class RedisPublishLink extends RedisLink implements PublishLink {
     }
   };
 
-  readonly #answered = (): void => {
-    this.#inFlight--;
-  };
-
   #send(chunk: PendingPublish[]): void {
     if (chunk.length === 1 || this.#mode === 'plain') {
       for (const p of chunk) {
         this.#inFlight++;
-        this.client.publish(p.channel, p.payload).then(p.resolve, (error: unknown) => this.#fail(p, error)).finally(this.#answered);
+        this.client.publish(p.channel, p.payload).then(
+          (receivers) => {
+            this.#answered();
+            p.resolve(receivers);
+          },
+          (error: unknown) => {
+            this.#answered();
+            this.#fail(p, error);
+          },
+        );
       }
       return;
     }
     const args = ['EVAL', PUBLISH_MANY, '0'];
     for (const p of chunk) args.push(p.channel, p.payload);
     this.#inFlight++;
-    this.client.sendCommand<number[]>(args).then(
-      (counts) => {
-        this.#inFlight--;
-        for (let i = 0; i < chunk.length; i++) (chunk[i] as PendingPublish).resolve(Number(counts[i]));
+    this.#scriptsInFlight++;
+    this.client.sendCommand<Array<number | string>>(args).then(
+      (replies) => {
+        this.#scriptsInFlight--;
+        for (let i = 0; i < chunk.length; i++) {
+          const p = chunk[i] as PendingPublish;
+          const reply = replies[i];
+          if (typeof reply === 'number') p.resolve(reply);
+          else this.#fail(p, new Error(String(reply)));
+        }
+        this.#answered();
       },
       (error: unknown) => {
-        this.#inFlight--;
+        this.#scriptsInFlight--;
         if (isErrorReply(error)) {
-          // Scripts are off or not allowed for this user (NOPERM, an ACL rule, a proxy
-          // without EVAL): publish one by one from now on, starting with this chunk.
+          // The script did not run (scripts became unavailable after connect): publish one
+          // by one from now on, starting with this chunk, in its place in the order.
           this.#mode = 'plain';
           this.#send(chunk);
-          return;
+        } else {
+          for (const p of chunk) this.#fail(p, error);
         }
-        for (const p of chunk) this.#fail(p, error);
+        this.#answered();
       },
     );
   }
