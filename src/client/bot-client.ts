@@ -50,7 +50,10 @@ export class OrderTicket {
   readonly done: Promise<OrderUpdate>;
   #settle!: (update: OrderUpdate) => void;
 
-  constructor(readonly clientOrderId: string) {
+  constructor(
+    readonly clientOrderId: string,
+    readonly symbol: string,
+  ) {
     this.done = new Promise((resolve) => (this.#settle = resolve));
   }
 
@@ -80,11 +83,12 @@ export class BotClient extends TypedEmitter<BotClientEvents> {
   readonly #ttl: number;
   readonly #retryMs: number;
   readonly #watched = new Map<string, Watched>();
-  readonly #channels = new Map<string, Subscription>();
+  /** One subscription per ticker channel; the promise is stored first, so concurrent calls share it. */
+  readonly #channels = new Map<string, Promise<Subscription>>();
   readonly #tickets = new Map<string, OrderTicket>();
   readonly #lastSeen = new Map<string, PriceUpdate>();
   readonly #redisUrl: string | undefined;
-  #store: RedisClientType | undefined;
+  #store: Promise<RedisClientType> | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -131,9 +135,11 @@ export class BotClient extends TypedEmitter<BotClientEvents> {
     const symbol = checkParam(TICKER, 'ticker', ticker);
     if (!this.#watched.delete(symbol)) return;
     await this.bus.publish(BrokerRegistration, { action: 'unsubscribe', ticker: symbol, client_id: this.clientId });
-    if (![...this.#tickets.values()].some((t) => t.updates.at(-1)?.symbol === symbol)) {
-      await this.#channels.get(symbol)?.unsubscribe();
+    // Open orders on the ticker keep its channel: their updates arrive there.
+    if (![...this.#tickets.values()].some((t) => t.symbol === symbol)) {
+      const sub = this.#channels.get(symbol);
       this.#channels.delete(symbol);
+      await (await sub)?.unsubscribe();
     }
   }
 
@@ -142,10 +148,12 @@ export class BotClient extends TypedEmitter<BotClientEvents> {
    * one this client received.
    */
   async lastPrice(ticker: string): Promise<PriceUpdate | undefined> {
+    this.#ensureOpen();
     const symbol = checkParam(TICKER, 'ticker', ticker);
     if (!this.#redisUrl) return this.#lastSeen.get(symbol);
-    this.#store ??= await this.#connectStore(this.#redisUrl);
-    const json = await this.#store.get(lastValueKey(symbol));
+    // The promise, not the client, is cached: concurrent calls share one connection.
+    this.#store ??= this.#connectStore(this.#redisUrl);
+    const json = await (await this.#store).get(lastValueKey(symbol));
     if (json === null) return this.#lastSeen.get(symbol);
     const parsed = PriceUpdateSchema.safeParse(JSON.parse(json));
     return parsed.success ? parsed.data : this.#lastSeen.get(symbol);
@@ -156,7 +164,7 @@ export class BotClient extends TypedEmitter<BotClientEvents> {
     this.#ensureOpen();
     const clientOrderId = order.client_order_id ?? `${this.clientId}-${randomUUID()}`;
     const symbol = checkParam(TICKER, 'symbol', order.symbol);
-    const ticket = new OrderTicket(clientOrderId);
+    const ticket = new OrderTicket(clientOrderId, symbol);
     this.#tickets.set(clientOrderId, ticket);
     await this.#ensureChannel(symbol);
     try {
@@ -181,7 +189,7 @@ export class BotClient extends TypedEmitter<BotClientEvents> {
     await Promise.all(release);
     this.#watched.clear();
     await this.bus.close();
-    await this.#store?.close();
+    await (await this.#store?.catch(() => undefined))?.close();
     this.removeAllListeners();
   }
 
@@ -190,8 +198,12 @@ export class BotClient extends TypedEmitter<BotClientEvents> {
   }
 
   async #ensureChannel(symbol: string): Promise<void> {
-    if (this.#channels.has(symbol)) return;
-    const sub = await this.bus.subscribe(TickerUpdates.of({ ticker: symbol }), (update, ctx) => {
+    const existing = this.#channels.get(symbol);
+    if (existing) {
+      await existing;
+      return;
+    }
+    const sub = this.bus.subscribe(TickerUpdates.of({ ticker: symbol }), (update, ctx) => {
       if (update.type === 'price') {
         this.#lastSeen.set(symbol, update);
         return this.#watched.get(symbol)?.handlers.price?.(update, ctx);
@@ -201,6 +213,12 @@ export class BotClient extends TypedEmitter<BotClientEvents> {
       return this.#watched.get(symbol)?.handlers.order?.(update, ctx);
     });
     this.#channels.set(symbol, sub);
+    try {
+      await sub;
+    } catch (error) {
+      this.#channels.delete(symbol);
+      throw error;
+    }
   }
 
   async #register(symbol: string): Promise<void> {

@@ -8,6 +8,7 @@ import { LEASES_KEY } from '../../src/broker/broker-store.ts';
 import { createBotClient, type BotClient, type PriceUpdate } from '../../src/index.ts';
 import { startRedis, type RedisServer } from '../harness/redis-server.ts';
 import { silentLogger } from '../harness/quiet.ts';
+import { RawClient } from '../harness/raw-client.ts';
 import { Inbox, waitFor } from '../harness/wait.ts';
 
 describe('bot SDK', () => {
@@ -75,6 +76,34 @@ describe('bot SDK', () => {
     const count = prices.items.length;
     await broker();
     await prices.waitFor(count + 2, 'prices after the broker restarted');
+  });
+
+  it('shares one subscription between concurrent calls, and keeps an open order alive across unwatch', async () => {
+    const runtime = await broker();
+    const raw = await RawClient.connect(server.url);
+    const rawMsgs = await raw.collect('TICKER_UPDATES_AMD');
+    const b = bot('racer');
+    const seen = new Inbox<number>();
+    const handlers = { price: (p: PriceUpdate) => seen.push(p.price ?? 0) };
+    await Promise.all([b.watch('AMD', handlers), b.watch('AMD', handlers), b.placeOrder({ symbol: 'AMD', side: 'buy', qty: 1, type: 'limit', limit_price: 0.01, time_in_force: 'gtc' })]);
+    assert.equal(server.cli('PUBSUB', 'NUMSUB', 'TICKER_UPDATES_AMD').split('\n')[1], '1', 'one subscription for the ticker');
+    await seen.waitFor(4, 'prices');
+    await runtime.stop();
+    brokers.splice(brokers.indexOf(runtime), 1);
+    await new Promise((r) => setTimeout(r, 100));
+    const rawPrices = rawMsgs.filter((m) => m.envelope.data.type === 'price').length;
+    assert.equal(seen.items.length, rawPrices, 'each price reached the handler once');
+    await raw.close();
+    await broker();
+    const ticket = await b.placeOrder({ symbol: 'AMD', side: 'buy', qty: 1, type: 'market' });
+    await b.unwatch('AMD');
+    const final = await ticket.done;
+    assert.equal(final.order_data?.status, 'filled', 'the ticket settled after unwatch');
+    const counts = await Promise.all([b.lastPrice('AMD'), b.lastPrice('AMD'), b.lastPrice('AMD')]);
+    assert.ok(counts.every((p) => p?.symbol === 'AMD'), 'three concurrent last-price reads');
+    await b.close();
+    assert.equal(server.cli('CLIENT', 'LIST').split('\n').filter((l) => l.includes('name=tickbus:bot:racer')).length, 0, 'no last-price connection left');
+    await assert.rejects(b.lastPrice('AMD'), /closed/);
   });
 
   it('releases its leases on close, and the broker stops streaming', async () => {
