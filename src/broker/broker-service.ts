@@ -224,6 +224,7 @@ export class BrokerService {
   }
 
   async #sweep(): Promise<void> {
+    if (this.#stopping) return;
     try {
       const expired = await this.#store.sweep(Date.now());
       for (const lease of expired) {
@@ -231,7 +232,7 @@ export class BrokerService {
         const current = this.#holders.get(lease.ticker)?.get(lease.holder);
         if (current !== undefined && current !== null && current <= Date.now()) this.#drop(lease.ticker, lease.holder);
       }
-      if (expired.length > 0) {
+      if (expired.length > 0 && !this.#stopping) {
         this.#log.info({ expired: expired.map((l) => `${l.ticker}:${l.holder}`) }, 'leases expired');
         this.#schedule();
       }
@@ -253,7 +254,7 @@ export class BrokerService {
   }
 
   async #reconcile(): Promise<void> {
-    if (this.#stopping && this.#started === 0) return;
+    if (this.#stopping) return; // the feed is being stopped: never restart it
     const desired = new Set(this.#holders.keys());
     const add = [...desired].filter((t) => !this.#streaming.has(t));
     const remove = [...this.#streaming].filter((t) => !desired.has(t));

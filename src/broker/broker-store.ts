@@ -32,6 +32,8 @@ export const LEASES_KEY = 'tickbus:{broker}:leases';
 export const lastValueKey = (ticker: string): string => `tickbus:last:{${ticker}}`;
 
 const SEP = '|';
+const SWEEP =
+  "local e = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES') if #e > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) end return e";
 const member = (ticker: string, holder: string) => `${ticker}${SEP}${holder}`;
 function parseMember(m: string, score: number): RegistrationLease {
   const i = m.indexOf(SEP);
@@ -78,13 +80,12 @@ export class RedisBrokerStore implements BrokerStore {
   }
 
   async sweep(now: number): Promise<RegistrationLease[]> {
-    const expired = await this.#client.zRangeByScoreWithScores(LEASES_KEY, '-inf', now);
-    if (expired.length === 0) return [];
-    // Remove exactly what was read: a lease renewed in between keeps its new score.
-    const multi = this.#client.multi();
-    for (const r of expired) multi.zRem(LEASES_KEY, String(r.value));
-    await multi.execAsPipeline();
-    return expired.map((r) => parseMember(String(r.value), r.score));
+    // Read and remove in one script: a lease renewed between a read and a ZREM would
+    // otherwise be deleted with its new expiry.
+    const reply = await this.#client.sendCommand<string[]>(['EVAL', SWEEP, '1', LEASES_KEY, String(now)]);
+    const expired: RegistrationLease[] = [];
+    for (let i = 0; i + 1 < reply.length; i += 2) expired.push(parseMember(String(reply[i]), Number(reply[i + 1])));
+    return expired;
   }
 
   async setLastValues(values: ReadonlyMap<string, string>): Promise<void> {

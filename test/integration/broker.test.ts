@@ -10,7 +10,8 @@ import { startBrokerRuntime, type BrokerRuntime } from '../../src/broker/broker-
 import type { BrokerRuntimeOptions } from '../../src/broker/broker-runtime.ts';
 import { SimFeed } from '../../src/broker/feeds/sim-feed.ts';
 import { ReplayFeed } from '../../src/broker/feeds/replay-feed.ts';
-import { LEASES_KEY, lastValueKey } from '../../src/broker/broker-store.ts';
+import { LEASES_KEY, RedisBrokerStore, lastValueKey } from '../../src/broker/broker-store.ts';
+import { resolveRedisConfig } from '../../src/core/config.ts';
 import { startRedis, type RedisServer } from '../harness/redis-server.ts';
 import { RawClient, type RawMessage } from '../harness/raw-client.ts';
 import { silentLogger } from '../harness/quiet.ts';
@@ -92,6 +93,20 @@ describe('broker end to end', () => {
     await waitFor(() => runtime.service.tickers.includes('TSLA'), 'TSLA streaming');
     await waitFor(() => runtime.service.tickers.length === 0, 'the lease to expire', 3000);
     assert.equal(server.cli('ZCARD', LEASES_KEY), '0');
+  });
+
+  it('never sweeps away a lease renewed while the sweep runs', async () => {
+    const store = await RedisBrokerStore.connect(resolveRedisConfig({ url: server.url }));
+    try {
+      const now = Date.now();
+      await store.acquire({ ticker: 'REN', holder: 'bot', expiresAt: now - 1000 });
+      await store.acquire({ ticker: 'OLD', holder: 'bot', expiresAt: now - 1000 });
+      const [expired] = await Promise.all([store.sweep(now), store.acquire({ ticker: 'REN', holder: 'bot', expiresAt: now + 60_000 })]);
+      assert.deepEqual(expired.map((l) => l.ticker).sort(), ['OLD', 'REN']);
+      assert.deepEqual((await store.leases(now)).map((l) => `${l.ticker}|${l.holder}`), ['REN|bot'], 'the renewal survived');
+    } finally {
+      await store.close();
+    }
   });
 
   it('resumes its tickers from Redis after a restart, and keeps the last price', async () => {
