@@ -41,6 +41,16 @@ describe('tickbus CLI', () => {
     const r = await runCli(['frobnicate']);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /unknown command/);
+    const zero = await runCli(['tail', 'X', '-n', '0']);
+    assert.equal(zero.code, 2);
+    assert.match(zero.stderr, /--count must be a whole number of at least 1/);
+  });
+
+  it('`up` refuses a bad ticker before starting anything', async () => {
+    const r = await runCli(['up', '--port', '0', '--tickers', 'AAPL,bad ticker!'], { REDIS_URL: server.url }, 10_000);
+    assert.equal(r.code, 3);
+    assert.match(r.stderr, /Invalid ticker "bad ticker!"/);
+    assert.doesNotMatch(r.stderr, /using Redis/, 'nothing was started');
   });
 
   it('says in one line where it tried when Redis is unreachable (exit 4)', async () => {

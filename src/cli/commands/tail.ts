@@ -4,6 +4,8 @@ import type { Command } from 'commander';
 import type { BusError } from '../../core/errors.ts';
 import { DecodeError } from '../../core/errors.ts';
 import { addConnectionOptions, commandBus, type ConnectionOptions } from './shared.ts';
+import { CliError } from '../errors.ts';
+import { ExitCode } from '../exit-codes.ts';
 
 interface TailOptions extends ConnectionOptions {
   json?: boolean;
@@ -29,7 +31,7 @@ Examples:
     )
     .action(async (channel: string, options: TailOptions) => {
       const limit = options.count === undefined ? Infinity : Number(options.count);
-      if (!Number.isInteger(limit) && limit !== Infinity) throw new Error(`--count must be a whole number, got "${options.count}".`);
+      if (limit !== Infinity && (!Number.isInteger(limit) || limit < 1)) throw new CliError(`--count must be a whole number of at least 1, got "${options.count}".`, ExitCode.Usage);
       const bus = commandBus(options);
       let seen = 0;
       let finish!: () => void;

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { startBrokerRuntime } from '../../broker/broker-runtime.ts';
 import { createLogger } from '../../core/logger.ts';
 import { chooseBackend, describeBackend } from '../../runtime/backend.ts';
+import { checkParam, TICKER } from '../../core/channel-param.ts';
 import { addBrokerOptions, runtimeOptions, type BrokerCliOptions } from './broker.ts';
 import { runUntilSignal } from './service.ts';
 
@@ -30,6 +31,12 @@ Examples:
     )
     .action(async (options: BrokerCliOptions & { tickers: string }) => {
       const say = (line: string) => process.stderr.write(`tickbus up: ${line}\n`);
+      // Checked before anything starts, so a typo cannot leave a half-started system behind.
+      const tickers = options.tickers
+        .split(',')
+        .map((t) => t.trim())
+        .filter(Boolean)
+        .map((t) => checkParam(TICKER, 'ticker', t));
       const backend = await chooseBackend({ redisUrl: options.redisUrl });
       say(`using ${describeBackend(backend)}`);
       const logger = createLogger('tickbus', process.env.TICKBUS_LOG_LEVEL ?? 'warn');
@@ -40,8 +47,13 @@ Examples:
         await backend.stop();
         throw error;
       }
-      const tickers = options.tickers.split(',').map((t) => t.trim()).filter(Boolean);
-      for (const ticker of tickers) await runtime.bus.publish('BROKER_REGISTRATION', { action: 'subscribe', ticker });
+      try {
+        for (const ticker of tickers) await runtime.bus.publish('BROKER_REGISTRATION', { action: 'subscribe', ticker });
+      } catch (error) {
+        await runtime.stop();
+        await backend.stop();
+        throw error;
+      }
       say(`broker streaming ${tickers.join(', ') || 'nothing yet'} from the ${options.feed} feed`);
       say(`health  ${runtime.opsUrl}/health`);
       say(`metrics ${runtime.opsUrl}/metrics`);
