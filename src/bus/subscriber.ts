@@ -81,6 +81,8 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
   readonly #link: SubscribeLink;
   readonly #table = new SubscriptionTable<Entry>();
   readonly #throttle = new LogThrottle(10);
+  /** Keys unsubscribed while disconnected, to release in Redis after reconnecting. */
+  readonly #releaseLater = { exact: new Set<string>(), pattern: new Set<string>() };
   #connecting: Promise<void> | undefined;
   #closed = false;
 
@@ -187,7 +189,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
       for (const kind of ['exact', 'pattern'] as const) {
         const keys = this.#table.keys(kind);
         for (const key of keys) for (const e of this.#table.clear(kind, key)) e.lanes.close();
-        if (keys.length > 0 && this.#link.isConnected) await (kind === 'exact' ? this.#link.unsubscribe(keys) : this.#link.punsubscribe(keys));
+        if (keys.length > 0) await this.#release(kind, keys);
       }
       return;
     }
@@ -205,7 +207,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     }
     const removed = this.#table.clear(kind, key);
     for (const e of removed) e.lanes.close();
-    if (removed.length > 0 && this.#link.isConnected) await (kind === 'exact' ? this.#link.unsubscribe([key]) : this.#link.punsubscribe([key]));
+    if (removed.length > 0) await this.#release(kind, [key]);
   }
 
   /** Channels and patterns currently subscribed. */
@@ -226,14 +228,32 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
   async #remove(entry: Entry): Promise<void> {
     entry.lanes.close();
     if (this.#closed || !this.#table.remove(entry.kind, entry.key, entry)) return;
-    if (!this.#link.isConnected) return;
-    await (entry.kind === 'exact' ? this.#link.unsubscribe([entry.key]) : this.#link.punsubscribe([entry.key]));
+    await this.#release(entry.kind, [entry.key]);
+  }
+
+  /**
+   * Unsubscribes in the transport. While disconnected that fails, and node-redis would
+   * subscribe the keys again on reconnection (publishers would count a receiver that is
+   * gone): such keys are remembered and released once the connection is back.
+   */
+  async #release(kind: SubscriptionKind, keys: string[]): Promise<void> {
+    try {
+      await (kind === 'exact' ? this.#link.unsubscribe(keys) : this.#link.punsubscribe(keys));
+    } catch (error) {
+      if (this.#link.isConnected && !(error instanceof NotConnectedError)) throw error;
+      for (const key of keys) this.#releaseLater[kind].add(key);
+    }
   }
 
   async #resubscribe(): Promise<void> {
     // node-redis re-subscribes what it knew; this also covers subscriptions made while
     // the connection was down. Subscribing twice to a channel is harmless.
     try {
+      for (const kind of ['exact', 'pattern'] as const) {
+        const stale = [...this.#releaseLater[kind]].filter((key) => !this.#table.handlers(kind, key));
+        this.#releaseLater[kind].clear();
+        if (stale.length > 0) await (kind === 'exact' ? this.#link.unsubscribe(stale) : this.#link.punsubscribe(stale));
+      }
       await this.#link.subscribe(this.#table.keys('exact'));
       await this.#link.psubscribe(this.#table.keys('pattern'));
     } catch (error) {

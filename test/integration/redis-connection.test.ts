@@ -51,6 +51,28 @@ describe('redis connection', () => {
     await Promise.all([pub.close(), sub.close()]);
   });
 
+  it('does not subscribe again, after a reconnection, what was unsubscribed while disconnected', async () => {
+    const own = await startRedis();
+    const sub = createBus({ redis: { url: own.url }, logger: silentLogger, reconnect: { baseMs: 20, maxMs: 100 } });
+    try {
+      const reconnected = new Inbox<string>();
+      sub.on('reconnected', (role) => reconnected.push(role));
+      const disconnected = new Inbox<string>();
+      sub.on('disconnected', (role) => disconnected.push(role));
+      const gone = await sub.subscribe(TickerUpdates.of({ ticker: 'GONE' }), () => {});
+      await sub.subscribe(TickerUpdates.of({ ticker: 'STAY' }), () => {});
+      await own.kill();
+      await disconnected.waitFor(1);
+      await gone.unsubscribe(); // Redis is down
+      await own.restart();
+      await reconnected.waitFor(1);
+      assert.deepEqual(own.cli('PUBSUB', 'NUMSUB', 'TICKER_UPDATES_GONE', 'TICKER_UPDATES_STAY').split('\n'), ['TICKER_UPDATES_GONE', '0', 'TICKER_UPDATES_STAY', '1']);
+    } finally {
+      await sub.close();
+      await own.stop();
+    }
+  });
+
   it('fails fast with NotConnectedError while Redis is down, and publishes again after it returns', async () => {
     const own = await startRedis();
     const bus = createBus({ redis: { url: own.url }, logger: silentLogger, reconnect: { baseMs: 20, maxMs: 100 } });
