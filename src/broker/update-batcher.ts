@@ -3,7 +3,7 @@
 // written to the last-value cache once per batch, not once per trade. When Redis falls
 // behind, enqueue() returns a promise so the feed slows down instead of memory growing.
 import type { BatchItem, Publisher } from '../bus/publisher.ts';
-import { ErrorCode, ValidationError, type BusError } from '../core/errors.ts';
+import { ErrorCode, type BusError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { LogThrottle } from '../core/logger.ts';
 import type { BrokerMetrics } from './broker-metrics.ts';
@@ -24,12 +24,12 @@ interface Queued {
   item: BatchItem;
   type: 'price' | 'order';
   enqueuedAt: number;
+  /** The ticker whose last-value cache entry this update becomes, once published. */
+  lastValueOf: string | undefined;
 }
 
 export class UpdateBatcher {
   #queue: Queued[] = [];
-  /** The latest price message per ticker since the last batch; serialised only when written. */
-  #lastValues = new Map<string, unknown>();
   #scheduled = false;
   #inFlight = 0;
   #waiters: Array<() => void> = [];
@@ -50,8 +50,7 @@ export class UpdateBatcher {
   }
 
   enqueue(item: BatchItem, type: 'price' | 'order', lastValueOf?: string): void | Promise<void> {
-    this.#queue.push({ item, type, enqueuedAt: performance.now() });
-    if (lastValueOf !== undefined) this.#lastValues.set(lastValueOf, item.data);
+    this.#queue.push({ item, type, enqueuedAt: performance.now(), lastValueOf });
     if (!this.#scheduled) {
       this.#scheduled = true;
       setImmediate(() => this.#flush());
@@ -71,45 +70,51 @@ export class UpdateBatcher {
     this.#scheduled = false;
     while (this.#queue.length > 0 && this.#inFlight < this.#maxInFlight) {
       const batch = this.#queue.splice(0, this.#maxBatch);
-      const lastValues = this.#lastValues;
-      this.#lastValues = new Map();
       this.#inFlight++;
-      void this.#send(batch, lastValues).finally(() => {
+      void this.#send(batch).finally(() => {
         this.#inFlight--;
         this.#release();
       });
     }
   }
 
-  async #send(batch: Queued[], lastValues: Map<string, unknown>): Promise<void> {
+  async #send(batch: Queued[]): Promise<void> {
+    let published: Queued[] = batch;
     try {
       await this.publisher.publishBatch(batch.map((q) => q.item));
       this.#published(batch);
     } catch (error) {
-      if (error instanceof ValidationError && batch.length > 1) {
-        // One bad update must not sink its whole batch: send them one by one.
-        await Promise.all(batch.map((q) => this.#sendOne(q)));
+      if (batch.length > 1 && !isConnectionError(error)) {
+        // One bad update (invalid, too large) must not sink its whole batch: send them one
+        // by one, so only the bad one is lost (and counted).
+        const ok = await Promise.all(batch.map((q) => this.#sendOne(q)));
+        published = batch.filter((_, i) => ok[i]);
       } else {
         this.#failed(error as BusError, batch.length);
+        published = [];
       }
     }
+    // The cache follows what subscribers saw: the latest published price of each ticker.
+    const lastValues = new Map<string, string>();
+    for (const q of published) if (q.lastValueOf !== undefined) lastValues.set(q.lastValueOf, JSON.stringify(q.item.data));
     try {
-      if (lastValues.size > 0) await this.store.setLastValues(new Map([...lastValues].map(([ticker, data]) => [ticker, JSON.stringify(data)])));
+      if (lastValues.size > 0) await this.store.setLastValues(lastValues);
     } catch (error) {
       this.#log(error as Error, 'last-value cache write failed');
     }
   }
 
-  async #sendOne(q: Queued): Promise<void> {
+  async #sendOne(q: Queued): Promise<boolean> {
     try {
       await this.publisher.publishBatch([q.item]);
       this.#published([q]);
+      return true;
     } catch (error) {
       this.#failed(error as BusError, 1);
+      return false;
     }
   }
 
-  /** Counted once per batch: prom-client's per-call cost showed in the replay benchmark. */
   #published(batch: Queued[]): void {
     let orders = 0;
     for (const q of batch) if (q.type === 'order') orders++;
@@ -140,4 +145,10 @@ export class UpdateBatcher {
     }
     if (this.#queue.length === 0 && this.#inFlight === 0) for (const r of this.#idle.splice(0)) r();
   }
+}
+
+/** Redis unreachable or the link failing: retrying message by message would not help. */
+function isConnectionError(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return code === ErrorCode.NotConnected || code === ErrorCode.Transport || code === ErrorCode.Closed;
 }
