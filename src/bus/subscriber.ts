@@ -81,6 +81,8 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
   readonly #link: SubscribeLink;
   readonly #table = new SubscriptionTable<Entry>();
   readonly #throttle = new LogThrottle(10);
+  /** SUBSCRIBEs sent and not yet confirmed, by kind:key. */
+  readonly #confirming = new Map<string, Promise<void>>();
   /** Keys unsubscribed while disconnected, to release in Redis after reconnecting. */
   readonly #releaseLater = { exact: new Set<string>(), pattern: new Set<string>() };
   #connecting: Promise<void> | undefined;
@@ -165,16 +167,26 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
       ),
     };
     await this.connect();
+    if (this.#closed) throw new ClosedError('subscriber');
+    const pendingKey = `${kind}:${key}`;
     if (this.#table.add(kind, key, entry)) {
-      try {
-        await (kind === 'exact' ? this.#link.subscribe([key]) : this.#link.psubscribe([key]));
-      } catch (error) {
+      const confirmed = (kind === 'exact' ? this.#link.subscribe([key]) : this.#link.psubscribe([key])).catch((error: unknown) => {
         // Disconnected: the table keeps it and the reconnection re-subscribes it.
         if (!(error instanceof NotConnectedError)) {
-          this.#table.remove(kind, key, entry);
+          for (const e of this.#table.clear(kind, key)) e.lanes.close();
           throw error;
         }
+      });
+      this.#confirming.set(pendingKey, confirmed);
+      try {
+        await confirmed;
+      } finally {
+        if (this.#confirming.get(pendingKey) === confirmed) this.#confirming.delete(pendingKey);
       }
+    } else {
+      // Another handler's SUBSCRIBE for this key may still be on its way: resolve only when
+      // Redis has confirmed it, so that a publish right after this call is received.
+      await this.#confirming.get(pendingKey);
     }
     return { kind, key, unsubscribe: () => this.#remove(entry) };
   }
