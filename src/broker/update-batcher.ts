@@ -95,8 +95,12 @@ export class UpdateBatcher {
       }
     }
     // The cache follows what subscribers saw: the latest published price of each ticker.
+    // Newest first, so each ticker is serialised once (about 20 of a batch of 256).
     const lastValues = new Map<string, string>();
-    for (const q of published) if (q.lastValueOf !== undefined) lastValues.set(q.lastValueOf, JSON.stringify(q.item.data));
+    for (let i = published.length - 1; i >= 0; i--) {
+      const q = published[i] as Queued;
+      if (q.lastValueOf !== undefined && !lastValues.has(q.lastValueOf)) lastValues.set(q.lastValueOf, JSON.stringify(q.item.data));
+    }
     try {
       if (lastValues.size > 0) await this.store.setLastValues(lastValues);
     } catch (error) {
