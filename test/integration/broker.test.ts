@@ -227,7 +227,8 @@ describe('broker end to end', () => {
     await raw.send('BROKER_REGISTRATION', { action: 'subscribe', ticker: 'AAPL' });
     await waitFor(() => msgs.length >= 20, 'AAPL trades');
     await raw.send('BROKER_REGISTRATION', { action: 'subscribe', ticker: 'MSFT' });
-    await waitFor(() => feed.state === 'stopped' && msgs.length === feed.stats.published, 'the end of the file', 10_000);
+    // All 400 trades read (not just the stop of a restart), and every published one received.
+    await waitFor(() => feed.stats.read === 400 && feed.state === 'stopped' && msgs.length === feed.stats.published, 'the end of the file', 10_000);
     const volumes = msgs.map((m) => m.envelope.data.volume as number);
     assert.equal(new Set(volumes).size, volumes.length, 'no trade published twice');
     assert.deepEqual(volumes, [...volumes].sort((a, b) => a - b), 'trades in file order');
