@@ -94,7 +94,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       } else {
         const concrete = this.#target(target);
         name = concrete.name;
-        channel = concrete.channel as Channel;
+        channel = concrete.channel;
       }
       const checked = check(channel.schema, data);
       if (checked instanceof Promise) return this.#publishAsync(name, channel, checked);
@@ -117,7 +117,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     for (const item of items) {
       const target = item.channel;
       const concrete = typeof target === 'object' && target.kind === 'ref' ? target : this.#target(target);
-      const channel = concrete.channel as Channel;
+      const channel = concrete.channel;
       let checked = check(channel.schema, item.data);
       if (checked instanceof Promise) checked = await checked;
       messages.push([concrete.name, this.#payload(concrete.name, channel, checked)]);
@@ -151,7 +151,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
 
   #target(target: PublishTarget): ConcreteTarget {
     try {
-      return concreteTarget(target, this.#ctx.resolver, true);
+      return concreteTarget(target, this.#ctx.resolver);
     } catch (error) {
       this.#ctx.metrics.countPublishFailed(undefined, (error as BusError).code ?? ErrorCode.Transport);
       throw error;

@@ -325,7 +325,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     if (decoded instanceof BusError) return this.#reject(decoded, def?.template);
     const context: MessageContext = { channel, pattern, params: resolved.params, timestamp: decoded.timestamp, sender: decoded.sender, id: decoded.id };
     if (!def) {
-      this.#ctx.metrics.countReceived(undefined);
+      this.#ctx.metrics.receivedCell(undefined).n++;
       return { data: decoded.data, context };
     }
     const checked = check(def.schema, decoded.data);

@@ -9,15 +9,14 @@ export type PublishTarget = Channel & { readonly isTemplate: false } | ChannelRe
 
 export interface ConcreteTarget {
   readonly name: string;
-  /** Undefined only for strings that no catalog defines. */
-  readonly channel: Channel | undefined;
+  readonly channel: Channel;
 }
 
-export function concreteTarget(target: PublishTarget | Channel, resolver: ChannelResolver, requireKnown: boolean): ConcreteTarget {
+export function concreteTarget(target: PublishTarget | Channel, resolver: ChannelResolver): ConcreteTarget {
   if (typeof target === 'string') {
     const resolved = resolver.resolve(target);
-    if (!resolved && requireKnown) throw new UnknownChannelError(target);
-    return { name: target, channel: resolved?.channel };
+    if (!resolved) throw new UnknownChannelError(target);
+    return { name: target, channel: resolved.channel };
   }
   if (target.kind === 'ref') return { name: target.name, channel: target.channel };
   if (target.isTemplate) {

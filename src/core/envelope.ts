@@ -31,9 +31,9 @@ export function createEnvelope<T>(data: T, sender: string, now: Date = new Date(
   return { data, timestamp: now.toISOString(), sender };
 }
 
+/** One payload, written the way the publisher writes it (see EnvelopeWriter). */
 export function encodePayload(wire: WireFormat, data: unknown, sender: string): string {
-  if (wire === 'bare') return JSON.stringify(data);
-  return JSON.stringify({ data, timestamp: new Date().toISOString(), sender });
+  return new EnvelopeWriter(sender).write(wire, data);
 }
 
 /**

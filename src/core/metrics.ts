@@ -77,12 +77,6 @@ export class BusMetrics {
   receivedCell(template: string | undefined): { n: number } {
     return this.#received.cell(template ?? UNKNOWN);
   }
-  countPublished(template: string | undefined, n = 1): void {
-    this.#published.cell(template ?? UNKNOWN).n += n;
-  }
-  countReceived(template: string | undefined): void {
-    this.#received.cell(template ?? UNKNOWN).n++;
-  }
   countRejected(template: string | undefined, code: string): void {
     this.rejected.labels(template ?? UNKNOWN, code).inc();
   }

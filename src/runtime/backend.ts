@@ -78,7 +78,8 @@ export function answersPing(host: string, port: number, timeoutMs = 300): Promis
   });
 }
 
-function freePort(): Promise<number> {
+/** A port nothing listens on right now (the OS picks it). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.on('error', reject);

@@ -3,9 +3,11 @@
 // missing redis-server binary is a hard failure, never a skip.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { answersPing, freePort } from '../../src/runtime/backend.ts';
+
+export { freePort };
 
 export interface RedisServer {
   readonly port: number;
@@ -41,40 +43,6 @@ function requireBinary(): void {
   binaryChecked = true;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function ping(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = createConnection({ port, host: '127.0.0.1' });
-    let buf = '';
-    sock.setTimeout(500);
-    sock.on('connect', () => sock.write('PING\r\n'));
-    sock.on('data', (d) => {
-      buf += d.toString();
-      if (buf.includes('\r\n')) {
-        sock.destroy();
-        resolve(buf.startsWith('+PONG'));
-      }
-    });
-    sock.on('error', () => resolve(false));
-    sock.on('timeout', () => {
-      sock.destroy();
-      resolve(false);
-    });
-  });
-}
-
 function spawnServer(port: number, dir: string, args: string[]): ChildProcess {
   const child = spawn(
     'redis-server',
@@ -90,7 +58,7 @@ async function waitUp(port: number, child: ChildProcess, timeoutMs = 10_000): Pr
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`redis-server on port ${port} exited with code ${child.exitCode} during start-up.`);
-    if (await ping(port)) return;
+    if (await answersPing('127.0.0.1', port, 500)) return;
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`redis-server on port ${port} did not answer PING within ${timeoutMs} ms.`);
