@@ -11,6 +11,7 @@ import type { Transport } from '../transports/transport.ts';
 import { MemoryTransport } from '../transports/memory/memory-transport.ts';
 import { RedisTransport } from '../transports/redis/redis-transport.ts';
 import { ConfigError } from '../core/errors.ts';
+import { resolveFallback, type FallbackOptions, type ResolvedFallback } from './fallback-buffer.ts';
 
 export interface BusOptions {
   /**
@@ -31,6 +32,12 @@ export interface BusOptions {
   /** A prom-client registry (shared with the rest of a service) or BusMetrics. @default a registry of its own */
   metrics?: Registry | BusMetrics;
   logger?: Logger;
+  /**
+   * The publisher's fallback buffer (seed 004): while Redis is unreachable, keep messages
+   * (bounded) and send them in order once it is back, instead of failing the publish.
+   * `true` for the defaults. @default off
+   */
+  fallback?: boolean | FallbackOptions;
 }
 
 export interface BusContext {
@@ -40,6 +47,8 @@ export interface BusContext {
   readonly limits: ResolvedLimits;
   readonly metrics: BusMetrics;
   readonly logger: Logger;
+  readonly reconnect: ReconnectOptions | undefined;
+  readonly fallback: ResolvedFallback | undefined;
 }
 
 export function createContext(options: BusOptions, defaultCatalogs: readonly Catalog[]): BusContext {
@@ -52,6 +61,8 @@ export function createContext(options: BusOptions, defaultCatalogs: readonly Cat
     limits: resolveLimits(options.limits),
     metrics,
     logger: options.logger ?? createLogger('tickbus'),
+    reconnect: options.reconnect,
+    fallback: resolveFallback(options.fallback),
   });
 }
 

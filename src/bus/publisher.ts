@@ -1,14 +1,27 @@
 // Validates, wraps and publishes. A message that fails its schema, is too large, or
 // names a channel no catalog defines is refused with a typed error before it reaches
-// the transport; a publish while disconnected fails fast with NotConnectedError.
-import type { Channel, ChannelRef, ChannelParams } from '../core/channel.ts';
+// the transport. How it travels follows its channel: a PUBLISH, a PUBLISH with a history
+// entry, or a stream append for a durable channel. While Redis is unreachable a publish
+// fails fast with NotConnectedError, or, with the fallback buffer on, is kept and sent in
+// order once Redis is back (the receipt says which).
+import { randomUUID } from 'node:crypto';
+import { streamKey, type Channel, type ChannelRef, type ChannelParams } from '../core/channel.ts';
+import { backoffDelay, resolveReconnect } from '../core/config.ts';
 import { EnvelopeWriter, exceedsBytes } from '../core/envelope.ts';
-import { BusError, ClosedError, DecodeError, ErrorCode } from '../core/errors.ts';
+import { BusError, ClosedError, DecodeError, ErrorCode, NotConnectedError } from '../core/errors.ts';
 import { check, validationError, type CheckResult, type InferInput, type StandardSchemaV1 } from '../core/schema.ts';
 import { TypedEmitter } from '../core/typed-emitter.ts';
-import type { PublishLink } from '../transports/transport.ts';
+import type { Outbound, PublishLink, PublishReceipt, StreamWrite } from '../transports/transport.ts';
 import type { BusContext } from './context.ts';
+import { FallbackBuffer, type Buffered } from './fallback-buffer.ts';
 import { concreteTarget, type ConcreteTarget, type PublishTarget } from './targets.ts';
+
+const BUFFERED: PublishReceipt = Object.freeze({ status: 'buffered', receivers: 0, position: undefined });
+const DROPPED: PublishReceipt = Object.freeze({ status: 'dropped', receivers: 0, position: undefined });
+
+/** Messages replayed from the fallback buffer per round trip. */
+const REPLAY_CHUNK = 256;
+const STREAM_WRITE_CACHE = 10_000;
 
 export type PublisherEvents = {
   connected: () => void;
@@ -30,17 +43,30 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   #connecting: Promise<void> | undefined;
   #ready = false;
   readonly #writer: EnvelopeWriter;
+  readonly #buffer: FallbackBuffer | undefined;
+  #replaying = false;
+  #background: Promise<void> | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  readonly #streamWrites = new Map<string, StreamWrite>();
 
   constructor(ctx: BusContext) {
     super();
     this.#ctx = ctx;
     this.#link = ctx.transport.createPublishLink();
     this.#writer = new EnvelopeWriter(ctx.sender);
+    if (ctx.fallback) {
+      this.#buffer = new FallbackBuffer(ctx.fallback);
+      ctx.metrics.trackFallback(this.#buffer);
+      if (this.#buffer.size > 0) ctx.logger.info({ messages: this.#buffer.size, file: ctx.fallback.file }, 'fallback journal restored; sending once Redis is reachable');
+    }
     const { logger, metrics } = ctx;
     this.setUnhandled((event, args) => {
       if (event === 'error') logger.warn({ err: args[0] }, 'publisher error');
     });
-    this.#link.on('connected', () => this.emit('connected'));
+    this.#link.on('connected', () => {
+      this.emit('connected');
+      void this.#replay();
+    });
     this.#link.on('disconnected', (cause) => {
       metrics.connection.labels('publisher', 'disconnected').inc();
       logger.warn({ target: ctx.transport.target }, 'publisher disconnected; reconnecting');
@@ -48,8 +74,9 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     });
     this.#link.on('reconnected', () => {
       metrics.connection.labels('publisher', 'reconnected').inc();
-      logger.info({ target: ctx.transport.target }, 'publisher reconnected');
+      logger.info({ target: ctx.transport.target, buffered: this.#buffer?.size }, 'publisher reconnected');
       this.emit('reconnected');
+      void this.#replay();
     });
     this.#link.on('error', (error) => this.emit('error', error as BusError));
     this.#link.on('publishFailed', (error) => metrics.countPublishFailed('(transport)', String((error as BusError).code ?? ErrorCode.Transport)));
@@ -74,14 +101,21 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     return this.#connecting;
   }
 
+  /** Messages waiting in the fallback buffer (0 without one). */
+  get buffered(): number {
+    return this.#buffer?.size ?? 0;
+  }
+
   /**
    * Validates `data` against the channel's schema, wraps it in the envelope and publishes
-   * it. Resolves with the number of receivers Redis reports.
+   * it. Resolves with a receipt: `sent` with the receivers Redis counted (and the stream
+   * position, on durable channels and channels with history), or `buffered` / `dropped`
+   * when Redis is unreachable and the fallback buffer is on.
    */
-  publish<T extends string, S extends StandardSchemaV1>(target: ChannelRef<T, S>, data: InferInput<S>): Promise<number>;
-  publish<T extends string, S extends StandardSchemaV1>(target: Channel<T, S> & { readonly isTemplate: false }, data: InferInput<S>): Promise<number>;
-  publish(target: string, data: unknown): Promise<number>;
-  publish(target: PublishTarget, data: unknown): Promise<number> {
+  publish<T extends string, S extends StandardSchemaV1>(target: ChannelRef<T, S>, data: InferInput<S>): Promise<PublishReceipt>;
+  publish<T extends string, S extends StandardSchemaV1>(target: Channel<T, S> & { readonly isTemplate: false }, data: InferInput<S>): Promise<PublishReceipt>;
+  publish(target: string, data: unknown): Promise<PublishReceipt>;
+  publish(target: PublishTarget, data: unknown): Promise<PublishReceipt> {
     // The hot path: no async wrapper, no closures, one promise from the transport.
     let name: string;
     let channel: Channel;
@@ -102,7 +136,6 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
-    if (!this.#ready) return this.connect().then(() => this.#send(name, channel, payload));
     return this.#send(name, channel, payload);
   }
 
@@ -110,43 +143,167 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
    * Publishes many messages in one round trip, in order. Every message is validated first;
    * if any is invalid, none is sent.
    */
-  async publishBatch(items: readonly BatchItem[]): Promise<number[]> {
+  async publishBatch(items: readonly BatchItem[]): Promise<PublishReceipt[]> {
     if (this.#closed) throw new ClosedError('publisher');
-    const messages: Array<readonly [string, string]> = [];
-    const templates: string[] = [];
+    const messages: Array<{ name: string; channel: Channel; payload: string }> = [];
     for (const item of items) {
       const target = item.channel;
       const concrete = typeof target === 'object' && target.kind === 'ref' ? target : this.#target(target);
       const channel = concrete.channel;
       let checked = check(channel.schema, item.data);
       if (checked instanceof Promise) checked = await checked;
-      messages.push([concrete.name, this.#payload(concrete.name, channel, checked)]);
-      templates.push(channel.template);
+      messages.push({ name: concrete.name, channel, payload: this.#payload(concrete.name, channel, checked) });
     }
-    if (!this.#ready) await this.connect();
-    for (const t of templates) this.#ctx.metrics.publishedCell(t).n++;
-    return this.#link.publishBatch(messages);
+    // One after the other into the transport's queue: they go out together, in order.
+    return Promise.all(messages.map((m) => this.#send(m.name, m.channel, m.payload)));
   }
 
+  /**
+   * Sends what the fallback buffer holds if Redis is reachable, then releases the
+   * connection. Messages still buffered stay in the journal, if there is one; without one
+   * they are lost, and the log says how many.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#retryTimer);
     await this.#connecting?.catch(() => undefined);
+    const buffer = this.#buffer;
+    if (buffer) {
+      if (buffer.size > 0 && this.#link.isConnected) await this.#replay(true);
+      if (buffer.size > 0) {
+        this.#ctx.logger.warn({ messages: buffer.size, file: buffer.options.file }, buffer.options.file ? 'publisher closed with messages buffered; the journal keeps them for the next start' : 'publisher closed with messages buffered and no journal: they are lost');
+      }
+      buffer.close();
+    }
     await this.#link.close();
     this.removeAllListeners();
   }
 
-  #send(name: string, channel: Channel, payload: string): Promise<number> {
+  #send(name: string, channel: Channel, payload: string): Promise<PublishReceipt> {
     // Counted when handed over; a transport failure is counted by the 'publishFailed'
     // listener, so the hot path adds no promise of its own.
     this.#ctx.metrics.publishedCell(channel.template).n++;
-    return this.#link.publish(name, payload);
+    const stream = channel.retention === undefined ? undefined : this.#streamWrite(name, channel);
+    if (this.#buffer) return this.#sendOrKeep({ channel: name, payload, stream });
+    if (!this.#ready) return this.connect().then(() => this.#link.publish(name, payload, stream));
+    return this.#link.publish(name, payload, stream);
   }
 
-  async #publishAsync(name: string, channel: Channel, checked: Promise<CheckResult<unknown>>): Promise<number> {
+  async #publishAsync(name: string, channel: Channel, checked: Promise<CheckResult<unknown>>): Promise<PublishReceipt> {
     const payload = this.#payload(name, channel, await checked);
-    if (!this.#ready) await this.connect();
     return this.#send(name, channel, payload);
+  }
+
+  #streamWrite(name: string, channel: Channel): StreamWrite {
+    let write = this.#streamWrites.get(name);
+    if (!write) {
+      const retention = channel.retention;
+      write = Object.freeze({ key: streamKey(name), publish: channel.delivery === 'pubsub', maxLen: retention?.maxLen, maxAgeMs: retention?.maxAgeMs });
+      if (this.#streamWrites.size >= STREAM_WRITE_CACHE) this.#streamWrites.clear();
+      this.#streamWrites.set(name, write);
+    }
+    return write;
+  }
+
+  // ---- the fallback buffer -------------------------------------------------------
+
+  /** With a fallback buffer: send now if nothing waits ahead of this message, else keep it. */
+  #sendOrKeep(message: Outbound): Promise<PublishReceipt> {
+    const buffer = this.#buffer as FallbackBuffer;
+    if (!this.#ready || !this.#link.isConnected || buffer.size > 0 || this.#replaying) {
+      if (!this.#ready) this.#connectInBackground();
+      try {
+        return Promise.resolve(this.#keep(message));
+      } catch (error) {
+        return Promise.reject(error as Error);
+      }
+    }
+    const seq = buffer.nextSeq();
+    return this.#link.publish(message.channel, message.payload, message.stream).catch((error: unknown) => {
+      // Lost with the connection: back into the buffer, in its place in the order. Redis
+      // may have taken it before the connection dropped: at least once, not exactly once.
+      if (error instanceof NotConnectedError && !this.#closed) return this.#keep(message, seq);
+      throw error;
+    });
+  }
+
+  #keep(message: Outbound, seq?: number): PublishReceipt {
+    const buffer = this.#buffer as FallbackBuffer;
+    const { metrics, logger } = this.#ctx;
+    let result;
+    try {
+      result = buffer.push(message, seq);
+    } catch (error) {
+      metrics.fallbackDropped.labels('rejected').inc();
+      metrics.countPublishFailed(undefined, ErrorCode.BufferFull);
+      throw error;
+    }
+    if (result.dropped) {
+      const which = result.kept ? 'oldest' : 'newest';
+      metrics.fallbackDropped.labels(which).inc();
+      logger.warn({ channel: result.dropped.channel, policy: buffer.options.overflow, buffered: buffer.size, bytes: buffer.bytes }, `fallback buffer full: dropped the ${which} message`);
+    }
+    if (!result.kept) return DROPPED;
+    metrics.fallbackBuffered.inc();
+    return BUFFERED;
+  }
+
+  /** The first connection failed: keep trying with back-off, buffering meanwhile. */
+  #connectInBackground(): void {
+    if (this.#background || this.#closed) return;
+    const reconnect = resolveReconnect(this.#ctx.reconnect);
+    const run = async (): Promise<void> => {
+      for (let attempt = 0; !this.#closed && !this.#ready; attempt++) {
+        try {
+          await this.connect();
+        } catch (error) {
+          if (attempt === 0) this.#ctx.logger.warn({ err: error, buffered: this.#buffer?.size }, 'publisher cannot reach Redis; buffering and retrying');
+          await new Promise<void>((resolve) => (this.#retryTimer = setTimeout(resolve, backoffDelay(attempt, reconnect))));
+        }
+      }
+    };
+    this.#background = run().finally(() => (this.#background = undefined));
+  }
+
+  /** Sends the buffer's messages in order, a chunk at a time, until it is empty or the connection drops. */
+  async #replay(closing = false): Promise<void> {
+    const buffer = this.#buffer;
+    if (!buffer || this.#replaying || (this.#closed && !closing)) return;
+    this.#replaying = true;
+    const { metrics, logger } = this.#ctx;
+    const started = Date.now();
+    let sent = 0;
+    try {
+      while (buffer.size > 0 && this.#link.isConnected) {
+        const chunk = buffer.peek(REPLAY_CHUNK);
+        const results = await Promise.allSettled(chunk.map((m) => this.#link.publish(m.channel, m.payload, m.stream)));
+        const done: Buffered[] = [];
+        let lost = false;
+        let chunkSent = 0;
+        results.forEach((r, i) => {
+          const m = chunk[i] as Buffered;
+          if (r.status === 'fulfilled') {
+            done.push(m);
+            chunkSent++;
+          } else if (r.reason instanceof NotConnectedError) {
+            lost = true;
+          } else {
+            // Redis refused this one (an ACL, a wrong type): it would never go through.
+            done.push(m);
+            metrics.fallbackDropped.labels('refused').inc();
+            logger.error({ err: r.reason, channel: m.channel }, 'fallback replay: Redis refused a buffered message; dropped it');
+          }
+        });
+        buffer.remove(done);
+        sent += chunkSent;
+        if (chunkSent > 0) metrics.fallbackReplayed.inc(chunkSent);
+        if (lost) break;
+      }
+    } finally {
+      this.#replaying = false;
+    }
+    if (sent > 0) logger.info({ sent, left: buffer.size, ms: Date.now() - started }, buffer.size === 0 ? 'fallback buffer replayed' : 'fallback replay interrupted');
   }
 
   #target(target: PublishTarget): ConcreteTarget {
@@ -165,7 +322,8 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       this.#ctx.metrics.countPublishFailed(channel.template, error.code);
       throw error;
     }
-    const payload = this.#writer.write(channel.wire, result.value);
+    // A durable message carries an id, the same on every delivery, for handlers to de-duplicate.
+    const payload = channel.delivery === 'durable' && channel.wire === 'envelope' ? this.#writer.writeWithId(result.value, randomUUID()) : this.#writer.write(channel.wire, result.value);
     if (exceedsBytes(payload, this.#ctx.limits.maxMessageBytes)) {
       this.#ctx.metrics.countPublishFailed(channel.template, ErrorCode.MessageTooLarge);
       throw new DecodeError(

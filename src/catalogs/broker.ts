@@ -54,6 +54,9 @@ export const TickerUpdates = defineChannel({
   name: 'TICKER_UPDATES_{ticker}',
   schema: TickerUpdateSchema,
   params: { ticker: TICKER },
+  // A short history per ticker: a bot or a browser that reconnects catches up on what it
+  // missed (each message carries its position), and anything older is one last-value read.
+  history: { maxLen: 1_000 },
   description: 'Every price and order update of one ticker, told apart by `type`.',
 });
 

@@ -225,7 +225,7 @@ export class BotClient extends TypedEmitter<BotClientEvents> {
     const watched = this.#watched.get(symbol);
     if (!watched || this.#closed) return;
     try {
-      const receivers = await this.bus.publish(BrokerRegistration, { action: 'subscribe', ticker: symbol, client_id: this.clientId, ttl_seconds: this.#ttl });
+      const { receivers } = await this.bus.publish(BrokerRegistration, { action: 'subscribe', ticker: symbol, client_id: this.clientId, ttl_seconds: this.#ttl });
       watched.heard = receivers > 0;
     } catch (error) {
       watched.heard = false;

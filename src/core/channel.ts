@@ -19,6 +19,26 @@ export type ChannelParams<T extends string> = { readonly [K in ParamNames<T>]: s
  */
 export type WireFormat = 'envelope' | 'bare';
 
+/**
+ * How a channel delivers.
+ * - `pubsub`: Redis PUBLISH, at most once, to whoever is subscribed at that moment.
+ * - `durable`: a Redis Stream read through consumer groups, at least once: a message stays
+ *   until a handler of each group has succeeded on it.
+ */
+export type DeliveryMode = 'pubsub' | 'durable';
+
+/** A bound on a stream: the newest `maxLen` entries, and/or those younger than `maxAgeMs`. */
+export interface Retention {
+  maxLen?: number;
+  maxAgeMs?: number;
+}
+
+export interface ResolvedRetention {
+  /** Trimmed approximately (`MAXLEN ~`), so Redis trims whole nodes: a few more may stay. */
+  readonly maxLen: number | undefined;
+  readonly maxAgeMs: number | undefined;
+}
+
 export interface ChannelSpec<T extends string, S extends StandardSchemaV1> {
   name: T;
   schema: S;
@@ -27,6 +47,17 @@ export interface ChannelSpec<T extends string, S extends StandardSchemaV1> {
   description?: string;
   /** @default 'envelope' */
   wire?: WireFormat;
+  /**
+   * Back the channel with a Redis Stream read through consumer groups (at least once).
+   * `true` keeps the newest 100,000 messages; or give the bound.
+   */
+  durable?: boolean | Retention;
+  /**
+   * Keep a bounded history of a pub/sub channel (a stream beside it), so that a subscriber
+   * that comes back can resume from its last position. `true` keeps the newest 1,000.
+   * Needs the envelope wire format: the position travels in the envelope.
+   */
+  history?: boolean | Retention;
 }
 
 export interface Channel<T extends string = string, S extends StandardSchemaV1 = StandardSchemaV1> {
@@ -35,6 +66,11 @@ export interface Channel<T extends string = string, S extends StandardSchemaV1 =
   readonly schema: S;
   readonly description: string;
   readonly wire: WireFormat;
+  readonly delivery: DeliveryMode;
+  /** The stream's bound: for durable channels, and pub/sub channels with history. */
+  readonly retention: ResolvedRetention | undefined;
+  /** True for a pub/sub channel that keeps a history stream. */
+  readonly hasHistory: boolean;
   readonly paramNames: readonly ParamNames<T>[];
   readonly params: { readonly [K in ParamNames<T>]: ChannelParam };
   /** True when the name has parameters (a template such as `TICKER_UPDATES_{ticker}`). */
@@ -110,6 +146,7 @@ export function defineChannel<const T extends string, S extends StandardSchemaV1
       throw new ConfigError(`Channel "${template}": the text between {${names[i - 1]}} and {${names[i]}} ("${sep}") can occur inside them, so names would be ambiguous. Use a separator their rules do not allow.`);
     }
   }
+  const { delivery, retention } = resolveDelivery(template, spec);
   const glob = literals.map(escapeGlob).join('*');
   const matcher = new RegExp(`^${literals.map(escapeRegExp).join('(.+?)')}$`);
   const isTemplate = names.length > 0;
@@ -136,6 +173,9 @@ export function defineChannel<const T extends string, S extends StandardSchemaV1
     schema: spec.schema,
     description: spec.description ?? '',
     wire: spec.wire ?? 'envelope',
+    delivery,
+    retention,
+    hasHistory: delivery === 'pubsub' && retention !== undefined,
     paramNames: names,
     params,
     isTemplate: isTemplate as Channel<T, S>['isTemplate'],
@@ -175,4 +215,37 @@ export function defineChannel<const T extends string, S extends StandardSchemaV1
     },
   };
   return Object.freeze(channel);
+}
+
+export const DEFAULT_DURABLE_MAXLEN = 100_000;
+export const DEFAULT_HISTORY_MAXLEN = 1_000;
+
+function resolveDelivery(template: string, spec: ChannelSpec<string, StandardSchemaV1>): { delivery: DeliveryMode; retention: ResolvedRetention | undefined } {
+  if (spec.durable && spec.history) throw new ConfigError(`Channel "${template}" is declared both durable and with history: a durable channel is its own history; keep one.`);
+  const pick = spec.durable || spec.history;
+  if (!pick) return { delivery: 'pubsub', retention: undefined };
+  if (spec.history && spec.wire === 'bare') {
+    throw new ConfigError(`Channel "${template}" has history but a bare wire format: the stream position travels in the envelope. Use wire 'envelope', or no history.`);
+  }
+  const fallback = spec.durable ? DEFAULT_DURABLE_MAXLEN : DEFAULT_HISTORY_MAXLEN;
+  const given: Retention = pick === true ? { maxLen: fallback } : pick;
+  for (const [key, value] of Object.entries(given)) {
+    if (value !== undefined && (!Number.isSafeInteger(value) || (value as number) <= 0)) {
+      throw new ConfigError(`Channel "${template}": retention ${key} must be a positive integer, got ${String(value)}.`);
+    }
+  }
+  if (given.maxLen === undefined && given.maxAgeMs === undefined) {
+    throw new ConfigError(`Channel "${template}": a stream needs a bound (maxLen or maxAgeMs), or it grows until Redis runs out of memory.`);
+  }
+  return { delivery: spec.durable ? 'durable' : 'pubsub', retention: Object.freeze({ maxLen: given.maxLen, maxAgeMs: given.maxAgeMs }) };
+}
+
+/** The Redis key of a channel's stream; the hash tag keeps it in the channel's cluster slot. */
+export function streamKey(channelName: string): string {
+  return `tickbus:{${channelName}}:stream`;
+}
+
+/** Where a durable channel's dead letters go. */
+export function deadLetterKey(channelName: string): string {
+  return `tickbus:{${channelName}}:dead`;
 }

@@ -19,8 +19,8 @@ function decodeError(payload: string, code: string, wire: 'envelope' | 'bare' = 
 function decoded(payload: string, wire: 'envelope' | 'bare' = 'envelope', maxBytes = MAX): DecodedPayload {
   const result = decodePayload(payload, CH, wire, maxBytes);
   assert.ok(!(result instanceof DecodeError), `expected a payload, got ${result instanceof DecodeError ? result.message : ''}`);
-  // Only the four fields are the contract (the decoder may hand back the parsed object itself).
-  return { data: result.data, timestamp: result.timestamp, sender: result.sender, id: result.id };
+  // Only the five fields are the contract (the decoder may hand back the parsed object itself).
+  return { data: result.data, timestamp: result.timestamp, sender: result.sender, id: result.id, position: result.position };
 }
 
 /** Strings over 1-, 2-, 3- and 4-byte UTF-8 characters and lone surrogates. */
@@ -48,6 +48,7 @@ describe('decodePayload: envelopes', () => {
       timestamp: '2025-04-24T09:45:01.123456',
       sender: 'broker',
       id: undefined,
+      position: undefined,
     });
   });
 
@@ -142,6 +143,7 @@ describe('decodePayload: bare wire', () => {
       timestamp: undefined,
       sender: undefined,
       id: undefined,
+      position: undefined,
     });
   });
 

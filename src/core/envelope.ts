@@ -1,6 +1,9 @@
 // The wire format. A message is JSON: {"data": {...}, "timestamp": "<ISO-8601>",
 // "sender": "<service>"}, exactly as seed 001 shows, so Python services read and write it.
-// Fields tickbus may add later (an id, a stream position) are optional on read.
+// Two optional fields follow seed 001's three: `id`, a message id that durable channels
+// always carry (handlers de-duplicate with it), and `position`, the stream entry id of a
+// message on a channel with history (a subscriber resumes after it). Readers that know
+// only the seed's three fields ignore them.
 import { DecodeError, ErrorCode, preview } from './errors.ts';
 import type { WireFormat } from './channel.ts';
 
@@ -10,6 +13,8 @@ export interface Envelope<T = unknown> {
   sender: string;
   /** Optional message id; writers that do not send one are accepted. */
   id?: string;
+  /** The stream position, on channels with history (added by Redis as it publishes). */
+  position?: string;
 }
 
 /** What a decoded payload yields before schema validation. */
@@ -18,6 +23,7 @@ export interface DecodedPayload {
   timestamp: string | undefined;
   sender: string | undefined;
   id: string | undefined;
+  position: string | undefined;
 }
 
 /** The UTF-8 size of a string, computed only when the cheap bounds cannot decide. */
@@ -55,7 +61,7 @@ export function decodePayload(payload: string, channel: string, wire: WireFormat
   } catch (cause) {
     return new DecodeError(ErrorCode.InvalidJson, `Message on "${preview(channel)}" is not valid JSON.`, preview(payload, 60), { channel, cause });
   }
-  if (wire === 'bare') return { data: parsed, timestamp: undefined, sender: undefined, id: undefined };
+  if (wire === 'bare') return { data: parsed, timestamp: undefined, sender: undefined, id: undefined, position: undefined };
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     return envelopeError(channel, payload, 'it is not a JSON object');
   }
@@ -64,9 +70,12 @@ export function decodePayload(payload: string, channel: string, wire: WireFormat
   if (typeof env.timestamp !== 'string') return envelopeError(channel, payload, '"timestamp" is missing or not a string');
   if (typeof env.sender !== 'string') return envelopeError(channel, payload, '"sender" is missing or not a string');
   if (env.id !== undefined && typeof env.id !== 'string') return envelopeError(channel, payload, '"id" is not a string');
+  if (env.position !== undefined && (typeof env.position !== 'string' || !STREAM_ID.test(env.position))) return envelopeError(channel, payload, '"position" is not a stream id');
   // The parsed object already has the shape (extra fields are ignored): no copy.
   return env as unknown as DecodedPayload;
 }
+
+const STREAM_ID = /^\d{1,20}-\d{1,20}$/;
 
 function envelopeError(channel: string, payload: string, why: string): DecodeError {
   return new DecodeError(
@@ -93,11 +102,20 @@ export class EnvelopeWriter {
   write(wire: WireFormat, data: unknown): string {
     const json = JSON.stringify(data);
     if (wire === 'bare') return json;
+    return '{"data":' + json + ',"timestamp":"' + this.#iso() + this.#tail;
+  }
+
+  /** An envelope with a message id (`id` goes last: Redis appends `position` after it). */
+  writeWithId(data: unknown, id: string): string {
+    return '{"data":' + JSON.stringify(data) + ',"timestamp":"' + this.#iso() + this.#tail.slice(0, -1) + ',"id":' + JSON.stringify(id) + '}';
+  }
+
+  #iso(): string {
     const now = Date.now();
     if (now !== this.#lastMs) {
       this.#lastMs = now;
       this.#lastIso = new Date(now).toISOString();
     }
-    return '{"data":' + json + ',"timestamp":"' + this.#lastIso + this.#tail;
+    return this.#lastIso;
   }
 }

@@ -26,6 +26,12 @@ export const ErrorCode = {
   Config: 'TB_ERR_CONFIG',
   /** The transport reported a failure (a Redis error reply, a socket error). */
   Transport: 'TB_ERR_TRANSPORT',
+  /** The publisher's fallback buffer is full and its overflow policy is 'reject'. */
+  BufferFull: 'TB_ERR_BUFFER_FULL',
+  /** A durable message failed its handler on every attempt and went to the dead-letter stream. */
+  DeadLettered: 'TB_ERR_DEAD_LETTERED',
+  /** A resume asked for positions older than the channel's history still holds. */
+  HistoryGap: 'TB_ERR_HISTORY_GAP',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -1,6 +1,6 @@
 // Prometheus counters of the bus. Labels are channel *templates* (TICKER_UPDATES_{ticker}),
 // never concrete names, so ten thousand tickers make one series, not ten thousand.
-import { Counter, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 
 const UNKNOWN = 'unknown';
 
@@ -37,6 +37,10 @@ export class BusMetrics {
   readonly handlerFailed: Counter<'channel'>;
   readonly handlerDropped: Counter<'channel'>;
   readonly connection: Counter<'role' | 'event'>;
+  readonly fallbackBuffered: Counter;
+  readonly fallbackReplayed: Counter;
+  readonly fallbackDropped: Counter<'reason'>;
+  readonly #buffers = new Set<{ readonly size: number; readonly bytes: number }>();
   readonly #published = new Tally();
   readonly #received = new Tally();
 
@@ -68,6 +72,35 @@ export class BusMetrics {
     this.handlerFailed = new Counter({ name: 'tickbus_handler_failures_total', help: 'Handler calls that threw or rejected.', labelNames: ['channel'], registers });
     this.handlerDropped = new Counter({ name: 'tickbus_handler_dropped_total', help: 'Messages dropped because a handler fell too far behind on one channel.', labelNames: ['channel'], registers });
     this.connection = new Counter({ name: 'tickbus_connection_events_total', help: 'Connection events (disconnected, reconnected), by role.', labelNames: ['role', 'event'], registers });
+    this.fallbackBuffered = new Counter({ name: 'tickbus_fallback_buffered_total', help: 'Messages kept in the fallback buffer while Redis was unreachable.', registers });
+    this.fallbackReplayed = new Counter({ name: 'tickbus_fallback_replayed_total', help: 'Buffered messages sent once Redis was back.', registers });
+    this.fallbackDropped = new Counter({ name: 'tickbus_fallback_dropped_total', help: 'Messages the fallback buffer gave up: oldest or newest (full), rejected (full, policy reject), refused (by Redis on replay).', labelNames: ['reason'], registers });
+    const buffers = this.#buffers;
+    new Gauge({
+      name: 'tickbus_fallback_buffer_messages',
+      help: 'Messages waiting in fallback buffers.',
+      registers,
+      collect() {
+        let n = 0;
+        for (const b of buffers) n += b.size;
+        this.set(n);
+      },
+    });
+    new Gauge({
+      name: 'tickbus_fallback_buffer_bytes',
+      help: 'Payload size of the messages waiting in fallback buffers.',
+      registers,
+      collect() {
+        let n = 0;
+        for (const b of buffers) n += b.bytes;
+        this.set(n);
+      },
+    });
+  }
+
+  /** Reports a publisher's fallback buffer in the gauges. */
+  trackFallback(buffer: { readonly size: number; readonly bytes: number }): void {
+    this.#buffers.add(buffer);
   }
 
   /** The hot-path cell that counts publishes of one channel template (`cell.n++`). */

@@ -26,7 +26,7 @@ export class RedisPublisher {
    * catalog defines; in both cases nothing is sent.
    */
   publish(channel: string, data: unknown): Promise<number> {
-    return this.bus.publish(channel, data);
+    return this.bus.publish(channel, data).then((receipt) => receipt.receivers);
   }
 
   close(): Promise<void> {

@@ -27,11 +27,44 @@ export interface Link {
   off<K extends keyof LinkEvents>(event: K, listener: LinkEvents[K]): this;
 }
 
+/**
+ * A stream write that goes with a message: a durable channel's append (no PUBLISH), or a
+ * pub/sub channel's history entry (XADD, then PUBLISH with the new position in the envelope,
+ * atomically, so the position a subscriber sees is the one history holds).
+ */
+export interface StreamWrite {
+  readonly key: string;
+  /** Also PUBLISH on the channel (history); false for a durable channel. */
+  readonly publish: boolean;
+  readonly maxLen: number | undefined;
+  readonly maxAgeMs: number | undefined;
+}
+
+/** What happened to one message. */
+export interface PublishReceipt {
+  /**
+   * `buffered`: Redis was unreachable and the fallback buffer holds it for later;
+   * `dropped`: the buffer was full and its policy gave this message up.
+   */
+  readonly status: 'sent' | 'buffered' | 'dropped';
+  /** Subscribers Redis counted (0 for durable channels and buffered messages). */
+  readonly receivers: number;
+  /** The stream position, for durable channels and channels with history. */
+  readonly position: string | undefined;
+}
+
+/** One message on its way out. */
+export interface Outbound {
+  readonly channel: string;
+  readonly payload: string;
+  readonly stream: StreamWrite | undefined;
+}
+
 export interface PublishLink extends Link {
-  /** Publishes one payload; resolves with the number of receivers. */
-  publish(channel: string, payload: string): Promise<number>;
+  /** Publishes one payload (and writes its stream entry, if any). */
+  publish(channel: string, payload: string, stream?: StreamWrite): Promise<PublishReceipt>;
   /** Publishes many payloads in one round trip, in order. */
-  publishBatch(messages: readonly (readonly [channel: string, payload: string])[]): Promise<number[]>;
+  publishBatch(messages: readonly Outbound[]): Promise<PublishReceipt[]>;
 }
 
 export interface SubscribeLink extends Link {
@@ -41,6 +74,44 @@ export interface SubscribeLink extends Link {
   punsubscribe(patterns: readonly string[]): Promise<void>;
 }
 
+/** One stream entry; `payload` is undefined when the entry has no tickbus payload field. */
+export interface StreamEntry {
+  readonly id: string;
+  readonly payload: string | undefined;
+}
+
+export interface StreamInfo {
+  readonly length: number;
+  readonly firstId: string | undefined;
+  readonly lastId: string;
+  /** The newest id ever removed (trimmed or deleted): a position before it may have a gap. */
+  readonly maxDeletedId: string;
+}
+
+/**
+ * Stream commands for durable channels and history. Blocking reads get a connection of
+ * their own, so that acknowledgements and claims never wait behind a BLOCK; close() ends
+ * a blocking read at once.
+ */
+export interface StreamLink extends Link {
+  /** Creates the consumer group (and the stream) if missing; `start` is '$', '0' or an id. */
+  ensureGroup(key: string, group: string, start: string): Promise<void>;
+  /** XREADGROUP: `from` is '>' for new entries, '0' for this consumer's unacknowledged ones. */
+  readGroup(key: string, group: string, consumer: string, from: string, count: number, blockMs: number): Promise<StreamEntry[]>;
+  ack(key: string, group: string, ids: readonly string[]): Promise<number>;
+  /** XAUTOCLAIM: entries idle longer than `minIdleMs` move to `consumer`. */
+  claim(key: string, group: string, consumer: string, minIdleMs: number, cursor: string, count: number): Promise<{ cursor: string; entries: StreamEntry[]; deleted: string[] }>;
+  /** How many times each entry has been delivered (XPENDING). */
+  deliveries(key: string, group: string, ids: readonly string[]): Promise<Map<string, number>>;
+  /** Atomically appends to the dead-letter stream and acknowledges the entry. */
+  deadLetter(key: string, group: string, id: string, deadKey: string, fields: Readonly<Record<string, string>>, maxLen: number): Promise<void>;
+  /** Entries after `afterId` (exclusive), oldest first. */
+  range(key: string, afterId: string, count: number): Promise<StreamEntry[]>;
+  /** The newest entry. */
+  latest(key: string): Promise<StreamEntry | undefined>;
+  info(key: string): Promise<StreamInfo | undefined>;
+}
+
 export interface Transport {
   /** 'redis' or 'memory'. */
   readonly kind: string;
@@ -48,4 +119,6 @@ export interface Transport {
   readonly target: string;
   createPublishLink(): PublishLink;
   createSubscribeLink(sink: MessageSink): SubscribeLink;
+  /** Undefined when the transport has no streams (memory): durable channels need Redis. */
+  createStreamLink?(): StreamLink;
 }

@@ -63,12 +63,12 @@ export function runConformance(name: string, setup: () => Promise<ConformanceSet
 
     it('resolves publish with the number of receivers (0 when nobody listens)', async () => {
       const pub = bus();
-      assert.equal(await pub.publish(TickerUpdates.of({ ticker: 'NOBODY' }), price('NOBODY')), 0);
+      assert.equal((await pub.publish(TickerUpdates.of({ ticker: 'NOBODY' }), price('NOBODY'))).receivers, 0);
       const a = bus();
       const b = bus();
       await a.subscribe(TickerUpdates.of({ ticker: 'TWO' }), () => {});
       await b.subscribe(TickerUpdates, () => {});
-      assert.equal(await pub.publish(TickerUpdates.of({ ticker: 'TWO' }), price('TWO')), 2);
+      assert.equal((await pub.publish(TickerUpdates.of({ ticker: 'TWO' }), price('TWO'))).receivers, 2);
     });
 
     it('subscribes every channel of a template by pattern, with parameters parsed back', async () => {
@@ -247,12 +247,12 @@ export function runConformance(name: string, setup: () => Promise<ConformanceSet
       await sleep(30);
       assert.equal(a.items.length, 0, 'handler A was unsubscribed');
       await sub.unsubscribe(TickerUpdates.of({ ticker: 'UNS' }));
-      assert.equal(await pub.publish(TickerUpdates.of({ ticker: 'UNS' }), price('UNS')), 0);
-      assert.equal(await pub.publish(BrokerRegistration, { action: 'subscribe', ticker: 'X' }), 1);
+      assert.equal((await pub.publish(TickerUpdates.of({ ticker: 'UNS' }), price('UNS'))).receivers, 0);
+      assert.equal((await pub.publish(BrokerRegistration, { action: 'subscribe', ticker: 'X' })).receivers, 1);
       await b.waitFor(2);
       await sub.unsubscribe();
       assert.deepEqual(sub.subscriber.subscriptions(), { channels: [], patterns: [] });
-      assert.equal(await pub.publish(BrokerRegistration, { action: 'subscribe', ticker: 'X' }), 0);
+      assert.equal((await pub.publish(BrokerRegistration, { action: 'subscribe', ticker: 'X' })).receivers, 0);
     });
 
     it('publishes a batch in one call, in order; one invalid item sends none', async () => {
@@ -262,7 +262,7 @@ export function runConformance(name: string, setup: () => Promise<ConformanceSet
       await sub.subscribe(TickerUpdates, (d) => inbox.push(d.type === 'price' ? (d.price ?? -1) : -1));
       const counts = await pub.publishBatch(Array.from({ length: 50 }, (_, i) => ({ channel: TickerUpdates.of({ ticker: i % 2 ? 'ODD' : 'EVEN' }), data: price('X', i) })));
       assert.equal(counts.length, 50);
-      assert.ok(counts.every((c) => c === 1));
+      assert.ok(counts.every((c) => c.status === 'sent' && c.receivers === 1));
       await inbox.waitFor(50);
       assert.deepEqual(inbox.items, Array.from({ length: 50 }, (_, i) => i));
       await assert.rejects(

@@ -246,7 +246,7 @@ describe('broker end to end', () => {
       await bot.subscribe(TickerUpdates.of({ ticker: 'MEM' }), (u) => {
         if (u.type === 'price' && u.price !== undefined) prices.push(u.price);
       });
-      assert.equal(await bot.publish(BrokerRegistration, { action: 'subscribe', ticker: 'MEM' }), 1);
+      assert.equal((await bot.publish(BrokerRegistration, { action: 'subscribe', ticker: 'MEM' })).receivers, 1);
       await waitFor(() => prices.length >= 3, 'prices over the in-memory transport');
       assert.equal(runtime.bus.context.transport.kind, 'memory');
       assert.equal(((await runtime.service.lastPrice('MEM')) as { symbol: string }).symbol, 'MEM');

@@ -2,10 +2,13 @@
 // drops the subscriber, fail-fast publishing while Redis is down, clean close.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BrokerRegistration, ErrorCode, NotConnectedError, TickerUpdates, createBus, type BusError } from '../../src/index.ts';
+import { BrokerRegistration, ErrorCode, NotConnectedError, TICKER, TickerUpdateSchema, TickerUpdates, createBus, defineChannel, type BusError } from '../../src/index.ts';
 import { startRedis, freePort, type RedisServer } from '../harness/redis-server.ts';
 import { Inbox, waitFor } from '../harness/wait.ts';
 import { silentLogger } from '../harness/quiet.ts';
+
+/** Like the ticker channel, without history: plain PUBLISH, the coalescing path. */
+const Quotes = defineChannel({ name: 'QUOTES_{ticker}', schema: TickerUpdateSchema, params: { ticker: TICKER } });
 
 const price = (symbol: string, p: number) => ({ type: 'price' as const, timestamp: new Date().toISOString(), price: p, volume: 1, symbol });
 
@@ -39,7 +42,7 @@ describe('redis connection', () => {
     await waitFor(() => events.includes('reconnected:subscriber'), 'the subscriber to reconnect');
     assert.deepEqual(events, ['disconnected:subscriber', 'reconnected:subscriber']);
 
-    assert.equal(await pub.publish(TickerUpdates.of({ ticker: 'AAPL' }), price('AAPL', 2)), 2, 'exact and pattern subscriptions are back');
+    assert.equal((await pub.publish(TickerUpdates.of({ ticker: 'AAPL' }), price('AAPL', 2))).receivers, 2, 'exact and pattern subscriptions are back');
     await pub.publish(TickerUpdates.of({ ticker: 'MSFT' }), price('MSFT', 3));
     await pub.publish(BrokerRegistration, { action: 'subscribe', ticker: 'TSLA' });
     await exact.waitFor(2);
@@ -127,7 +130,7 @@ describe('redis connection', () => {
       bus.on('reconnected', (role) => reconnected.push(role));
       late.cli('CLIENT', 'KILL', 'TYPE', 'normal');
       await reconnected.waitFor(1, 'the publisher to reconnect');
-      assert.equal(await bus.publish(BrokerRegistration, { action: 'subscribe', ticker: 'LATE' }), 0);
+      assert.equal((await bus.publish(BrokerRegistration, { action: 'subscribe', ticker: 'LATE' })).receivers, 0);
       await bus.close();
       assert.equal(late.cli('CLIENT', 'LIST').split('\n').filter((l) => l.includes('name=tickbus')).length, 0, 'close() released the connection');
     } finally {
@@ -141,11 +144,11 @@ describe('redis connection', () => {
     const sub = createBus({ redis: { url: own.url }, logger: silentLogger });
     try {
       const got = new Inbox<number>();
-      await sub.subscribe(TickerUpdates.of({ ticker: 'ORD' }), (d) => got.push(d.type === 'price' ? (d.price ?? -1) : -1));
+      await sub.subscribe(Quotes.of({ ticker: 'ORD' }), (d) => got.push(d.type === 'price' ? (d.price ?? -1) : -1));
       await pub.connect();
       own.cli('CONFIG', 'RESETSTAT');
-      const counts = await Promise.all(Array.from({ length: 100 }, (_, i) => pub.publish(TickerUpdates.of({ ticker: 'ORD' }), price('ORD', i))));
-      assert.deepEqual(counts, Array.from({ length: 100 }, () => 1), 'each publish resolves with its own receiver count');
+      const counts = await Promise.all(Array.from({ length: 100 }, (_, i) => pub.publish(Quotes.of({ ticker: 'ORD' }), price('ORD', i))));
+      assert.deepEqual(counts.map((r) => r.receivers), Array.from({ length: 100 }, () => 1), 'each publish resolves with its own receiver count');
       await got.waitFor(100);
       assert.deepEqual(got.items, Array.from({ length: 100 }, (_, i) => i), 'in publish order');
       const stats = own.cli('INFO', 'commandstats');
@@ -164,9 +167,9 @@ describe('redis connection', () => {
     const sub = createBus({ redis: { url: own.url }, logger: silentLogger });
     try {
       const got = new Inbox<number>();
-      await sub.subscribe(TickerUpdates.of({ ticker: 'ACL' }), (d) => got.push(d.type === 'price' ? (d.price ?? -1) : -1));
-      const counts = await Promise.all(Array.from({ length: 20 }, (_, i) => pub.publish(TickerUpdates.of({ ticker: 'ACL' }), price('ACL', i))));
-      assert.deepEqual(counts, Array.from({ length: 20 }, () => 1));
+      await sub.subscribe(Quotes.of({ ticker: 'ACL' }), (d) => got.push(d.type === 'price' ? (d.price ?? -1) : -1));
+      const counts = await Promise.all(Array.from({ length: 20 }, (_, i) => pub.publish(Quotes.of({ ticker: 'ACL' }), price('ACL', i))));
+      assert.deepEqual(counts.map((r) => r.receivers), Array.from({ length: 20 }, () => 1));
       await got.waitFor(20);
       assert.deepEqual(got.items, Array.from({ length: 20 }, (_, i) => i));
       const stats = own.cli('INFO', 'commandstats');
@@ -211,7 +214,7 @@ describe('redis connection', () => {
       await pub.connect();
       const sent = Array.from({ length: 30 }, (_, i) => pub.publish(TickerUpdates.of({ ticker: 'BYE' }), price('BYE', i)));
       await pub.close();
-      assert.deepEqual(await Promise.all(sent), Array.from({ length: 30 }, () => 1));
+      assert.deepEqual((await Promise.all(sent)).map((r) => r.receivers), Array.from({ length: 30 }, () => 1));
       await got.waitFor(30);
     } finally {
       await sub.close();

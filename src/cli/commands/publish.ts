@@ -33,8 +33,8 @@ Exit codes: 0 published, 3 invalid JSON or schema violation, 4 Redis unreachable
       }
       const bus = commandBus(options, options.sender);
       try {
-        const receivers = await bus.publish(channel, data);
-        process.stdout.write(`published to ${channel} (${receivers} receiver${receivers === 1 ? '' : 's'})\n`);
+        const { receivers, position } = await bus.publish(channel, data);
+        process.stdout.write(`published to ${channel} (${receivers} receiver${receivers === 1 ? '' : 's'}${position ? `, position ${position}` : ''})\n`);
       } finally {
         await bus.close();
       }

@@ -37,7 +37,7 @@ Exit codes: 0 a broker received it, 3 invalid ticker, 4 Redis unreachable, 5 no 
         if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 0)) throw new CliError(`--ttl must be a whole number of seconds, got "${options.ttl}".`, ExitCode.Usage);
         const bus = commandBus(options);
         try {
-          const receivers = await bus.publish(BrokerRegistration, {
+          const { receivers } = await bus.publish(BrokerRegistration, {
             action,
             ticker,
             ...(options.clientId ? { client_id: options.clientId } : {}),

@@ -2,8 +2,8 @@
 // system (and the reference the Redis transport is checked against). Delivery is
 // asynchronous and in publish order, like Redis; patterns follow Redis's glob rules.
 import { TypedEmitter } from '../../core/typed-emitter.ts';
-import { NotConnectedError, ErrorCode } from '../../core/errors.ts';
-import type { LinkEvents, MessageSink, PublishLink, SubscribeLink, Transport } from '../transport.ts';
+import { ConfigError, NotConnectedError, ErrorCode } from '../../core/errors.ts';
+import type { LinkEvents, MessageSink, Outbound, PublishLink, PublishReceipt, StreamWrite, SubscribeLink, Transport } from '../transport.ts';
 import { globMatch } from './glob.ts';
 
 /** A shared in-process message space. Links of the same hub see each other's messages. */
@@ -99,22 +99,32 @@ class MemoryPublishLink extends MemoryLink implements PublishLink {
     super();
   }
 
-  publish(channel: string, payload: string): Promise<number> {
+  publish(channel: string, payload: string, stream?: StreamWrite): Promise<PublishReceipt> {
     try {
       this.ensureOpen();
-      return Promise.resolve(this.hub.publish(channel, payload));
+      return Promise.resolve(this.#publish(channel, payload, stream));
     } catch (error) {
       return rejected(error);
     }
   }
 
-  publishBatch(messages: readonly (readonly [string, string])[]): Promise<number[]> {
+  publishBatch(messages: readonly Outbound[]): Promise<PublishReceipt[]> {
     try {
       this.ensureOpen();
-      return Promise.resolve(messages.map(([channel, payload]) => this.hub.publish(channel, payload)));
+      return Promise.resolve(messages.map((m) => this.#publish(m.channel, m.payload, m.stream)));
     } catch (error) {
       return rejected(error);
     }
+  }
+
+  // Memory keeps no streams: a channel's history is skipped (its messages carry no
+  // position, and a resume reports that history is unavailable); a durable channel is
+  // refused rather than silently downgraded to at-most-once.
+  #publish(channel: string, payload: string, stream: StreamWrite | undefined): PublishReceipt {
+    if (stream && !stream.publish) {
+      throw new ConfigError(`"${channel}" is a durable channel: it needs Redis Streams, which the in-memory transport does not have. Use the Redis transport.`);
+    }
+    return { status: 'sent', receivers: this.hub.publish(channel, payload), position: undefined };
   }
 }
 

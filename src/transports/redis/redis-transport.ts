@@ -3,147 +3,11 @@
 // re-subscribes every channel and pattern after a reconnection; this layer turns its
 // socket events into the bus's disconnected / reconnected events and its errors into
 // typed ones.
-import { createClient, type RedisClientType } from 'redis';
-import { TypedEmitter } from '../../core/typed-emitter.ts';
-import { ErrorCode, NotConnectedError, TransportError } from '../../core/errors.ts';
-import { backoffDelay, resolveReconnect, type ReconnectOptions, type RedisConfig } from '../../core/config.ts';
-import { DEFAULTS } from '../../core/defaults.ts';
-import type { LinkEvents, MessageSink, PublishLink, SubscribeLink, Transport } from '../transport.ts';
+import type { MessageSink, Outbound, PublishLink, PublishReceipt, StreamLink, StreamWrite, SubscribeLink, Transport } from '../transport.ts';
+import { isErrorReply, RedisLink, type RedisTransportOptions } from './redis-link.ts';
+import { RedisStreamLink } from './redis-stream-link.ts';
 
-export interface RedisTransportOptions {
-  redis: RedisConfig;
-  reconnect?: ReconnectOptions;
-  /** How long connect() waits for the first connection. @default 5000 */
-  connectTimeoutMs?: number;
-  /** Client name shown by CLIENT LIST. @default 'tickbus' */
-  clientName?: string;
-  /**
-   * Send the publishes of one event-loop turn as one Lua-scripted command. Falls back to
-   * one PUBLISH each when Redis refuses scripts. @default true
-   */
-  coalescePublishes?: boolean;
-}
-
-type Client = RedisClientType;
-
-abstract class RedisLink extends TypedEmitter<LinkEvents> {
-  protected readonly client: Client;
-  #everConnected = false;
-  #down = false;
-  #closing = false;
-  /** A first connection attempt that timed out: stop its retries, but allow connect() again. */
-  #abandoned = false;
-  readonly #options: RedisTransportOptions;
-
-  constructor(options: RedisTransportOptions, role: 'pub' | 'sub') {
-    super();
-    this.#options = options;
-    const reconnect = resolveReconnect(options.reconnect);
-    const cfg = options.redis;
-    this.client = createClient({
-      socket: {
-        host: cfg.host,
-        port: cfg.port,
-        tls: cfg.tls,
-        connectTimeout: options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
-        reconnectStrategy: (retries: number) => (this.#closing || this.#abandoned ? false : backoffDelay(retries, reconnect)),
-      } as never,
-      database: cfg.db,
-      username: cfg.username,
-      password: cfg.password,
-      name: `${options.clientName ?? 'tickbus'}:${role}`,
-      // Fail fast while disconnected instead of queueing without bound (the delivery
-      // layer's fallback buffer decides what to keep).
-      disableOfflineQueue: true,
-      // node-redis's default per-command timeout makes each publish about 4x slower.
-      commandOptions: { timeout: 0 },
-    });
-    this.client.on('error', (err: Error) => {
-      // Before the first connection, connect() reports the failure once, with advice.
-      if (!this.#closing && this.#everConnected) this.emit('error', new TransportError(ErrorCode.Transport, `Redis (${cfg.display}): ${err.message}`, { cause: err }));
-    });
-    this.client.on('reconnecting', () => {
-      if (this.#closing || !this.#everConnected || this.#down) return;
-      this.#down = true;
-      this.emit('disconnected', new NotConnectedError(ErrorCode.NotConnected, `Lost the connection to Redis at ${cfg.display}; reconnecting.`));
-    });
-    this.client.on('ready', () => {
-      if (!this.#everConnected) {
-        this.#everConnected = true;
-        this.emit('connected');
-      } else if (this.#down) {
-        this.#down = false;
-        this.emit('reconnected');
-      }
-    });
-  }
-
-  get isConnected(): boolean {
-    return this.client.isReady;
-  }
-
-  async connect(): Promise<void> {
-    if (this.client.isOpen) return;
-    this.#abandoned = false;
-    const cfg = this.#options.redis;
-    const timeoutMs = this.#options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs;
-    let timer: NodeJS.Timeout | undefined;
-    let lastError: Error | undefined;
-    const onError = (err: Error) => (lastError = err);
-    this.client.on('error', onError);
-    try {
-      await Promise.race([
-        this.client.connect(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            this.#abandoned = true;
-            this.client.destroy();
-            const why = lastError ? `${lastError.message}` : 'no answer';
-            reject(
-              new NotConnectedError(
-                ErrorCode.NotConnected,
-                `Could not connect to Redis at ${cfg.display} within ${timeoutMs} ms (${why}). Start redis-server there, or point REDIS_URL at a running one.`,
-                { cause: lastError },
-              ),
-            );
-          }, timeoutMs);
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-      this.client.off('error', onError);
-    }
-  }
-
-  async close(): Promise<void> {
-    if (this.#closing) return;
-    this.#closing = true;
-    if (this.client.isReady) {
-      try {
-        await this.client.close();
-        return;
-      } catch {
-        // fall through: the socket is already gone, destroy what is left
-      }
-    }
-    if (this.client.isOpen) this.client.destroy();
-  }
-
-  /** Maps node-redis's offline and closed errors to the bus's typed ones. */
-  protected translate(error: unknown, channel?: string): Error {
-    const err = error as Error;
-    const name = err?.constructor?.name ?? '';
-    if (name === 'ClientOfflineError' || name === 'ClientClosedError' || name === 'SocketClosedUnexpectedlyError' || name === 'DisconnectsClientError') {
-      return new NotConnectedError(
-        ErrorCode.NotConnected,
-        `Redis at ${this.#options.redis.display} is not connected (${err.message}); the message was not published.`,
-        { cause: err, channel },
-      );
-    }
-    if (err instanceof Error && 'code' in err && typeof (err as { code: unknown }).code === 'string' && String((err as { code: string }).code).startsWith('TB_ERR')) return err;
-    return new TransportError(ErrorCode.Transport, `Redis (${this.#options.redis.display}): ${err?.message ?? String(error)}`, { cause: err, channel });
-  }
-}
+export type { RedisTransportOptions };
 
 /**
  * Publishes several messages in one command: a Lua script that PUBLISHes each pair of its
@@ -158,6 +22,40 @@ const PUBLISH_MANY =
   "local n = {} for i = 1, #ARGV, 2 do local r = redis.pcall('PUBLISH', ARGV[i], ARGV[i + 1]) if type(r) == 'table' then n[#n + 1] = tostring(r.err) else n[#n + 1] = r end end return n";
 
 /**
+ * The same for messages that write a stream entry, five arguments each: channel ('' for a
+ * durable channel: no PUBLISH), payload, stream key ('' for none), MAXLEN ('' for none),
+ * MINID ('' for none). A history message is appended first, and then published with its new
+ * position added to the envelope (the payload's closing brace replaced), in one atomic step:
+ * a subscriber never sees a position history does not hold. Each reply is {receivers,
+ * position} or {-1, error}.
+ */
+const STREAM_MANY = `local out = {}
+for i = 1, #ARGV, 5 do
+  local ch, p, key, maxlen, minid = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local r
+  if key == '' then
+    r = redis.pcall('PUBLISH', ch, p)
+    if type(r) == 'table' then r = {-1, tostring(r.err)} else r = {r, ''} end
+  else
+    local id
+    if maxlen ~= '' then id = redis.pcall('XADD', key, 'MAXLEN', '~', maxlen, '*', 'payload', p)
+    else id = redis.pcall('XADD', key, '*', 'payload', p) end
+    if type(id) == 'table' then r = {-1, tostring(id.err)}
+    else
+      if minid ~= '' then redis.pcall('XTRIM', key, 'MINID', '~', minid) end
+      local n = 0
+      if ch ~= '' then
+        n = redis.pcall('PUBLISH', ch, string.sub(p, 1, -2) .. ',"position":"' .. id .. '"}')
+        if type(n) == 'table' then n = -1 end
+      end
+      r = {n, id}
+    end
+  end
+  out[#out + 1] = r
+end
+return out`;
+
+/**
  * Below this many commands in flight a publish is sent on its own, at once: an unloaded
  * publisher pays no batching delay. Above it, publishes queue and go out together.
  */
@@ -170,8 +68,38 @@ const CHUNK_CHARS = 1 << 20;
 interface PendingPublish {
   readonly channel: string;
   readonly payload: string;
-  readonly resolve: (receivers: number) => void;
+  readonly stream: StreamWrite | undefined;
+  readonly resolve: (receipt: PublishReceipt) => void;
   readonly reject: (error: Error) => void;
+}
+
+/** A receipt for a plain PUBLISH. */
+function sent(receivers: number): PublishReceipt {
+  return { status: 'sent', receivers, position: undefined };
+}
+
+/** The five script arguments of one message. */
+function streamArgs(args: string[], channel: string, payload: string, stream: StreamWrite | undefined): void {
+  if (!stream) {
+    args.push(channel, payload, '', '', '');
+    return;
+  }
+  args.push(
+    stream.publish ? channel : '',
+    payload,
+    stream.key,
+    stream.maxLen === undefined ? '' : String(stream.maxLen),
+    // Trimmed by the publisher's clock: a skewed clock keeps history a little longer or shorter.
+    stream.maxAgeMs === undefined ? '' : `${Date.now() - stream.maxAgeMs}-0`,
+  );
+}
+
+/** Turns one STREAM_MANY reply into a receipt, or the error Redis gave. */
+function streamReceipt(reply: unknown): PublishReceipt | Error {
+  const [n, second] = reply as [number, string];
+  if (n === -1 && second && !/^\d+-\d+$/.test(second)) return new Error(second);
+  if (n === -1) return new Error('PUBLISH refused after the history entry was written');
+  return { status: 'sent', receivers: n, position: second === '' ? undefined : second };
 }
 
 class RedisPublishLink extends RedisLink implements PublishLink {
@@ -182,8 +110,10 @@ class RedisPublishLink extends RedisLink implements PublishLink {
   /** Scripted batches not yet answered: while any is, nothing may overtake it. */
   #scriptsInFlight = 0;
   #idle: Array<() => void> = [];
-  /** 'script' coalesces; 'plain' sends one PUBLISH per message (scripts off, or not allowed). */
+  /** 'script' coalesces; 'plain' sends one command per message (scripts off, or not allowed). */
   #mode: 'script' | 'plain';
+  /** In plain mode, stream messages take two commands each: chained, to keep their order. */
+  #plainChain: Promise<unknown> = Promise.resolve();
 
   constructor(options: RedisTransportOptions) {
     super(options, 'pub');
@@ -196,9 +126,9 @@ class RedisPublishLink extends RedisLink implements PublishLink {
     throw translated;
   };
 
-  readonly #sentOne = (receivers: number): number => {
+  readonly #sentOne = (receivers: number): PublishReceipt => {
     this.#answered();
-    return receivers;
+    return { status: 'sent', receivers, position: undefined };
   };
   readonly #failedOne = (error: unknown): never => {
     this.#answered();
@@ -216,15 +146,18 @@ class RedisPublishLink extends RedisLink implements PublishLink {
     }
   }
 
-  publish(channel: string, payload: string): Promise<number> {
-    if (this.#mode === 'plain') return this.client.publish(channel, payload).catch(this.#rethrow);
+  publish(channel: string, payload: string, stream?: StreamWrite): Promise<PublishReceipt> {
+    if (this.#mode === 'plain') {
+      if (stream) return this.#plainStream(channel, payload, stream);
+      return this.client.publish(channel, payload).then(sent, this.#rethrow);
+    }
     // Nothing queued or scripted ahead of it (order holds) and the connection is not busy.
-    if (this.#pending.length === 0 && this.#scriptsInFlight === 0 && this.#inFlight < DIRECT_IN_FLIGHT) {
+    if (stream === undefined && this.#pending.length === 0 && this.#scriptsInFlight === 0 && this.#inFlight < DIRECT_IN_FLIGHT) {
       this.#inFlight++;
       return this.client.publish(channel, payload).then(this.#sentOne, this.#failedOne);
     }
-    return new Promise<number>((resolve, reject) => {
-      this.#pending.push({ channel, payload, resolve, reject });
+    return new Promise<PublishReceipt>((resolve, reject) => {
+      this.#pending.push({ channel, payload, stream, resolve, reject });
       if (!this.#scheduled) {
         this.#scheduled = true;
         setImmediate(this.#flush);
@@ -233,14 +166,15 @@ class RedisPublishLink extends RedisLink implements PublishLink {
   }
 
   /** Through the same queue as publish(), so the two keep their relative order. */
-  publishBatch(messages: readonly (readonly [string, string])[]): Promise<number[]> {
-    return Promise.all(messages.map(([channel, payload]) => this.publish(channel, payload)));
+  publishBatch(messages: readonly Outbound[]): Promise<PublishReceipt[]> {
+    return Promise.all(messages.map((m) => this.publish(m.channel, m.payload, m.stream)));
   }
 
   /** Sends what is queued and waits for every answer (resends included) before closing. */
   override async close(): Promise<void> {
     this.#flush();
     if (this.#inFlight > 0 && this.client.isReady) await new Promise<void>((resolve) => this.#idle.push(resolve));
+    await this.#plainChain.catch(() => undefined);
     await super.close();
   }
 
@@ -267,33 +201,42 @@ class RedisPublishLink extends RedisLink implements PublishLink {
   };
 
   #send(chunk: PendingPublish[]): void {
-    if (chunk.length === 1 || this.#mode === 'plain') {
-      for (const p of chunk) {
-        this.#inFlight++;
-        this.client.publish(p.channel, p.payload).then(
-          (receivers) => {
-            this.#answered();
-            p.resolve(receivers);
-          },
-          (error: unknown) => {
-            this.#answered();
-            this.#fail(p, error);
-          },
-        );
-      }
+    if (this.#mode === 'plain') {
+      for (const p of chunk) this.publish(p.channel, p.payload, p.stream).then(p.resolve, p.reject);
       return;
     }
-    const args = ['EVAL', PUBLISH_MANY, '0'];
-    for (const p of chunk) args.push(p.channel, p.payload);
+    const withStream = chunk.some((p) => p.stream !== undefined);
+    if (chunk.length === 1 && !withStream) {
+      const p = chunk[0] as PendingPublish;
+      this.#inFlight++;
+      this.client.publish(p.channel, p.payload).then(
+        (receivers) => {
+          this.#answered();
+          p.resolve(sent(receivers));
+        },
+        (error: unknown) => {
+          this.#answered();
+          this.#fail(p, error);
+        },
+      );
+      return;
+    }
+    const args = ['EVAL', withStream ? STREAM_MANY : PUBLISH_MANY, '0'];
+    if (withStream) for (const p of chunk) streamArgs(args, p.channel, p.payload, p.stream);
+    else for (const p of chunk) args.push(p.channel, p.payload);
     this.#inFlight++;
     this.#scriptsInFlight++;
-    this.client.sendCommand<Array<number | string>>(args).then(
+    this.client.sendCommand<unknown[]>(args).then(
       (replies) => {
         this.#scriptsInFlight--;
         for (let i = 0; i < chunk.length; i++) {
           const p = chunk[i] as PendingPublish;
           const reply = replies[i];
-          if (typeof reply === 'number') p.resolve(reply);
+          if (withStream) {
+            const receipt = streamReceipt(reply);
+            if (receipt instanceof Error) this.#fail(p, receipt);
+            else p.resolve(receipt);
+          } else if (typeof reply === 'number') p.resolve(sent(reply));
           else this.#fail(p, new Error(String(reply)));
         }
         this.#answered();
@@ -313,17 +256,26 @@ class RedisPublishLink extends RedisLink implements PublishLink {
     );
   }
 
+  /** Without scripts: XADD, then PUBLISH with the position; not atomic, but in order. */
+  #plainStream(channel: string, payload: string, stream: StreamWrite): Promise<PublishReceipt> {
+    const run = async (): Promise<PublishReceipt> => {
+      const xadd = [stream.key];
+      if (stream.maxLen !== undefined) xadd.push('MAXLEN', '~', String(stream.maxLen));
+      const position = await this.client.sendCommand<string>(['XADD', ...xadd, '*', 'payload', payload]);
+      if (stream.maxAgeMs !== undefined) await this.client.sendCommand(['XTRIM', stream.key, 'MINID', '~', `${Date.now() - stream.maxAgeMs}-0`]);
+      const receivers = stream.publish ? await this.client.publish(channel, `${payload.slice(0, -1)},"position":"${position}"}`) : 0;
+      return { status: 'sent', receivers, position };
+    };
+    const result = this.#plainChain.then(run, run).catch(this.#rethrow);
+    this.#plainChain = result.catch(() => undefined);
+    return result;
+  }
+
   #fail(p: PendingPublish, error: unknown): void {
     const translated = this.translate(error);
     this.emit('publishFailed', translated);
     p.reject(translated);
   }
-}
-
-/** An error Redis answered with (as opposed to a connection failure). */
-function isErrorReply(error: unknown): boolean {
-  const name = (error as Error | undefined)?.constructor?.name ?? '';
-  return name === 'ErrorReply' || name === 'SimpleError' || name === 'BlobError';
 }
 
 class RedisSubscribeLink extends RedisLink implements SubscribeLink {
@@ -398,5 +350,9 @@ export class RedisTransport implements Transport {
 
   createSubscribeLink(sink: MessageSink): SubscribeLink {
     return new RedisSubscribeLink(this.options, sink);
+  }
+
+  createStreamLink(): StreamLink {
+    return new RedisStreamLink(this.options);
   }
 }

@@ -1,0 +1,167 @@
+// Stream commands for durable channels and history, on two connections: one for blocking
+// reads (XREADGROUP … BLOCK), created on first use, and one for everything else, so that
+// an acknowledgement or a claim never waits behind a read that is blocked for a second.
+// close() destroys the blocking connection: a pending read ends at once, and whatever
+// Redis handed it stays pending in the group for this consumer or another to take.
+import { ClosedError } from '../../core/errors.ts';
+import type { StreamEntry, StreamInfo, StreamLink } from '../transport.ts';
+import { RedisLink, isErrorReply, type RedisTransportOptions } from './redis-link.ts';
+
+/** Raw RESP2 shape of one entry: [id, [field, value, …]] (fields are nil once trimmed). */
+type RawEntry = [string, string[] | null];
+
+const PAYLOAD_FIELD = 'payload';
+
+function toEntry(raw: RawEntry): StreamEntry {
+  const [id, fields] = raw;
+  let payload: string | undefined;
+  if (fields) {
+    for (let i = 0; i < fields.length; i += 2) {
+      if (fields[i] === PAYLOAD_FIELD) {
+        payload = fields[i + 1];
+        break;
+      }
+    }
+  }
+  return { id, payload };
+}
+
+// XADD to the dead-letter stream and XACK in one step: a message is either still pending
+// or dead-lettered, never both and never neither.
+const DEAD_LETTER = `redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 4))
+return redis.call('XACK', KEYS[1], ARGV[2], ARGV[3])`;
+
+class BlockingReader extends RedisLink {
+  constructor(options: RedisTransportOptions) {
+    super(options, 'xread');
+  }
+
+  read(args: string[]): Promise<unknown> {
+    return this.client.sendCommand(args).catch((error: unknown) => {
+      throw this.translate(error);
+    });
+  }
+
+  /** Ends a blocked read now instead of waiting for its timeout. */
+  destroy(): void {
+    if (this.client.isOpen) this.client.destroy();
+  }
+}
+
+export class RedisStreamLink extends RedisLink implements StreamLink {
+  readonly #options: RedisTransportOptions;
+  #reader: BlockingReader | undefined;
+  #readerConnecting: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(options: RedisTransportOptions) {
+    super(options, 'stream');
+    this.#options = options;
+  }
+
+  async #command<T>(args: string[]): Promise<T> {
+    try {
+      return await this.client.sendCommand<T>(args);
+    } catch (error) {
+      throw this.translate(error);
+    }
+  }
+
+  async ensureGroup(key: string, group: string, start: string): Promise<void> {
+    try {
+      await this.client.sendCommand(['XGROUP', 'CREATE', key, group, start, 'MKSTREAM']);
+    } catch (error) {
+      if (isErrorReply(error) && String((error as Error).message).startsWith('BUSYGROUP')) return;
+      throw this.translate(error);
+    }
+  }
+
+  async readGroup(key: string, group: string, consumer: string, from: string, count: number, blockMs: number): Promise<StreamEntry[]> {
+    const reader = await this.#blockingReader();
+    const args = ['XREADGROUP', 'GROUP', group, consumer, 'COUNT', String(count)];
+    // Only new entries may block: a read of this consumer's own pending ones answers at once.
+    if (from === '>' && blockMs > 0) args.push('BLOCK', String(blockMs));
+    args.push('STREAMS', key, from);
+    const reply = (await reader.read(args)) as Array<[string, RawEntry[]]> | null;
+    if (!reply || reply.length === 0) return [];
+    return (reply[0] as [string, RawEntry[]])[1].map(toEntry);
+  }
+
+  ack(key: string, group: string, ids: readonly string[]): Promise<number> {
+    if (ids.length === 0) return Promise.resolve(0);
+    return this.#command<number>(['XACK', key, group, ...ids]);
+  }
+
+  async claim(key: string, group: string, consumer: string, minIdleMs: number, cursor: string, count: number): Promise<{ cursor: string; entries: StreamEntry[]; deleted: string[] }> {
+    const [next, raw, deleted] = await this.#command<[string, RawEntry[], string[] | undefined]>(['XAUTOCLAIM', key, group, consumer, String(minIdleMs), cursor, 'COUNT', String(count)]);
+    return { cursor: next, entries: raw.map(toEntry), deleted: deleted ?? [] };
+  }
+
+  async deliveries(key: string, group: string, ids: readonly string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    const replies = await Promise.all(ids.map((id) => this.#command<Array<[string, string, number, number]>>(['XPENDING', key, group, id, id, '1'])));
+    for (const reply of replies) {
+      const row = reply[0];
+      if (row) out.set(row[0], Number(row[3]));
+    }
+    return out;
+  }
+
+  async deadLetter(key: string, group: string, id: string, deadKey: string, fields: Readonly<Record<string, string>>, maxLen: number): Promise<void> {
+    const flat = Object.entries(fields).flat();
+    await this.#command(['EVAL', DEAD_LETTER, '2', key, deadKey, String(maxLen), group, id, ...flat]);
+  }
+
+  async range(key: string, afterId: string, count: number): Promise<StreamEntry[]> {
+    const raw = await this.#command<RawEntry[]>(['XRANGE', key, `(${afterId}`, '+', 'COUNT', String(count)]);
+    return raw.map(toEntry);
+  }
+
+  async latest(key: string): Promise<StreamEntry | undefined> {
+    const raw = await this.#command<RawEntry[]>(['XREVRANGE', key, '+', '-', 'COUNT', '1']);
+    return raw[0] ? toEntry(raw[0]) : undefined;
+  }
+
+  async info(key: string): Promise<StreamInfo | undefined> {
+    let reply: unknown[];
+    try {
+      reply = await this.client.sendCommand<unknown[]>(['XINFO', 'STREAM', key]);
+    } catch (error) {
+      if (isErrorReply(error) && /no such key/i.test(String((error as Error).message))) return undefined;
+      throw this.translate(error);
+    }
+    const fields = new Map<string, unknown>();
+    for (let i = 0; i < reply.length; i += 2) fields.set(String(reply[i]), reply[i + 1]);
+    const first = fields.get('first-entry') as RawEntry | null | undefined;
+    return {
+      length: Number(fields.get('length')),
+      firstId: first ? first[0] : undefined,
+      lastId: String(fields.get('last-generated-id')),
+      maxDeletedId: String(fields.get('max-deleted-entry-id') ?? '0-0'),
+    };
+  }
+
+  override async close(): Promise<void> {
+    this.#closed = true;
+    this.#reader?.destroy();
+    await this.#reader?.close();
+    await super.close();
+  }
+
+  async #blockingReader(): Promise<BlockingReader> {
+    if (this.#closed) throw new ClosedError('stream link');
+    if (!this.#reader) {
+      const reader = new BlockingReader(this.#options);
+      // Its failures surface on the read itself; the command connection reports the rest.
+      reader.on('error', () => undefined);
+      this.#reader = reader;
+      this.#readerConnecting = reader.connect().catch((error: unknown) => {
+        this.#reader = undefined;
+        this.#readerConnecting = undefined;
+        throw error;
+      });
+    }
+    await this.#readerConnecting;
+    return this.#reader as BlockingReader;
+  }
+}
