@@ -1,7 +1,21 @@
 // tickbus: typed, schema-validated channels over Redis for trading systems.
 export * from './core/errors.ts';
 export { DEFAULTS } from './core/defaults.ts';
-export { defineChannel, escapeGlob, type Channel, type ChannelRef, type ChannelParams, type ChannelSpec, type DataOf, type ParamNames, type WireFormat } from './core/channel.ts';
+export {
+  defineChannel,
+  escapeGlob,
+  streamKey,
+  deadLetterKey,
+  type Channel,
+  type ChannelRef,
+  type ChannelParams,
+  type ChannelSpec,
+  type DataOf,
+  type DeliveryMode,
+  type ParamNames,
+  type Retention,
+  type WireFormat,
+} from './core/channel.ts';
 export { defineParam, checkParam, TICKER, IDENTIFIER, type ChannelParam, type ChannelParamOptions } from './core/channel-param.ts';
 export { defineCatalog, catalogJsonSchema, ChannelResolver, type Catalog, type ResolvedChannel } from './core/catalog.ts';
 export { createEnvelope, decodePayload, encodePayload, type Envelope } from './core/envelope.ts';
@@ -9,11 +23,13 @@ export { validate, validateSync, toJsonSchema, type InferInput, type InferOutput
 export { resolveRedisConfig, parseRedisUrl, backoffDelay, DEFAULT_REDIS_URL, type RedisOptions, type RedisConfig, type ReconnectOptions, type BusLimits } from './core/config.ts';
 export { BusMetrics } from './core/metrics.ts';
 export { createLogger, type Logger } from './core/logger.ts';
-export type { Transport, PublishLink, SubscribeLink, MessageSink, LinkEvents } from './transports/transport.ts';
+export type { Transport, PublishLink, SubscribeLink, StreamLink, StreamEntry, StreamInfo, StreamWrite, PublishReceipt, Outbound, MessageSink, LinkEvents } from './transports/transport.ts';
 export { MemoryTransport, MemoryHub } from './transports/memory/memory-transport.ts';
 export { globMatch } from './transports/memory/glob.ts';
 export { RedisTransport, type RedisTransportOptions } from './transports/redis/redis-transport.ts';
 export { Publisher, type BatchItem, type PublisherEvents } from './bus/publisher.ts';
+export { Consumer, createConsumer, type ConsumeOptions, type ConsumerEvents, type ConsumerStats, type DeadLetter, type DurableContext, type DurableHandler } from './bus/consumer.ts';
+export { BufferFullError, type FallbackOptions, type OverflowPolicy } from './bus/fallback-buffer.ts';
 export { Subscriber, type MessageContext, type MessageHandler, type Subscription, type SubscribeOptions, type SubscriberEvents } from './bus/subscriber.ts';
 export type { BusOptions, BusContext } from './bus/context.ts';
 export { TickBus, createBus, createPublisher, createSubscriber, type BusEvents, type Role } from './bus/tick-bus.ts';

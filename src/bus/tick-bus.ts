@@ -7,8 +7,11 @@ import { SHIPPED_CATALOGS } from '../catalogs/index.ts';
 import { createContext, type BusContext, type BusOptions } from './context.ts';
 import { Publisher } from './publisher.ts';
 import { Subscriber } from './subscriber.ts';
+import { createConsumer, type ConsumeOptions, type Consumer, type DurableHandler } from './consumer.ts';
+import type { Channel, ChannelRef } from '../core/channel.ts';
+import type { InferOutput, StandardSchemaV1 } from '../core/schema.ts';
 
-export type Role = 'publisher' | 'subscriber';
+export type Role = 'publisher' | 'subscriber' | 'consumer';
 
 export type BusEvents = {
   disconnected: (role: Role, cause: Error) => void;
@@ -26,6 +29,7 @@ export class TickBus extends TypedEmitter<BusEvents> {
   /** Subscribe: see Subscriber.subscribe. */
   readonly subscribe: Subscriber['subscribe'];
   readonly unsubscribe: Subscriber['unsubscribe'];
+  readonly #consumers = new Set<Consumer<unknown>>();
 
   constructor(options: BusOptions = {}) {
     super();
@@ -53,8 +57,31 @@ export class TickBus extends TypedEmitter<BusEvents> {
     return this;
   }
 
+  /**
+   * Consumes a durable channel as a member of a consumer group: each message reaches one
+   * member, and is acknowledged once `handler` resolves. Resolves when the group exists
+   * and reading has begun. close() on the bus closes its consumers too.
+   */
+  async consume<T extends string, S extends StandardSchemaV1>(
+    target: ChannelRef<T, S> | Channel<T, S> | string,
+    handler: DurableHandler<InferOutput<S>>,
+    options: ConsumeOptions,
+  ): Promise<Consumer<InferOutput<S>>> {
+    const consumer = createConsumer(this.context, target, handler, options);
+    consumer.on('error', (error) => this.emit('error', error, 'consumer'));
+    this.#consumers.add(consumer);
+    try {
+      return await consumer.start();
+    } catch (error) {
+      this.#consumers.delete(consumer);
+      await consumer.close();
+      throw error;
+    }
+  }
+
   async close(): Promise<void> {
-    await Promise.all([this.publisher.close(), this.subscriber.close()]);
+    await Promise.all([this.publisher.close(), this.subscriber.close(), ...[...this.#consumers].map((c) => c.close())]);
+    this.#consumers.clear();
     this.removeAllListeners();
   }
 }

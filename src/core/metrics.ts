@@ -37,6 +37,7 @@ export class BusMetrics {
   readonly handlerFailed: Counter<'channel'>;
   readonly handlerDropped: Counter<'channel'>;
   readonly connection: Counter<'role' | 'event'>;
+  readonly durable: Counter<'channel' | 'group' | 'event'>;
   readonly fallbackBuffered: Counter;
   readonly fallbackReplayed: Counter;
   readonly fallbackDropped: Counter<'reason'>;
@@ -72,6 +73,12 @@ export class BusMetrics {
     this.handlerFailed = new Counter({ name: 'tickbus_handler_failures_total', help: 'Handler calls that threw or rejected.', labelNames: ['channel'], registers });
     this.handlerDropped = new Counter({ name: 'tickbus_handler_dropped_total', help: 'Messages dropped because a handler fell too far behind on one channel.', labelNames: ['channel'], registers });
     this.connection = new Counter({ name: 'tickbus_connection_events_total', help: 'Connection events (disconnected, reconnected), by role.', labelNames: ['role', 'event'], registers });
+    this.durable = new Counter({
+      name: 'tickbus_durable_messages_total',
+      help: 'Durable-channel consumer events: acked (handled), retried, claimed (from a consumer that held them too long), dead_lettered.',
+      labelNames: ['channel', 'group', 'event'],
+      registers,
+    });
     this.fallbackBuffered = new Counter({ name: 'tickbus_fallback_buffered_total', help: 'Messages kept in the fallback buffer while Redis was unreachable.', registers });
     this.fallbackReplayed = new Counter({ name: 'tickbus_fallback_replayed_total', help: 'Buffered messages sent once Redis was back.', registers });
     this.fallbackDropped = new Counter({ name: 'tickbus_fallback_dropped_total', help: 'Messages the fallback buffer gave up: oldest or newest (full), rejected (full, policy reject), refused (by Redis on replay).', labelNames: ['reason'], registers });

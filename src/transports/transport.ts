@@ -101,6 +101,11 @@ export interface StreamLink extends Link {
   ack(key: string, group: string, ids: readonly string[]): Promise<number>;
   /** XAUTOCLAIM: entries idle longer than `minIdleMs` move to `consumer`. */
   claim(key: string, group: string, consumer: string, minIdleMs: number, cursor: string, count: number): Promise<{ cursor: string; entries: StreamEntry[]; deleted: string[] }>;
+  /**
+   * XCLAIM of one entry this consumer holds, for a retry: counts one more delivery in Redis
+   * (so attempts survive a crash) and resets its idle time. Undefined when it is gone.
+   */
+  reclaim(key: string, group: string, consumer: string, id: string): Promise<StreamEntry | undefined>;
   /** How many times each entry has been delivered (XPENDING). */
   deliveries(key: string, group: string, ids: readonly string[]): Promise<Map<string, number>>;
   /** Atomically appends to the dead-letter stream and acknowledges the entry. */
@@ -110,6 +115,8 @@ export interface StreamLink extends Link {
   /** The newest entry. */
   latest(key: string): Promise<StreamEntry | undefined>;
   info(key: string): Promise<StreamInfo | undefined>;
+  /** Ends a blocked read now (it rejects); later reads open a new connection. */
+  abortReads(): void;
 }
 
 export interface Transport {

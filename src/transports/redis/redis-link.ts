@@ -24,6 +24,8 @@ export interface RedisTransportOptions {
 
 export type Client = RedisClientType;
 
+const SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
+
 export abstract class RedisLink extends TypedEmitter<LinkEvents> {
   protected readonly client: Client;
   #everConnected = false;
@@ -131,10 +133,18 @@ export abstract class RedisLink extends TypedEmitter<LinkEvents> {
   protected translate(error: unknown, channel?: string): Error {
     const err = error as Error;
     const name = err?.constructor?.name ?? '';
-    if (name === 'ClientOfflineError' || name === 'ClientClosedError' || name === 'SocketClosedUnexpectedlyError' || name === 'DisconnectsClientError') {
+    // A command in flight when the socket broke is rejected with the socket's own error.
+    const socketCode = (err as { code?: unknown } | undefined)?.code;
+    if (
+      name === 'ClientOfflineError' ||
+      name === 'ClientClosedError' ||
+      name === 'SocketClosedUnexpectedlyError' ||
+      name === 'DisconnectsClientError' ||
+      (typeof socketCode === 'string' && SOCKET_ERRORS.has(socketCode))
+    ) {
       return new NotConnectedError(
         ErrorCode.NotConnected,
-        `Redis at ${this.#options.redis.display} is not connected (${err.message}); the message was not published.`,
+        `Redis at ${this.#options.redis.display} is not connected (${err.message}); the command did not complete.`,
         { cause: err, channel },
       );
     }

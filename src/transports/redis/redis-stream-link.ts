@@ -82,9 +82,11 @@ export class RedisStreamLink extends RedisLink implements StreamLink {
     // Only new entries may block: a read of this consumer's own pending ones answers at once.
     if (from === '>' && blockMs > 0) args.push('BLOCK', String(blockMs));
     args.push('STREAMS', key, from);
-    const reply = (await reader.read(args)) as Array<[string, RawEntry[]]> | null;
-    if (!reply || reply.length === 0) return [];
-    return (reply[0] as [string, RawEntry[]])[1].map(toEntry);
+    // node-redis hands the reply back as {key: entries} (a map), or as [[key, entries]].
+    const reply = (await reader.read(args)) as Array<[string, RawEntry[]]> | Record<string, RawEntry[]> | null;
+    if (!reply) return [];
+    const entries = Array.isArray(reply) ? reply[0]?.[1] : reply[key];
+    return (entries ?? []).map(toEntry);
   }
 
   ack(key: string, group: string, ids: readonly string[]): Promise<number> {
@@ -95,6 +97,11 @@ export class RedisStreamLink extends RedisLink implements StreamLink {
   async claim(key: string, group: string, consumer: string, minIdleMs: number, cursor: string, count: number): Promise<{ cursor: string; entries: StreamEntry[]; deleted: string[] }> {
     const [next, raw, deleted] = await this.#command<[string, RawEntry[], string[] | undefined]>(['XAUTOCLAIM', key, group, consumer, String(minIdleMs), cursor, 'COUNT', String(count)]);
     return { cursor: next, entries: raw.map(toEntry), deleted: deleted ?? [] };
+  }
+
+  async reclaim(key: string, group: string, consumer: string, id: string): Promise<StreamEntry | undefined> {
+    const raw = await this.#command<RawEntry[]>(['XCLAIM', key, group, consumer, '0', id]);
+    return raw[0] ? toEntry(raw[0]) : undefined;
   }
 
   async deliveries(key: string, group: string, ids: readonly string[]): Promise<Map<string, number>> {
@@ -123,15 +130,17 @@ export class RedisStreamLink extends RedisLink implements StreamLink {
   }
 
   async info(key: string): Promise<StreamInfo | undefined> {
-    let reply: unknown[];
+    let reply: unknown[] | Record<string, unknown>;
     try {
-      reply = await this.client.sendCommand<unknown[]>(['XINFO', 'STREAM', key]);
+      reply = await this.client.sendCommand<unknown[] | Record<string, unknown>>(['XINFO', 'STREAM', key]);
     } catch (error) {
       if (isErrorReply(error) && /no such key/i.test(String((error as Error).message))) return undefined;
       throw this.translate(error);
     }
+    // A map reply (an object), or a flat list of field, value.
     const fields = new Map<string, unknown>();
-    for (let i = 0; i < reply.length; i += 2) fields.set(String(reply[i]), reply[i + 1]);
+    if (Array.isArray(reply)) for (let i = 0; i < reply.length; i += 2) fields.set(String(reply[i]), reply[i + 1]);
+    else for (const [k, v] of Object.entries(reply)) fields.set(k, v);
     const first = fields.get('first-entry') as RawEntry | null | undefined;
     return {
       length: Number(fields.get('length')),
@@ -141,10 +150,16 @@ export class RedisStreamLink extends RedisLink implements StreamLink {
     };
   }
 
+  abortReads(): void {
+    const reader = this.#reader;
+    this.#reader = undefined;
+    this.#readerConnecting = undefined;
+    reader?.destroy();
+  }
+
   override async close(): Promise<void> {
     this.#closed = true;
-    this.#reader?.destroy();
-    await this.#reader?.close();
+    this.abortReads();
     await super.close();
   }
 

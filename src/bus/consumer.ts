@@ -1,0 +1,450 @@
+// A consumer of a durable channel: one member of a Redis consumer group. Each message goes
+// to one member of the group, and is acknowledged only after its handler has succeeded.
+//
+// - A handler that fails is retried with back-off. Each retry is an XCLAIM by this consumer,
+//   so Redis counts the attempt (a crash does not reset it) and the message does not look
+//   idle to the others. After `maxAttempts` it moves to the dead-letter stream with the
+//   error, in one atomic step with its acknowledgement.
+// - A message that cannot be decoded or fails the schema goes there at once: retrying
+//   would not change it.
+// - Messages a consumer took and never acknowledged (it died) are claimed by the others
+//   after `claimIdleMs` (XAUTOCLAIM); one delivered more than `maxAttempts` times is
+//   dead-lettered without running it again (it may be what kills its consumers).
+// - On start, and after every reconnection, a consumer first reads what it already holds
+//   (its pending entries), then new ones.
+import { hostname } from 'node:os';
+import { deadLetterKey, streamKey, type Channel, type ChannelRef } from '../core/channel.ts';
+import { backoffDelay, resolveReconnect } from '../core/config.ts';
+import { decodePayload } from '../core/envelope.ts';
+import { BusError, ClosedError, ConfigError, ErrorCode, HandlerError, NotConnectedError, preview } from '../core/errors.ts';
+import { check, validationError, type InferOutput, type StandardSchemaV1 } from '../core/schema.ts';
+import { TypedEmitter } from '../core/typed-emitter.ts';
+import type { StreamEntry, StreamLink } from '../transports/transport.ts';
+import type { BusContext } from './context.ts';
+import type { MessageContext } from './subscriber.ts';
+
+export interface ConsumeOptions {
+  /** The consumer group: each message is handled by one member of it. */
+  group: string;
+  /**
+   * This member's name. Give a stable one (per replica) and a restarted process takes back
+   * what it held at once; a fresh name leaves that to the others' claiming.
+   * @default `<hostname>-<pid>`
+   */
+  consumer?: string;
+  /** Where a new group starts: new messages only, the whole retained stream, or after an id. @default 'new' */
+  start?: 'new' | 'beginning' | { after: string };
+  /** Handler attempts before a message is dead-lettered. @default 5 */
+  maxAttempts?: number;
+  /** Back-off between attempts: doubles from baseMs up to maxMs, with jitter. @default { baseMs: 100, maxMs: 5000 } */
+  retry?: { baseMs?: number; maxMs?: number };
+  /** A message held this long by a consumer without an acknowledgement is claimed by another. @default 30000 */
+  claimIdleMs?: number;
+  /** How often to look for such messages. @default 5000 */
+  claimIntervalMs?: number;
+  /** Messages read per round trip. @default 100 */
+  batchSize?: number;
+  /** How long one read waits for new messages. close() does not wait for it. @default 5000 */
+  blockMs?: number;
+  /** Entries the dead-letter stream keeps. @default 10000 */
+  deadLetterMaxLen?: number;
+}
+
+/** A durable message's context: its stream position, and which attempt this is. */
+export interface DurableContext<P = Readonly<Record<string, string>>> extends MessageContext<P> {
+  /** The stream entry id: the message's position, unique within the channel. */
+  readonly position: string;
+  /** 1 on first delivery; more after a failure, a claim or a crash. */
+  readonly attempt: number;
+  readonly group: string;
+}
+
+export type DurableHandler<D, P = Readonly<Record<string, string>>> = (data: D, context: DurableContext<P>) => unknown;
+
+export interface DeadLetter {
+  readonly channel: string;
+  readonly position: string;
+  readonly attempts: number;
+  readonly error: BusError;
+}
+
+export type ConsumerEvents = {
+  /** A handler failure, a rejected message, or a transport failure; the consumer goes on. */
+  error: (error: BusError) => void;
+  /** A message moved to the dead-letter stream. */
+  deadLettered: (letter: DeadLetter) => void;
+};
+
+export interface ConsumerStats {
+  handled: number;
+  retried: number;
+  deadLettered: number;
+  claimed: number;
+}
+
+interface Resolved {
+  readonly maxAttempts: number;
+  readonly retry: { baseMs: number; maxMs: number };
+  readonly claimIdleMs: number;
+  readonly claimIntervalMs: number;
+  readonly batchSize: number;
+  readonly blockMs: number;
+  readonly deadLetterMaxLen: number;
+  readonly start: string;
+}
+
+function positive(value: number, name: string): number {
+  if (!Number.isSafeInteger(value) || value <= 0) throw new ConfigError(`consume(): ${name} must be a positive integer, got ${String(value)}.`);
+  return value;
+}
+
+const GROUP_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+function resolveOptions(o: ConsumeOptions): Resolved {
+  if (typeof o.group !== 'string' || !GROUP_NAME.test(o.group)) throw new ConfigError(`consume(): group must be 1-128 letters, digits, "_", ".", ":" or "-", got "${preview(String(o.group))}".`);
+  if (o.consumer !== undefined && !GROUP_NAME.test(o.consumer)) throw new ConfigError(`consume(): consumer must be 1-128 letters, digits, "_", ".", ":" or "-", got "${preview(o.consumer)}".`);
+  const retry = { baseMs: positive(o.retry?.baseMs ?? 100, 'retry.baseMs'), maxMs: positive(o.retry?.maxMs ?? 5_000, 'retry.maxMs') };
+  const claimIdleMs = positive(o.claimIdleMs ?? 30_000, 'claimIdleMs');
+  // A message waiting for its retry must not look idle to the others.
+  if (retry.maxMs >= claimIdleMs) throw new ConfigError(`consume(): retry.maxMs (${retry.maxMs}) must be below claimIdleMs (${claimIdleMs}), or another consumer would claim a message while it waits for its retry.`);
+  let start = '$';
+  if (o.start === 'beginning') start = '0';
+  else if (typeof o.start === 'object') {
+    if (!/^\d+(-\d+)?$/.test(o.start.after)) throw new ConfigError(`consume(): start.after must be a stream id such as 1700000000000-0, got "${preview(o.start.after)}".`);
+    start = o.start.after;
+  } else if (o.start !== undefined && o.start !== 'new') throw new ConfigError(`consume(): start must be 'new', 'beginning' or { after: id }.`);
+  return {
+    maxAttempts: positive(o.maxAttempts ?? 5, 'maxAttempts'),
+    retry,
+    claimIdleMs,
+    claimIntervalMs: positive(o.claimIntervalMs ?? 5_000, 'claimIntervalMs'),
+    batchSize: positive(o.batchSize ?? 100, 'batchSize'),
+    blockMs: positive(o.blockMs ?? 5_000, 'blockMs'),
+    deadLetterMaxLen: positive(o.deadLetterMaxLen ?? 10_000, 'deadLetterMaxLen'),
+    start,
+  };
+}
+
+const ACK_EVERY_MS = 20;
+
+/** What a handler run decided. */
+type Outcome = 'ack' | 'retry' | 'dead' | 'gone';
+
+export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends TypedEmitter<ConsumerEvents> {
+  readonly channel: string;
+  readonly group: string;
+  readonly consumer: string;
+  readonly #def: Channel;
+  readonly #params: Readonly<Record<string, string>>;
+  readonly #handler: DurableHandler<D, P>;
+  readonly #ctx: BusContext;
+  readonly #opts: Resolved;
+  readonly #link: StreamLink;
+  readonly #key: string;
+  readonly #deadKey: string;
+  readonly #stats: ConsumerStats = { handled: 0, retried: 0, deadLettered: 0, claimed: 0 };
+  /** Entries being handled or waiting for a retry: a re-read of pending ones skips them. */
+  readonly #busy = new Set<string>();
+  readonly #timers = new Set<NodeJS.Timeout>();
+  readonly #sleepers = new Set<() => void>();
+  #running: Promise<void> | undefined;
+  #closed = false;
+  #lastClaim = 0;
+  #claimCursor = '0-0';
+  /** '0' re-reads this consumer's pending entries (after a start or a reconnection), '>' reads new ones. */
+  #from = '0';
+
+  constructor(ctx: BusContext, link: StreamLink, def: Channel, name: string, params: Readonly<Record<string, string>>, handler: DurableHandler<D, P>, options: ConsumeOptions) {
+    super();
+    this.#opts = resolveOptions(options);
+    this.#ctx = ctx;
+    this.#link = link;
+    this.#def = def;
+    this.#params = params;
+    this.#handler = handler;
+    this.channel = name;
+    this.group = options.group;
+    this.consumer = options.consumer ?? `${hostname()}-${process.pid}`;
+    this.#key = streamKey(name);
+    this.#deadKey = deadLetterKey(name);
+    const logger = ctx.logger;
+    this.setUnhandled((event, args) => {
+      if (event === 'error') logger.warn({ err: args[0], channel: name, group: this.group }, 'consumer error');
+    });
+    link.on('error', (error) => this.emit('error', error as BusError));
+    link.on('reconnected', () => {
+      this.#from = '0';
+    });
+  }
+
+  get stats(): Readonly<ConsumerStats> {
+    return { ...this.#stats };
+  }
+
+  /** Creates the group if needed and starts reading. */
+  async start(): Promise<this> {
+    if (this.#closed) throw new ClosedError('consumer');
+    await this.#link.connect();
+    await this.#link.ensureGroup(this.#key, this.group, this.#opts.start);
+    this.#running ??= this.#loop();
+    return this;
+  }
+
+  /**
+   * Stops reading at once (a blocked read is cut short), lets the handlers at work finish
+   * and acknowledge, and releases the connections. Messages waiting for a retry stay
+   * pending in Redis: this consumer takes them back when it starts again under the same
+   * name, and the others claim them after claimIdleMs.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    for (const wake of this.#sleepers) wake();
+    this.#sleepers.clear();
+    this.#link.abortReads();
+    // The handler at work finishes and its batch is acknowledged before the link goes.
+    await this.#running?.catch(() => undefined);
+    await this.#link.close();
+    this.removeAllListeners();
+  }
+
+  async #loop(): Promise<void> {
+    const reconnect = resolveReconnect(this.#ctx.reconnect);
+    let failures = 0;
+    while (!this.#closed) {
+      try {
+        if (Date.now() - this.#lastClaim >= this.#opts.claimIntervalMs) await this.#claim();
+        const from = this.#from;
+        // Wake up in time for the next claim round, however long the configured block.
+        const block = Math.min(this.#opts.blockMs, this.#opts.claimIntervalMs);
+        const entries = await this.#link.readGroup(this.#key, this.group, this.consumer, from, this.#opts.batchSize, block);
+        failures = 0;
+        if (from !== '>') {
+          // Pending entries are read after an id: move past them, and on to new ones when none are left.
+          const last = entries.at(-1);
+          this.#from = last ? last.id : '>';
+          const fresh = entries.filter((e) => !this.#busy.has(e.id));
+          if (fresh.length > 0) await this.#handleRedelivered(fresh);
+        } else if (entries.length > 0) {
+          await this.#handleBatch(entries.map((e) => ({ entry: e, attempt: 1 })));
+        }
+      } catch (error) {
+        if (this.#closed) break;
+        const message = String((error as Error).message);
+        if (/NOGROUP/.test(message)) {
+          // The stream or the group is gone (Redis restarted without persistence, or someone
+          // deleted the key): make it again, from the start of whatever the stream holds now.
+          this.#ctx.logger.warn({ channel: this.channel, group: this.group }, 'consumer group missing; creating it again');
+          await this.#link.ensureGroup(this.#key, this.group, '0').catch(() => undefined);
+          this.#from = '0';
+          continue;
+        }
+        if (!(error instanceof NotConnectedError)) this.emit('error', error instanceof BusError ? error : new BusError(ErrorCode.Transport, message, { cause: error, channel: this.channel }));
+        this.#from = '0';
+        await this.#sleep(backoffDelay(failures++, reconnect));
+      }
+    }
+  }
+
+  async #claim(): Promise<void> {
+    this.#lastClaim = Date.now();
+    const { cursor, entries, deleted } = await this.#link.claim(this.#key, this.group, this.consumer, this.#opts.claimIdleMs, this.#claimCursor, this.#opts.batchSize);
+    this.#claimCursor = cursor;
+    const fresh = entries.filter((e) => !this.#busy.has(e.id));
+    if (deleted.length > 0) this.#ctx.logger.warn({ channel: this.channel, group: this.group, ids: deleted.length }, 'pending messages were trimmed from the stream before anyone acknowledged them');
+    if (fresh.length === 0) return;
+    this.#stats.claimed += fresh.length;
+    this.#ctx.metrics.durable.labels(this.#def.template, this.group, 'claimed').inc(fresh.length);
+    this.#ctx.logger.info({ channel: this.channel, group: this.group, messages: fresh.length }, 'claimed messages another consumer held too long');
+    await this.#handleRedelivered(fresh);
+  }
+
+  /** Entries delivered before (pending or claimed): their attempt is Redis's delivery count. */
+  async #handleRedelivered(entries: StreamEntry[]): Promise<void> {
+    const counts = await this.#link.deliveries(this.#key, this.group, entries.map((e) => e.id));
+    await this.#handleBatch(entries.map((entry) => ({ entry, attempt: counts.get(entry.id) ?? 1 })));
+  }
+
+  /**
+   * Handles a batch in order. Acknowledgements go out together at the end of the batch, and
+   * along the way every ACK_EVERY_MS, so that a consumer that dies in a slow batch has not
+   * held back the acknowledgements of everything it finished.
+   */
+  async #handleBatch(batch: Array<{ entry: StreamEntry; attempt: number }>): Promise<void> {
+    let acks: string[] = [];
+    const sending: Promise<void>[] = [];
+    let flushedAt = Date.now();
+    for (const { entry, attempt } of batch) {
+      if (this.#closed) break;
+      const outcome = await this.#handle(entry, attempt);
+      if (outcome === 'ack') acks.push(entry.id);
+      if (acks.length > 0 && Date.now() - flushedAt >= ACK_EVERY_MS) {
+        sending.push(this.#ack(acks));
+        acks = [];
+        flushedAt = Date.now();
+      }
+    }
+    if (acks.length > 0) sending.push(this.#ack(acks));
+    await Promise.all(sending);
+  }
+
+  async #ack(ids: string[]): Promise<void> {
+    await this.#link.ack(this.#key, this.group, ids);
+    this.#stats.handled += ids.length;
+    this.#ctx.metrics.durable.labels(this.#def.template, this.group, 'acked').inc(ids.length);
+  }
+
+  /** Runs the handler for one entry and decides what becomes of it. */
+  async #handle(entry: StreamEntry, attempt: number): Promise<Outcome> {
+    if (entry.payload === undefined) {
+      // Written by something other than tickbus (no payload field): it can never be handled.
+      await this.#deadLetter(entry, attempt, new BusError(ErrorCode.InvalidEnvelope, `Entry ${entry.id} of "${this.channel}" has no "payload" field.`, { channel: this.channel }));
+      return 'dead';
+    }
+    if (attempt > this.#opts.maxAttempts) {
+      await this.#deadLetter(entry, attempt - 1, new HandlerError(ErrorCode.DeadLettered, `Delivered ${attempt - 1} times without an acknowledgement (its consumers failed or died); not running it again.`, { channel: this.channel }));
+      return 'dead';
+    }
+    const def = this.#def;
+    const decoded = decodePayload(entry.payload, this.channel, def.wire, this.#ctx.limits.maxMessageBytes);
+    if (decoded instanceof BusError) {
+      this.#ctx.metrics.countRejected(def.template, decoded.code);
+      await this.#deadLetter(entry, attempt, decoded);
+      return 'dead';
+    }
+    let checked = check(def.schema, decoded.data);
+    if (checked instanceof Promise) checked = await checked;
+    if (checked.issues) {
+      const error = validationError(checked.issues, this.channel);
+      this.#ctx.metrics.countRejected(def.template, error.code);
+      await this.#deadLetter(entry, attempt, error);
+      return 'dead';
+    }
+    const context: DurableContext<P> = {
+      channel: this.channel,
+      pattern: undefined,
+      params: this.#params as P,
+      timestamp: decoded.timestamp,
+      sender: decoded.sender,
+      id: decoded.id,
+      position: entry.id,
+      attempt,
+      group: this.group,
+    };
+    this.#busy.add(entry.id);
+    try {
+      await this.#handler(checked.value as D, context);
+      this.#ctx.metrics.receivedCell(def.template).n++;
+      return 'ack';
+    } catch (cause) {
+      this.#ctx.metrics.handlerFailed.labels(def.template).inc();
+      const error = new HandlerError(ErrorCode.HandlerFailed, `Handler for "${preview(this.channel)}" failed on ${entry.id} (attempt ${attempt} of ${this.#opts.maxAttempts}): ${cause instanceof Error ? cause.message : String(cause)}`, { cause, channel: this.channel });
+      this.emit('error', error);
+      if (attempt >= this.#opts.maxAttempts) {
+        await this.#deadLetter(entry, attempt, error);
+        return 'dead';
+      }
+      this.#scheduleRetry(entry.id, attempt);
+      return 'retry';
+    } finally {
+      if (!this.#timersFor.has(entry.id)) this.#busy.delete(entry.id);
+    }
+  }
+
+  /** Entries with a retry timer set. */
+  readonly #timersFor = new Set<string>();
+
+  #scheduleRetry(id: string, attempt: number): void {
+    this.#stats.retried++;
+    this.#ctx.metrics.durable.labels(this.#def.template, this.group, 'retried').inc();
+    this.#timersFor.add(id);
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      void this.#retry(id, attempt + 1);
+    }, backoffDelay(attempt - 1, this.#opts.retry));
+    this.#timers.add(timer);
+  }
+
+  async #retry(id: string, attempt: number): Promise<void> {
+    this.#timersFor.delete(id);
+    if (this.#closed) return;
+    try {
+      const entry = await this.#link.reclaim(this.#key, this.group, this.consumer, id);
+      if (!entry) {
+        this.#busy.delete(id); // trimmed, or acknowledged meanwhile
+        return;
+      }
+      const outcome = await this.#handle(entry, attempt);
+      if (outcome === 'ack') await this.#ack([id]);
+    } catch (error) {
+      // Left pending: a re-read or a claim brings it back.
+      this.#busy.delete(id);
+      if (!this.#closed && !(error instanceof NotConnectedError)) this.emit('error', error as BusError);
+    }
+  }
+
+  async #deadLetter(entry: StreamEntry, attempts: number, error: BusError): Promise<void> {
+    await this.#link.deadLetter(this.#key, this.group, entry.id, this.#deadKey, {
+      payload: entry.payload ?? '',
+      channel: this.channel,
+      position: entry.id,
+      group: this.group,
+      consumer: this.consumer,
+      attempts: String(attempts),
+      code: error.code,
+      error: error.message,
+      failed_at: new Date().toISOString(),
+    }, this.#opts.deadLetterMaxLen);
+    this.#stats.deadLettered++;
+    this.#ctx.metrics.durable.labels(this.#def.template, this.group, 'dead_lettered').inc();
+    this.#ctx.logger.error({ channel: this.channel, group: this.group, position: entry.id, attempts, code: error.code, err: error }, 'message moved to the dead-letter stream');
+    this.emit('deadLettered', { channel: this.channel, position: entry.id, attempts, error });
+  }
+
+  /** Waits, or less if close() is called meanwhile. */
+  #sleep(ms: number): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#timers.delete(timer);
+        this.#sleepers.delete(resolve);
+        resolve();
+      }, ms);
+      this.#timers.add(timer);
+      this.#sleepers.add(resolve);
+    });
+  }
+}
+
+/** Builds a consumer for a durable channel (a reference, a fixed channel, or a name). */
+export function createConsumer<T extends string, S extends StandardSchemaV1>(
+  ctx: BusContext,
+  target: ChannelRef<T, S> | Channel<T, S> | string,
+  handler: DurableHandler<InferOutput<S>, Readonly<Record<string, string>>>,
+  options: ConsumeOptions,
+): Consumer<InferOutput<S>> {
+  let def: Channel;
+  let name: string;
+  let params: Readonly<Record<string, string>> = {};
+  if (typeof target === 'string') {
+    const found = ctx.resolver.resolve(target);
+    if (!found) throw new ConfigError(`No channel in the catalogs in use is named "${preview(target)}".`);
+    def = found.channel;
+    name = target;
+    params = found.params;
+  } else if (target.kind === 'ref') {
+    def = target.channel;
+    name = target.name;
+    params = target.params;
+  } else {
+    if (target.isTemplate) throw new ConfigError(`"${target.template}" is a template: consume one channel of it, e.g. channel.of({ … }); each has a stream of its own.`);
+    def = target;
+    name = target.template;
+  }
+  if (def.delivery !== 'durable') throw new ConfigError(`"${name}" is not a durable channel: declare it with durable: true in its catalog (or subscribe() to it).`);
+  const link = ctx.transport.createStreamLink?.();
+  if (!link) throw new ConfigError(`"${name}" is a durable channel: it needs Redis Streams, which the ${ctx.transport.kind} transport does not have.`);
+  return new Consumer(ctx, link, def, name, params, handler as DurableHandler<InferOutput<S>>, options);
+}

@@ -1,0 +1,260 @@
+// Durable channels on a real redis-server: consumer groups, acknowledgement after the
+// handler, retries, the dead-letter stream, claiming from a consumer that died, and a
+// publisher that keeps sending through a Redis crash.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, ErrorCode, createBus, deadLetterKey, streamKey, type BusError, type TickBus } from '../../src/index.ts';
+import { startRedis, type RedisServer } from '../harness/redis-server.ts';
+import { Inbox, waitFor } from '../harness/wait.ts';
+import { silentLogger } from '../harness/quiet.ts';
+import { CliProcess } from '../harness/cli.ts';
+import { Work, deliveryCatalog } from '../fixtures/delivery-channels.ts';
+
+const CONSUMER_SCRIPT = fileURLToPath(new URL('../fixtures/durable-consumer.ts', import.meta.url));
+
+function figures(name: string, f: Record<string, number | string>): void {
+  process.stdout.write(`# ${name}: ${Object.entries(f).map(([k, v]) => `${k}=${v}`).join(' ')}\n`);
+}
+
+describe('durable channels', () => {
+  let server: RedisServer;
+  const buses: TickBus[] = [];
+  const bus = (extra: Parameters<typeof createBus>[0] = {}): TickBus => {
+    const b = createBus({ redis: { url: server.url }, catalogs: [deliveryCatalog], logger: silentLogger, reconnect: { baseMs: 20, maxMs: 200 }, ...extra });
+    buses.push(b);
+    return b;
+  };
+
+  before(async () => {
+    server = await startRedis();
+  });
+  after(async () => {
+    await Promise.all(buses.map((b) => b.close()));
+    await server.stop();
+  });
+
+  it('appends to a stream, hands each message to one member of the group, and acknowledges it after the handler', async () => {
+    const pub = bus();
+    const a = bus();
+    const b = bus();
+    const ref = Work.of({ queue: 'split' });
+    const seen = new Inbox<{ n: number; who: string; id: string | undefined; position: string }>();
+    const handler = (who: string) => (d: { n: number }, ctx: { id: string | undefined; position: string }) => seen.push({ n: d.n, who, id: ctx.id, position: ctx.position });
+    await a.consume(ref, handler('a'), { group: 'g', consumer: 'a', batchSize: 5 });
+    await b.consume(ref, handler('b'), { group: 'g', consumer: 'b', batchSize: 5 });
+    const receipts = await Promise.all(Array.from({ length: 200 }, (_, n) => pub.publish(ref, { n })));
+    assert.ok(receipts.every((r) => r.status === 'sent' && r.receivers === 0 && /^\d+-\d+$/.test(r.position ?? '')), 'each publish says where it was appended');
+    await seen.waitFor(200);
+    assert.deepEqual(seen.items.map((m) => m.n).sort((x, y) => x - y), Array.from({ length: 200 }, (_, n) => n), 'each message once in the group');
+    assert.ok(new Set(seen.items.map((m) => m.who)).size === 2, 'both members took a share');
+    assert.equal(new Set(seen.items.map((m) => m.id)).size, 200, 'every message carries its own id');
+    assert.deepEqual(new Set(seen.items.map((m) => m.position)), new Set(receipts.map((r) => r.position)), 'the handler sees the position publish returned');
+    await waitFor(() => server.cli('XPENDING', streamKey(ref.name), 'g').startsWith('0'), 'every message acknowledged');
+  });
+
+  it('retries a failing handler with back-off, counting attempts in Redis, and acknowledges once it succeeds', async () => {
+    const pub = bus();
+    const sub = bus();
+    const ref = Work.of({ queue: 'retry' });
+    const attempts: number[] = [];
+    const errors: BusError[] = [];
+    const consumer = await sub.consume(
+      ref,
+      (_d, ctx) => {
+        attempts.push(ctx.attempt);
+        if (ctx.attempt < 3) throw new Error(`transient ${ctx.attempt}`);
+      },
+      { group: 'g', retry: { baseMs: 20, maxMs: 50 } },
+    );
+    consumer.on('error', (e) => errors.push(e));
+    await pub.publish(ref, { n: 1 });
+    await waitFor(() => consumer.stats.handled === 1, 'the third attempt to succeed');
+    assert.deepEqual(attempts, [1, 2, 3]);
+    assert.deepEqual(errors.map((e) => e.code), [ErrorCode.HandlerFailed, ErrorCode.HandlerFailed]);
+    assert.equal(consumer.stats.retried, 2);
+    assert.equal(server.cli('XLEN', deadLetterKey(ref.name)).trim(), '0');
+    assert.ok(server.cli('XPENDING', streamKey(ref.name), 'g').startsWith('0'));
+  });
+
+  it('fault 4: a poison message lands in the dead-letter stream after its attempts, and the rest keep flowing', async () => {
+    const pub = bus();
+    const sub = bus();
+    const ref = Work.of({ queue: 'poison' });
+    const done = new Inbox<number>();
+    const letters = new Inbox<{ position: string; attempts: number; code: string }>();
+    const started = Date.now();
+    const consumer = await sub.consume(
+      ref,
+      (d) => {
+        if (d.poison) throw new Error('cannot price this order');
+        done.push(d.n);
+      },
+      { group: 'g', maxAttempts: 3, retry: { baseMs: 20, maxMs: 40 } },
+    );
+    consumer.on('error', () => undefined);
+    consumer.on('deadLettered', (l) => letters.push({ position: l.position, attempts: l.attempts, code: l.error.code }));
+    const receipts = [];
+    for (let n = 0; n < 100; n++) receipts.push(await pub.publish(ref, { n, poison: n === 10 }));
+    await done.waitFor(99);
+    await letters.waitFor(1);
+    assert.deepEqual(done.items, Array.from({ length: 100 }, (_, n) => n).filter((n) => n !== 10), 'the others in order, not held up');
+    assert.deepEqual(letters.items, [{ position: receipts[10]?.position, attempts: 3, code: ErrorCode.HandlerFailed }]);
+    const dead = server.cli('XRANGE', deadLetterKey(ref.name), '-', '+');
+    assert.match(dead, /cannot price this order/);
+    assert.match(dead, /"poison":true/, 'the original payload is kept');
+    await waitFor(() => server.cli('XPENDING', streamKey(ref.name), 'g').startsWith('0'), 'nothing left pending');
+    figures('fault 4 (poison message)', { sent: 100, delivered: done.items.length, dead_lettered: letters.items.length, duplicates: done.items.length - new Set(done.items).size, lost: 99 - new Set(done.items).size, ms: Date.now() - started });
+  });
+
+  it('dead-letters at once what cannot be decoded or fails the schema, with its error code', async () => {
+    const sub = bus();
+    const ref = Work.of({ queue: 'garbage' });
+    const letters = new Inbox<string>();
+    const consumer = await sub.consume(ref, () => undefined, { group: 'g' });
+    consumer.on('error', () => undefined);
+    consumer.on('deadLettered', (l) => letters.push(l.error.code));
+    const key = streamKey(ref.name);
+    server.cli('XADD', key, '*', 'payload', 'not json');
+    server.cli('XADD', key, '*', 'payload', JSON.stringify({ data: { n: 'x' }, timestamp: 't', sender: 's' }));
+    server.cli('XADD', key, '*', 'other', 'field');
+    await letters.waitFor(3);
+    assert.deepEqual(letters.items, [ErrorCode.InvalidJson, ErrorCode.Validation, ErrorCode.InvalidEnvelope]);
+    assert.equal(server.cli('XLEN', deadLetterKey(ref.name)).trim(), '3');
+  });
+
+  it('starts a new group at new messages, at the beginning, or after a given id', async () => {
+    const pub = bus();
+    const sub = bus();
+    const ref = Work.of({ queue: 'start' });
+    const first = await pub.publish(ref, { n: 0 });
+    await pub.publish(ref, { n: 1 });
+    const fromStart = new Inbox<number>();
+    const fromNew = new Inbox<number>();
+    const fromId = new Inbox<number>();
+    await sub.consume(ref, (d) => fromStart.push(d.n), { group: 'from-start', start: 'beginning' });
+    await sub.consume(ref, (d) => fromNew.push(d.n), { group: 'from-new' });
+    await sub.consume(ref, (d) => fromId.push(d.n), { group: 'from-id', start: { after: first.position as string } });
+    await pub.publish(ref, { n: 2 });
+    await fromStart.waitFor(3);
+    await fromNew.waitFor(1);
+    await fromId.waitFor(2);
+    assert.deepEqual(fromStart.items, [0, 1, 2]);
+    assert.deepEqual(fromNew.items, [2]);
+    assert.deepEqual(fromId.items, [1, 2]);
+  });
+
+  it('close() ends a blocked read at once and lets the handler at work finish and acknowledge', async () => {
+    const pub = bus();
+    const sub = bus();
+    const ref = Work.of({ queue: 'close' });
+    let release!: () => void;
+    const working = new Promise<void>((r) => (release = r));
+    const entered = new Inbox<number>();
+    const consumer = await sub.consume(
+      ref,
+      async (d) => {
+        entered.push(d.n);
+        await working;
+      },
+      { group: 'g', blockMs: 60_000 },
+    );
+    await pub.publish(ref, { n: 1 });
+    await entered.waitFor(1);
+    const closing = consumer.close();
+    setTimeout(release, 100);
+    const t0 = Date.now();
+    await closing;
+    assert.ok(Date.now() - t0 < 2_000, `close() took ${Date.now() - t0} ms with a 60 s block`);
+    assert.ok(server.cli('XPENDING', streamKey(ref.name), 'g').startsWith('0'), 'the finished message was acknowledged');
+
+    // Idle: a consumer blocked on an empty stream closes at once.
+    const idle = await sub.consume(ref, () => undefined, { group: 'idle', blockMs: 60_000 });
+    await new Promise((r) => setTimeout(r, 50));
+    const t1 = Date.now();
+    await idle.close();
+    assert.ok(Date.now() - t1 < 500, `idle close() took ${Date.now() - t1} ms`);
+  });
+
+  it('fault 3: a consumer killed in the middle of a handler loses its messages to another, which completes them', async () => {
+    const pub = bus();
+    const ref = Work.of({ queue: 'claim' });
+    const victim = new CliProcess([], { TICKBUS_LOG_LEVEL: 'silent' }, [process.execPath, '--import', 'tsx', CONSUMER_SCRIPT, server.url, 'claim', 'g', 'victim', '5']);
+    try {
+      await waitFor(() => victim.stdout.includes('ready'), 'the victim consumer to start', 20_000);
+      for (let n = 0; n < 20; n++) await pub.publish(ref, { n });
+      await waitFor(() => victim.stdout.includes('got 5'), 'the victim to be stuck in its handler');
+      victim.child.kill('SIGKILL');
+      await victim.exited;
+      const killedAt = Date.now();
+      const pendingAtKill = Number(server.cli('XPENDING', streamKey(ref.name), 'g').split('\n')[0]);
+      assert.ok(pendingAtKill >= 1, 'the victim held unacknowledged messages');
+      const rescued = new Inbox<{ n: number; attempt: number }>();
+      const rescuer = bus();
+      await rescuer.consume(ref, (d, ctx) => rescued.push({ n: d.n, attempt: ctx.attempt }), { group: 'g', consumer: 'rescuer', claimIdleMs: 300, claimIntervalMs: 100, retry: { maxMs: 200 } });
+      const victimDone = victim.stdout.split('\n').filter((l) => l.startsWith('got ')).map((l) => Number(l.slice(4)));
+      await waitFor(() => new Set([...victimDone.filter((n) => n !== 5), ...rescued.items.map((m) => m.n)]).size === 20, 'every message completed by one of them', 15_000);
+      const recoverMs = Date.now() - killedAt;
+      assert.ok(rescued.items.some((m) => m.n === 5 && m.attempt === 2), 'the message the victim died on was claimed, as its second delivery');
+      await waitFor(() => server.cli('XPENDING', streamKey(ref.name), 'g').startsWith('0'), 'nothing left pending');
+      const all = [...victimDone.filter((n) => n !== 5), ...rescued.items.map((m) => m.n)];
+      figures('fault 3 (consumer killed)', { sent: 20, pending_at_kill: pendingAtKill, claimed: rescued.items.length, delivered: all.length, duplicates: all.length - new Set(all).size, lost: 20 - new Set(all).size, recover_ms: recoverMs });
+    } finally {
+      victim.child.kill('SIGKILL');
+    }
+  });
+
+  it('refuses a durable channel on the in-memory transport, and subscribe-style use of a template', async () => {
+    const mem = createBus({ transport: 'memory', catalogs: [deliveryCatalog], logger: silentLogger });
+    try {
+      await assert.rejects(mem.consume(Work.of({ queue: 'x' }), () => undefined, { group: 'g' }), ConfigError);
+      await assert.rejects(mem.publish(Work.of({ queue: 'x' }), { n: 1 }), ConfigError);
+      await assert.rejects(bus().consume(Work as never, () => undefined, { group: 'g' }), /is a template/);
+      await assert.rejects(bus().consume(Work.of({ queue: 'x' }), () => undefined, { group: 'bad group' }), ConfigError);
+    } finally {
+      await mem.close();
+    }
+  });
+});
+
+describe('durable channels through a Redis crash', () => {
+  it('fault 1: Redis killed with SIGKILL mid-stream and restarted (AOF, fsync always): every message reaches the group at least once', async () => {
+    const own = await startRedis({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
+    const opts = { redis: { url: own.url }, catalogs: [deliveryCatalog], logger: silentLogger, reconnect: { baseMs: 20, maxMs: 200 } };
+    const pub = createBus({ ...opts, fallback: true });
+    const sub = createBus(opts);
+    const N = 3_000;
+    try {
+      const ref = Work.of({ queue: 'crash' });
+      const got = new Map<number, number>();
+      await sub.consume(ref, (d) => void got.set(d.n, (got.get(d.n) ?? 0) + 1), { group: 'g', consumer: 'c1', blockMs: 200 });
+      sub.on('error', () => undefined);
+      let buffered = 0;
+      let restartedAt = 0;
+      let killed: Promise<void> | undefined;
+      const sends: Promise<unknown>[] = [];
+      for (let n = 0; n < N; n++) {
+        sends.push(pub.publish(ref, { n }).then((r) => void (r.status === 'buffered' && buffered++)));
+        if (n % 50 === 49) await new Promise((r) => setTimeout(r, 2));
+        if (n === Math.floor(N / 3)) {
+          killed = own.kill().then(async () => {
+            await new Promise((r) => setTimeout(r, 300));
+            await own.restart();
+            restartedAt = Date.now();
+          });
+        }
+      }
+      await Promise.all(sends);
+      await killed;
+      await waitFor(() => got.size === N, `all ${N} messages to be consumed (have ${got.size})`, 30_000);
+      const recoverMs = Date.now() - restartedAt;
+      const duplicates = [...got.values()].reduce((s, c) => s + c - 1, 0);
+      figures('fault 1 (Redis SIGKILL, durable)', { sent: N, buffered_during_outage: buffered, delivered: N + duplicates, duplicates, lost: N - got.size, recover_ms: recoverMs });
+      assert.equal(got.size, N, 'none lost');
+      assert.ok(buffered > 0, 'some messages were buffered while Redis was down');
+    } finally {
+      await Promise.all([pub.close(), sub.close()]);
+      await own.stop();
+    }
+  });
+});
