@@ -30,7 +30,7 @@ export { RedisTransport, type RedisTransportOptions } from './transports/redis/r
 export { Publisher, type BatchItem, type PublisherEvents } from './bus/publisher.ts';
 export { Consumer, createConsumer, type ConsumeOptions, type ConsumerEvents, type ConsumerStats, type DeadLetter, type DurableContext, type DurableHandler } from './bus/consumer.ts';
 export { BufferFullError, type FallbackOptions, type OverflowPolicy } from './bus/fallback-buffer.ts';
-export { Subscriber, type MessageContext, type MessageHandler, type Subscription, type SubscribeOptions, type SubscriberEvents } from './bus/subscriber.ts';
+export { Subscriber, type ResumeResult, type MessageContext, type MessageHandler, type Subscription, type SubscribeOptions, type SubscriberEvents } from './bus/subscriber.ts';
 export type { BusOptions, BusContext } from './bus/context.ts';
 export { TickBus, createBus, createPublisher, createSubscriber, type BusEvents, type Role } from './bus/tick-bus.ts';
 export * from './catalogs/index.ts';

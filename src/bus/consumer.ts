@@ -330,6 +330,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
       sender: decoded.sender,
       id: decoded.id,
       position: entry.id,
+      replayed: attempt > 1,
       attempt,
       group: this.group,
     };
@@ -446,5 +447,5 @@ export function createConsumer<T extends string, S extends StandardSchemaV1>(
   if (def.delivery !== 'durable') throw new ConfigError(`"${name}" is not a durable channel: declare it with durable: true in its catalog (or subscribe() to it).`);
   const link = ctx.transport.createStreamLink?.();
   if (!link) throw new ConfigError(`"${name}" is a durable channel: it needs Redis Streams, which the ${ctx.transport.kind} transport does not have.`);
-  return new Consumer(ctx, link, def, name, params, handler as DurableHandler<InferOutput<S>>, options);
+  return new Consumer(ctx, link, def, name, params, handler, options);
 }

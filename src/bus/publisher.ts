@@ -216,7 +216,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       try {
         return Promise.resolve(this.#keep(message));
       } catch (error) {
-        return Promise.reject(error as Error);
+        return Promise.reject(error instanceof Error ? error : new Error(String(error)));
       }
     }
     const seq = buffer.nextSeq();

@@ -2,13 +2,14 @@
 // bad JSON, a missing envelope field, a schema violation or an oversized payload becomes an
 // 'error' event with a stable code and the channel, is counted, and the next message is
 // read as usual. Handlers are isolated: one that throws is reported, the rest go on.
-import type { Channel, ChannelParams, ChannelRef } from '../core/channel.ts';
+import { streamKey, type Channel, type ChannelParams, type ChannelRef } from '../core/channel.ts';
 import { decodePayload } from '../core/envelope.ts';
-import { BusError, ChannelParamError, ClosedError, ErrorCode, HandlerError, NotConnectedError, preview } from '../core/errors.ts';
+import { BusError, ChannelParamError, ClosedError, ConfigError, ErrorCode, HandlerError, NotConnectedError, preview } from '../core/errors.ts';
+import { compareStreamIds, isStreamId } from '../core/stream-id.ts';
 import { check, validationError, type CheckResult, type InferOutput, type StandardSchemaV1 } from '../core/schema.ts';
 import { TypedEmitter } from '../core/typed-emitter.ts';
 import { LogThrottle } from '../core/logger.ts';
-import type { SubscribeLink } from '../transports/transport.ts';
+import type { StreamLink, SubscribeLink } from '../transports/transport.ts';
 import type { BusContext } from './context.ts';
 import { DeliveryLanes } from './delivery-lane.ts';
 import { SubscriptionTable, type SubscriptionKind } from './subscription-table.ts';
@@ -28,6 +29,10 @@ export interface MessageContext<P = Readonly<Record<string, string>>> {
   readonly sender: string | undefined;
   /** The envelope's message id, when the writer sent one. */
   readonly id: string | undefined;
+  /** The message's position in the channel's history, on channels that keep one. */
+  readonly position: string | undefined;
+  /** True for a message replayed from history on a resume, not received live. */
+  readonly replayed: boolean;
 }
 
 export type MessageHandler<D, P = Readonly<Record<string, string>>> = (data: D, context: MessageContext<P>) => unknown;
@@ -35,7 +40,25 @@ export type MessageHandler<D, P = Readonly<Record<string, string>>> = (data: D, 
 export interface SubscribeOptions {
   /** For string targets: treat the string as a glob (default: when it has an unescaped *, ? or [). */
   pattern?: boolean;
+  /**
+   * On a channel with history: the last position this subscriber saw (a message's
+   * `context.position`). Everything published after it is delivered first, in order, then
+   * live messages, with no gap and no duplicate; or, when history no longer reaches back
+   * that far, nothing is replayed and `subscription.resume` says so.
+   */
+  resumeAfter?: string;
 }
+
+/**
+ * What a resume found. `complete`: every message after the position was replayed.
+ * `gap`: history no longer holds them all (trimmed, or lost with a Redis restart); nothing
+ * was replayed: read the last value (`subscriber.latest()`, or the broker's cache) instead.
+ * `unavailable`: the channel keeps no history, or the transport has none (memory).
+ */
+export type ResumeResult =
+  | { readonly status: 'complete'; readonly channel: string; readonly after: string; readonly replayed: number }
+  | { readonly status: 'gap'; readonly channel: string; readonly after: string; readonly oldest: string | undefined }
+  | { readonly status: 'unavailable'; readonly channel: string; readonly after: string };
 
 export type SubscriberEvents = {
   connected: () => void;
@@ -44,6 +67,8 @@ export type SubscriberEvents = {
   reconnected: () => void;
   /** A rejected message, a failed handler, or a transport failure. `error.channel` names the channel. */
   error: (error: BusError) => void;
+  /** A channel with history was caught up after a reconnection (or could not be: a gap). */
+  resumed: (result: ResumeResult) => void;
 };
 
 /** One handler's subscription; `unsubscribe()` removes just this handler. */
@@ -51,6 +76,8 @@ export interface Subscription {
   readonly kind: SubscriptionKind;
   /** The Redis channel or pattern. */
   readonly key: string;
+  /** What the resume found, when `resumeAfter` was given. */
+  readonly resume: ResumeResult | undefined;
   unsubscribe(): Promise<void>;
 }
 
@@ -62,6 +89,10 @@ interface Entry {
   /** For one concrete channel: its definition and parameters, known at subscribe time. */
   readonly fixed: Resolved | undefined;
   readonly lanes: DeliveryLanes<Delivered>;
+  /** The last position delivered, per concrete channel: kept for channels with history, to resume after a reconnection. */
+  readonly positions: Map<string, string> | undefined;
+  /** While a resume catches up: live messages wait here, then go out after history, without duplicates. */
+  held: Delivered[] | undefined;
 }
 
 interface Resolved {
@@ -76,6 +107,11 @@ interface Delivered {
 
 type Resolution = Resolved | BusError;
 
+/** History entries read per round trip on a resume. */
+const REPLAY_BATCH = 1_000;
+/** Channels whose last position one pattern subscription remembers. */
+const MAX_POSITIONS = 10_000;
+
 export class Subscriber extends TypedEmitter<SubscriberEvents> {
   readonly #ctx: BusContext;
   readonly #link: SubscribeLink;
@@ -87,6 +123,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
   readonly #releaseLater = { exact: new Set<string>(), pattern: new Set<string>() };
   #connecting: Promise<void> | undefined;
   #closed = false;
+  #streams: Promise<StreamLink | undefined> | undefined;
 
   constructor(ctx: BusContext) {
     super();
@@ -102,6 +139,11 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     this.#link.on('disconnected', (cause) => {
       metrics.connection.labels('subscriber', 'disconnected').inc();
       logger.warn({ target: ctx.transport.target }, 'subscriber disconnected; reconnecting');
+      // Channels with history will be caught up from their last positions: from now on, hold
+      // what arrives (node-redis re-subscribes before we hear of it) until that is done.
+      for (const kind of ['exact', 'pattern'] as const) {
+        for (const key of this.#table.keys(kind)) for (const e of this.#table.handlers(kind, key) ?? []) if (e.positions && e.positions.size > 0) e.held ??= [];
+      }
       this.emit('disconnected', cause);
     });
     this.#link.on('reconnected', () => void this.#resubscribe());
@@ -129,6 +171,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
   subscribe<T extends string, S extends StandardSchemaV1>(
     target: Channel<T, S> | ChannelRef<T, S>,
     handler: MessageHandler<InferOutput<S>, ChannelParams<T>>,
+    options?: SubscribeOptions,
   ): Promise<Subscription>;
   subscribe(target: string, handler: MessageHandler<unknown>, options?: SubscribeOptions): Promise<Subscription>;
   async subscribe(target: Channel | ChannelRef | string, handler: MessageHandler<never, never>, options: SubscribeOptions = {}): Promise<Subscription> {
@@ -152,11 +195,20 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
       channel = target;
       if (!target.isTemplate) fixed = { channel, params: {} };
     }
+    const resumeAfter = options.resumeAfter;
+    if (resumeAfter !== undefined) {
+      if (!isStreamId(resumeAfter)) throw new ConfigError(`resumeAfter must be a position such as 1700000000000-0 (a message's context.position), got "${preview(String(resumeAfter))}".`);
+      if (kind !== 'exact') throw new ConfigError('resumeAfter needs one concrete channel (channel.of({ … })): positions are per channel.');
+    }
+    const history = channel?.hasHistory === true;
     const entry: Entry = {
       kind,
       key,
       channel,
       fixed,
+      positions: history ? new Map() : undefined,
+      // Live messages wait while history is read, so that they come after it.
+      held: history && resumeAfter !== undefined ? [] : undefined,
       lanes: new DeliveryLanes<Delivered>(
         (m) => (handler as MessageHandler<unknown>)(m.data, m.context),
         {
@@ -188,7 +240,29 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
       // Redis has confirmed it, so that a publish right after this call is received.
       await this.#confirming.get(pendingKey);
     }
-    return { kind, key, unsubscribe: () => this.#remove(entry) };
+    let resume: ResumeResult | undefined;
+    if (resumeAfter !== undefined) {
+      // Subscribed first, history read second: a message published in between is both
+      // live (held) and in history, and the positions remove the duplicate.
+      resume = history ? await this.#catchUp(entry, [[key, resumeAfter]]).then((r) => r[0] as ResumeResult) : { status: 'unavailable', channel: key, after: resumeAfter };
+    }
+    return { kind, key, resume, unsubscribe: () => this.#remove(entry) };
+  }
+
+  /**
+   * The newest message of a channel with history (the last value), or undefined when its
+   * history is empty or the transport keeps none.
+   */
+  async latest<T extends string, S extends StandardSchemaV1>(target: ChannelRef<T, S>): Promise<{ data: InferOutput<S>; context: MessageContext<ChannelParams<T>> } | undefined> {
+    if (!target.channel.hasHistory) throw new ConfigError(`"${target.name}" keeps no history: declare history in its catalog to read its last value.`);
+    const link = await this.#streamLink();
+    if (!link) return undefined;
+    const entry = await link.latest(streamKey(target.name));
+    if (!entry || entry.payload === undefined) return undefined;
+    let result = this.#decode({ channel: target.channel, params: target.params }, target.name, undefined, entry.payload, entry.id);
+    if (result instanceof Promise) result = await result;
+    if (result instanceof BusError) throw result;
+    return result as { data: InferOutput<S>; context: MessageContext<ChannelParams<T>> };
   }
 
   /**
@@ -234,6 +308,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     for (const kind of ['exact', 'pattern'] as const) for (const key of this.#table.keys(kind)) for (const e of this.#table.clear(kind, key)) e.lanes.close();
     await this.#connecting?.catch(() => undefined);
     await this.#link.close();
+    await this.#streams?.then((l) => l?.close()).catch(() => undefined);
     this.removeAllListeners();
   }
 
@@ -275,6 +350,98 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     this.#ctx.metrics.connection.labels('subscriber', 'reconnected').inc();
     this.#ctx.logger.info({ target: this.#ctx.transport.target, subscriptions: this.#table.size }, 'subscriber reconnected');
     this.emit('reconnected');
+    for (const kind of ['exact', 'pattern'] as const) {
+      for (const key of this.#table.keys(kind)) {
+        for (const e of this.#table.handlers(kind, key) ?? []) {
+          if (!e.held || !e.positions) continue;
+          const results = await this.#catchUp(e, [...e.positions]);
+          for (const r of results) {
+            if (r.status === 'gap') this.#ctx.logger.warn({ channel: r.channel, after: r.after, oldest: r.oldest }, 'missed messages are older than the history; resumed live only');
+            this.emit('resumed', r);
+          }
+        }
+      }
+    }
+  }
+
+  /** The stream link, opened on first use; undefined when the transport has no streams. */
+  #streamLink(): Promise<StreamLink | undefined> {
+    this.#streams ??= (async () => {
+      const link = this.#ctx.transport.createStreamLink?.();
+      if (!link) return undefined;
+      link.on('error', () => undefined); // failures surface on the calls themselves
+      await link.connect();
+      return link;
+    })().catch((error: unknown) => {
+      this.#streams = undefined;
+      throw error;
+    });
+    return this.#streams;
+  }
+
+  /**
+   * Replays what each channel's history holds after the given positions, then releases the
+   * live messages held meanwhile, skipping those already replayed.
+   */
+  async #catchUp(entry: Entry, from: Array<[string, string]>): Promise<ResumeResult[]> {
+    entry.held ??= [];
+    const results: ResumeResult[] = [];
+    try {
+      for (const [channel, after] of from) results.push(await this.#replay(entry, channel, after));
+    } catch (error) {
+      this.emit('error', error instanceof BusError ? error : new BusError(ErrorCode.Transport, String(error), { cause: error }));
+    } finally {
+      const held = entry.held;
+      entry.held = undefined;
+      for (const d of held) {
+        const last = entry.positions?.get(d.context.channel);
+        if (d.context.position !== undefined && last !== undefined && compareStreamIds(d.context.position, last) <= 0) continue; // replayed already
+        this.#deliver(entry, d);
+      }
+    }
+    return results;
+  }
+
+  async #replay(entry: Entry, channel: string, after: string): Promise<ResumeResult> {
+    const link = await this.#streamLink();
+    if (!link) return { status: 'unavailable', channel, after };
+    const key = streamKey(channel);
+    const info = await link.info(key);
+    // Complete only if the entry at `after` is still there (nothing after it can have been
+    // trimmed, since trimming takes the oldest), or it is exactly the newest one trimmed.
+    let batch = info ? await link.range(key, after, REPLAY_BATCH, false) : [];
+    const anchored = info !== undefined && (batch[0]?.id === after || info.maxDeletedId === after);
+    if (!anchored) return { status: 'gap', channel, after, oldest: info?.firstId };
+    if (batch[0]?.id === after) batch = batch.slice(1);
+    const resolved = this.#resolve(entry, channel);
+    if (resolved instanceof BusError) return { status: 'unavailable', channel, after };
+    let replayed = 0;
+    let cursor = after;
+    for (;;) {
+      for (const e of batch) {
+        cursor = e.id;
+        if (e.payload === undefined) continue;
+        let d = this.#decode(resolved, channel, entry.kind === 'pattern' ? entry.key : undefined, e.payload, e.id, true);
+        if (d instanceof Promise) d = await d;
+        if (d instanceof BusError) continue; // reported
+        this.#deliver(entry, d);
+        replayed++;
+      }
+      if (batch.length < REPLAY_BATCH) break;
+      batch = await link.range(key, cursor, REPLAY_BATCH, true);
+    }
+    this.#ctx.metrics.replayed.labels(resolved.channel?.template ?? 'unknown').inc(replayed);
+    return { status: 'complete', channel, after, replayed };
+  }
+
+  /** Into the handler's lane, noting the position for a later resume. */
+  #deliver(entry: Entry, d: Delivered): void {
+    const position = d.context.position;
+    if (entry.positions && position !== undefined) {
+      if (entry.positions.size >= MAX_POSITIONS && !entry.positions.has(d.context.channel)) entry.positions.clear();
+      entry.positions.set(d.context.channel, position);
+    }
+    entry.lanes.deliver(d.context.channel, d);
   }
 
   // ---- the read path -------------------------------------------------------------
@@ -299,12 +466,19 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
       if (result instanceof BusError) continue; // already reported
       if (result instanceof Promise) {
         void result.then((r) => {
-          if (!(r instanceof BusError)) entry.lanes.deliver(channel, r);
+          if (!(r instanceof BusError)) this.#arrive(entry, r);
         });
       } else {
-        entry.lanes.deliver(channel, result as Delivered);
+        this.#arrive(entry, result as Delivered);
       }
     }
+  }
+
+  /** A live message: held while a resume catches up, else delivered. */
+  #arrive(entry: Entry, d: Delivered): void {
+    if (entry.held) entry.held.push(d);
+    else if (entry.positions) this.#deliver(entry, d);
+    else entry.lanes.deliver(d.context.channel, d);
   }
 
   #resolve(entry: Entry, channel: string): Resolution {
@@ -319,11 +493,21 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     return found ? { channel: found.channel, params: found.params } : { channel: undefined, params: {} };
   }
 
-  #decode(resolved: Resolved, channel: string, pattern: string | undefined, payload: string): Delivered | BusError | Promise<Delivered | BusError> {
+  /** `position` is given for a message read from history (its payload has none). */
+  #decode(resolved: Resolved, channel: string, pattern: string | undefined, payload: string, position?: string, replayed = false): Delivered | BusError | Promise<Delivered | BusError> {
     const def = resolved.channel;
     const decoded = decodePayload(payload, channel, def?.wire ?? 'envelope', this.#ctx.limits.maxMessageBytes);
     if (decoded instanceof BusError) return this.#reject(decoded, def?.template);
-    const context: MessageContext = { channel, pattern, params: resolved.params, timestamp: decoded.timestamp, sender: decoded.sender, id: decoded.id };
+    const context: MessageContext = {
+      channel,
+      pattern,
+      params: resolved.params,
+      timestamp: decoded.timestamp,
+      sender: decoded.sender,
+      id: decoded.id,
+      position: position ?? decoded.position,
+      replayed,
+    };
     if (!def) {
       this.#ctx.metrics.receivedCell(undefined).n++;
       return { data: decoded.data, context };

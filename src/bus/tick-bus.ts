@@ -5,7 +5,7 @@ import type { BusError } from '../core/errors.ts';
 import { TypedEmitter } from '../core/typed-emitter.ts';
 import { SHIPPED_CATALOGS } from '../catalogs/index.ts';
 import { createContext, type BusContext, type BusOptions } from './context.ts';
-import { Publisher } from './publisher.ts';
+import { Publisher, type PublisherEvents } from './publisher.ts';
 import { Subscriber } from './subscriber.ts';
 import { createConsumer, type ConsumeOptions, type Consumer, type DurableHandler } from './consumer.ts';
 import type { Channel, ChannelRef } from '../core/channel.ts';
@@ -44,7 +44,7 @@ export class TickBus extends TypedEmitter<BusEvents> {
     this.setUnhandled((event, args) => {
       if (event === 'error') logger.warn({ err: args[0], role: args[1] }, 'bus error');
     });
-    for (const [role, part] of [['publisher', this.publisher], ['subscriber', this.subscriber]] as const) {
+    for (const [role, part] of [['publisher', this.publisher as TypedEmitter<PublisherEvents>], ['subscriber', this.subscriber as TypedEmitter<PublisherEvents>]] as const) {
       part.on('disconnected', (cause) => this.emit('disconnected', role, cause));
       part.on('reconnected', () => this.emit('reconnected', role));
       part.on('error', (error) => this.emit('error', error, role));

@@ -6,6 +6,7 @@
 // only the seed's three fields ignore them.
 import { DecodeError, ErrorCode, preview } from './errors.ts';
 import type { WireFormat } from './channel.ts';
+import { isStreamId } from './stream-id.ts';
 
 export interface Envelope<T = unknown> {
   data: T;
@@ -70,12 +71,10 @@ export function decodePayload(payload: string, channel: string, wire: WireFormat
   if (typeof env.timestamp !== 'string') return envelopeError(channel, payload, '"timestamp" is missing or not a string');
   if (typeof env.sender !== 'string') return envelopeError(channel, payload, '"sender" is missing or not a string');
   if (env.id !== undefined && typeof env.id !== 'string') return envelopeError(channel, payload, '"id" is not a string');
-  if (env.position !== undefined && (typeof env.position !== 'string' || !STREAM_ID.test(env.position))) return envelopeError(channel, payload, '"position" is not a stream id');
+  if (env.position !== undefined && (typeof env.position !== 'string' || !isStreamId(env.position))) return envelopeError(channel, payload, '"position" is not a stream id');
   // The parsed object already has the shape (extra fields are ignored): no copy.
   return env as unknown as DecodedPayload;
 }
-
-const STREAM_ID = /^\d{1,20}-\d{1,20}$/;
 
 function envelopeError(channel: string, payload: string, why: string): DecodeError {
   return new DecodeError(

@@ -38,6 +38,7 @@ export class BusMetrics {
   readonly handlerDropped: Counter<'channel'>;
   readonly connection: Counter<'role' | 'event'>;
   readonly durable: Counter<'channel' | 'group' | 'event'>;
+  readonly replayed: Counter<'channel'>;
   readonly fallbackBuffered: Counter;
   readonly fallbackReplayed: Counter;
   readonly fallbackDropped: Counter<'reason'>;
@@ -79,6 +80,7 @@ export class BusMetrics {
       labelNames: ['channel', 'group', 'event'],
       registers,
     });
+    this.replayed = new Counter({ name: 'tickbus_history_replayed_total', help: 'Messages replayed from history to resuming subscribers.', labelNames: ['channel'], registers });
     this.fallbackBuffered = new Counter({ name: 'tickbus_fallback_buffered_total', help: 'Messages kept in the fallback buffer while Redis was unreachable.', registers });
     this.fallbackReplayed = new Counter({ name: 'tickbus_fallback_replayed_total', help: 'Buffered messages sent once Redis was back.', registers });
     this.fallbackDropped = new Counter({ name: 'tickbus_fallback_dropped_total', help: 'Messages the fallback buffer gave up: oldest or newest (full), rejected (full, policy reject), refused (by Redis on replay).', labelNames: ['reason'], registers });

@@ -110,8 +110,8 @@ export interface StreamLink extends Link {
   deliveries(key: string, group: string, ids: readonly string[]): Promise<Map<string, number>>;
   /** Atomically appends to the dead-letter stream and acknowledges the entry. */
   deadLetter(key: string, group: string, id: string, deadKey: string, fields: Readonly<Record<string, string>>, maxLen: number): Promise<void>;
-  /** Entries after `afterId` (exclusive), oldest first. */
-  range(key: string, afterId: string, count: number): Promise<StreamEntry[]>;
+  /** Entries from `startId` on (inclusive, or after it when `exclusive`), oldest first. */
+  range(key: string, startId: string, count: number, exclusive: boolean): Promise<StreamEntry[]>;
   /** The newest entry. */
   latest(key: string): Promise<StreamEntry | undefined>;
   info(key: string): Promise<StreamInfo | undefined>;

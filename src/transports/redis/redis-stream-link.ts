@@ -119,8 +119,8 @@ export class RedisStreamLink extends RedisLink implements StreamLink {
     await this.#command(['EVAL', DEAD_LETTER, '2', key, deadKey, String(maxLen), group, id, ...flat]);
   }
 
-  async range(key: string, afterId: string, count: number): Promise<StreamEntry[]> {
-    const raw = await this.#command<RawEntry[]>(['XRANGE', key, `(${afterId}`, '+', 'COUNT', String(count)]);
+  async range(key: string, startId: string, count: number, exclusive: boolean): Promise<StreamEntry[]> {
+    const raw = await this.#command<RawEntry[]>(['XRANGE', key, exclusive ? `(${startId}` : startId, '+', 'COUNT', String(count)]);
     return raw.map(toEntry);
   }
 
@@ -138,15 +138,15 @@ export class RedisStreamLink extends RedisLink implements StreamLink {
       throw this.translate(error);
     }
     // A map reply (an object), or a flat list of field, value.
-    const fields = new Map<string, unknown>();
-    if (Array.isArray(reply)) for (let i = 0; i < reply.length; i += 2) fields.set(String(reply[i]), reply[i + 1]);
-    else for (const [k, v] of Object.entries(reply)) fields.set(k, v);
+    const fields = new Map<string, string | number | RawEntry | null>();
+    if (Array.isArray(reply)) for (let i = 0; i < reply.length; i += 2) fields.set(String(reply[i]), reply[i + 1] as string);
+    else for (const [k, v] of Object.entries(reply)) fields.set(k, v as string);
     const first = fields.get('first-entry') as RawEntry | null | undefined;
     return {
       length: Number(fields.get('length')),
       firstId: first ? first[0] : undefined,
-      lastId: String(fields.get('last-generated-id')),
-      maxDeletedId: String(fields.get('max-deleted-entry-id') ?? '0-0'),
+      lastId: fields.get('last-generated-id') as string,
+      maxDeletedId: (fields.get('max-deleted-entry-id') as string | undefined) ?? '0-0',
     };
   }
 
@@ -177,6 +177,6 @@ export class RedisStreamLink extends RedisLink implements StreamLink {
       });
     }
     await this.#readerConnecting;
-    return this.#reader as BlockingReader;
+    return this.#reader;
   }
 }

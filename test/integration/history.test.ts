@@ -1,0 +1,218 @@
+// Pub/sub channels with history on a real redis-server: positions in the envelope, resume
+// after a position (with a gap told plainly), catching up by itself after a lost
+// connection, and the publisher's fallback buffer through a Redis crash.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { z } from 'zod';
+import { IDENTIFIER, createBus, defineCatalog, defineChannel, streamKey, type ResumeResult, type TickBus } from '../../src/index.ts';
+import { startRedis, type RedisServer } from '../harness/redis-server.ts';
+import { Inbox, waitFor } from '../harness/wait.ts';
+import { silentLogger } from '../harness/quiet.ts';
+import { Feed, Plain, deliveryCatalog } from '../fixtures/delivery-channels.ts';
+
+/** History kept short, to be outrun. */
+const Short = defineChannel({ name: 'TEST_SHORT_{queue}', schema: z.object({ n: z.number() }), params: { queue: IDENTIFIER }, history: { maxLen: 10 } });
+const catalogs = [deliveryCatalog, defineCatalog('short', 'Short history.', { Short })];
+
+function figures(name: string, f: Record<string, number | string>): void {
+  process.stdout.write(`# ${name}: ${Object.entries(f).map(([k, v]) => `${k}=${v}`).join(' ')}\n`);
+}
+
+/** True when `items` is 0..n-1 exactly once each, in order. */
+function contiguous(items: number[], n: number): boolean {
+  return items.length === n && items.every((v, i) => v === i);
+}
+
+describe('history and resume', () => {
+  let server: RedisServer;
+  const buses: TickBus[] = [];
+  const bus = (): TickBus => {
+    const b = createBus({ redis: { url: server.url }, catalogs, logger: silentLogger, reconnect: { baseMs: 20, maxMs: 200 } });
+    buses.push(b);
+    return b;
+  };
+
+  before(async () => {
+    server = await startRedis();
+  });
+  after(async () => {
+    await Promise.all(buses.map((b) => b.close()));
+    await server.stop();
+  });
+
+  it('gives every message its position, in the envelope and the receipt, and keeps the last value', async () => {
+    const pub = bus();
+    const sub = bus();
+    const ref = Feed.of({ queue: 'pos' });
+    const got = new Inbox<{ n: number; position: string | undefined }>();
+    await sub.subscribe(ref, (d, ctx) => got.push({ n: d.n, position: ctx.position }));
+    const receipts = [];
+    for (let n = 0; n < 5; n++) receipts.push(await pub.publish(ref, { n }));
+    await got.waitFor(5);
+    assert.deepEqual(got.items.map((m) => m.position), receipts.map((r) => r.position));
+    assert.ok(receipts.every((r) => r.receivers === 1));
+    const latest = await sub.subscriber.latest(ref);
+    assert.deepEqual(latest?.data, { n: 4 });
+    assert.equal(latest?.context.position, receipts[4]?.position);
+    assert.equal(server.cli('XLEN', streamKey(ref.name)).trim(), '5');
+    // A plain channel has none, and a resume on it says so.
+    const plain = await sub.subscribe(Plain.of({ queue: 'pos' }), () => undefined, { resumeAfter: '1-0' });
+    assert.equal(plain.resume?.status, 'unavailable');
+  });
+
+  it('fault 5: a subscriber away for a while resumes from its last position with nothing missing, while publishing goes on', async () => {
+    const pub = bus();
+    const ref = Feed.of({ queue: 'away' });
+    const first = bus();
+    const seen: number[] = [];
+    let last: string | undefined;
+    await first.subscribe(ref, (d, ctx) => {
+      seen.push(d.n);
+      last = ctx.position;
+    });
+    const N = 2_000;
+    let n = 0;
+    for (; n < 100; n++) await pub.publish(ref, { n });
+    await waitFor(() => seen.length === 100, 'the first 100');
+    await first.close(); // away
+    const awayFrom = Date.now();
+    for (; n < 1_000; n++) void pub.publish(ref, { n });
+    // Back, while the publisher keeps going: history first, then live, no gap, no duplicate.
+    const back = bus();
+    const resumed: number[] = [];
+    let replayed = 0;
+    const publishing = (async () => {
+      for (; n < N; n++) {
+        await pub.publish(ref, { n });
+        if (n % 100 === 0) await new Promise((r) => setImmediate(r));
+      }
+    })();
+    const subscription = await back.subscribe(
+      ref,
+      (d, ctx) => {
+        resumed.push(d.n);
+        if (ctx.replayed) replayed++;
+      },
+      { resumeAfter: last as string },
+    );
+    await publishing;
+    await waitFor(() => resumed.length >= N - 100, `all ${N - 100} messages after the last one seen (have ${resumed.length})`);
+    await new Promise((r) => setTimeout(r, 50));
+    const recoverMs = Date.now() - awayFrom;
+    assert.equal(subscription.resume?.status, 'complete');
+    const all = [...seen, ...resumed];
+    figures('fault 5 (subscriber away)', { sent: N, delivered: all.length, replayed_from_history: replayed, duplicates: all.length - new Set(all).size, lost: N - new Set(all).size, ms: recoverMs });
+    assert.ok(contiguous(all, N), 'every message once, in order');
+    assert.ok(replayed >= 900, 'what was published while away came from history');
+  });
+
+  it('says plainly when the gap is older than the history, and replays nothing', async () => {
+    const pub = bus();
+    const sub = bus();
+    const ref = Short.of({ queue: 'gap' });
+    const first = await pub.publish(ref, { n: 0 });
+    for (let n = 1; n < 1_000; n++) await pub.publish(ref, { n });
+    const got: number[] = [];
+    const s = await sub.subscribe(ref, (d) => got.push(d.n), { resumeAfter: first.position as string });
+    assert.equal(s.resume?.status, 'gap');
+    assert.ok(s.resume?.status === 'gap' && s.resume.oldest !== undefined, 'it names the oldest position history still has');
+    assert.deepEqual(got, []);
+    // The last value is still there to start from.
+    assert.deepEqual((await sub.subscriber.latest(ref))?.data, { n: 999 });
+    // A position from another incarnation of the stream (newer than anything it holds): also a gap.
+    const fresh = await sub.subscribe(Feed.of({ queue: 'empty' }), () => undefined, { resumeAfter: '1-0' });
+    assert.equal(fresh.resume?.status, 'gap');
+  });
+
+  it('catches up by itself after losing its connection, from the last position it saw', async () => {
+    const pub = bus();
+    const sub = bus();
+    const ref = Feed.of({ queue: 'reconnect' });
+    const got: number[] = [];
+    const resumes: ResumeResult[] = [];
+    sub.subscriber.on('resumed', (r) => resumes.push(r));
+    await sub.subscribe(ref, (d) => got.push(d.n));
+    const N = 1_000;
+    let killed = false;
+    for (let n = 0; n < N; n++) {
+      await pub.publish(ref, { n });
+      if (n === 300) {
+        server.cli('CLIENT', 'KILL', 'TYPE', 'pubsub');
+        killed = true;
+      }
+    }
+    assert.ok(killed);
+    await waitFor(() => got.length >= N, `all ${N} (have ${got.length})`);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(contiguous(got, N), 'every message once, in order, across the reconnection');
+    assert.equal(resumes.length, 1);
+    assert.equal(resumes[0]?.status, 'complete');
+  });
+
+  it('refuses a malformed position and a pattern resume', async () => {
+    const sub = bus();
+    await assert.rejects(sub.subscribe(Feed.of({ queue: 'x' }), () => undefined, { resumeAfter: 'yesterday' }), /position/);
+    await assert.rejects(sub.subscribe(Feed, () => undefined, { resumeAfter: '1-0' }), /concrete channel/);
+  });
+});
+
+describe('the fallback buffer through a Redis crash', () => {
+  it('fault 2: every message published on a pub/sub channel during the outage arrives after recovery, in order', async () => {
+    const own = await startRedis({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
+    const opts = { redis: { url: own.url }, catalogs, logger: silentLogger, reconnect: { baseMs: 20, maxMs: 200 } };
+    const pub = createBus({ ...opts, fallback: true });
+    const sub = createBus(opts);
+    try {
+      const ref = Feed.of({ queue: 'outage' });
+      const got: number[] = [];
+      await sub.subscribe(ref, (d) => got.push(d.n));
+      const N = 3_000;
+      const statuses = new Map<string, number>();
+      let killedAt = 0;
+      let restartedAt = 0;
+      const down: number[] = [];
+      let outage: Promise<void> | undefined;
+      const sends: Promise<void>[] = [];
+      for (let n = 0; n < N; n++) {
+        sends.push(
+          pub.publish(ref, { n }).then((r) => {
+            statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+            if (r.status === 'buffered') down.push(n);
+          }),
+        );
+        if (n % 50 === 49) await new Promise((r) => setTimeout(r, 2));
+        if (n === 1_000) {
+          killedAt = Date.now();
+          outage = own.kill().then(async () => {
+            await new Promise((r) => setTimeout(r, 300));
+            await own.restart();
+            restartedAt = Date.now();
+          });
+        }
+      }
+      await Promise.all(sends);
+      await outage;
+      await waitFor(() => new Set(got).size === N, `all ${N} (have ${new Set(got).size})`, 30_000);
+      const recoverMs = Date.now() - restartedAt;
+      const firsts = got.filter((v, i) => got.indexOf(v) === i);
+      const duplicates = got.length - firsts.length;
+      figures('fault 2 (Redis SIGKILL, pub/sub + fallback buffer)', {
+        sent: N,
+        buffered_during_outage: statuses.get('buffered') ?? 0,
+        delivered: got.length,
+        duplicates,
+        lost: N - firsts.length,
+        outage_ms: restartedAt - killedAt,
+        recover_ms: recoverMs,
+      });
+      assert.ok(down.length > 0, 'messages were buffered during the outage');
+      const downSet = new Set(down);
+      const afterRecovery = firsts.filter((v) => downSet.has(v));
+      assert.deepEqual(afterRecovery, down, 'the buffered messages arrived, in the order they were published');
+      assert.ok(contiguous(firsts, N), 'and every message arrived, in order');
+    } finally {
+      await Promise.all([pub.close(), sub.close()]);
+      await own.stop();
+    }
+  });
+});
