@@ -393,11 +393,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     } finally {
       const held = entry.held;
       entry.held = undefined;
-      for (const d of held) {
-        const last = entry.positions?.get(d.context.channel);
-        if (d.context.position !== undefined && last !== undefined && compareStreamIds(d.context.position, last) <= 0) continue; // replayed already
-        this.#deliver(entry, d);
-      }
+      for (const d of held) this.#deliverOnce(entry, d);
     }
     return results;
   }
@@ -477,8 +473,20 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
   /** A live message: held while a resume catches up, else delivered. */
   #arrive(entry: Entry, d: Delivered): void {
     if (entry.held) entry.held.push(d);
-    else if (entry.positions) this.#deliver(entry, d);
+    else if (entry.positions) this.#deliverOnce(entry, d);
     else entry.lanes.deliver(d.context.channel, d);
+  }
+
+  /**
+   * Delivers a live message unless history already did. The PUBLISH of a message and its
+   * stream entry are written together, but they reach us on two connections, read in no
+   * set order: a message replayed from history may still arrive live after the resume.
+   */
+  #deliverOnce(entry: Entry, d: Delivered): void {
+    const position = d.context.position;
+    const last = position === undefined ? undefined : entry.positions?.get(d.context.channel);
+    if (last !== undefined && compareStreamIds(position as string, last) <= 0) return;
+    this.#deliver(entry, d);
   }
 
   #resolve(entry: Entry, channel: string): Resolution {

@@ -16,6 +16,7 @@ describe('stream ids', () => {
       fc.property(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), (am, as, bm, bs) => {
         const expected = am !== bm ? (am < bm ? -1 : 1) : as !== bs ? (as < bs ? -1 : 1) : 0;
         assert.equal(compareStreamIds(`${am}-${as}`, `${bm}-${bs}`), expected);
+        assert.equal(compareStreamIds(`00${am}-0${as}`, `${bm}-${bs}`), expected, 'leading zeros change nothing');
       }),
     );
   });

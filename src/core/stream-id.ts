@@ -1,23 +1,32 @@
 // Redis stream ids, `<milliseconds>-<sequence>`: the positions of durable messages and of
 // messages on channels with history.
 
-const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/;
+const STREAM_ID = /^(\d{1,24})-(\d{1,24})$/;
 
 export function isStreamId(text: string): boolean {
   return STREAM_ID.test(text);
 }
 
-/** Orders two stream ids as Redis does (numerically, milliseconds then sequence). */
+/**
+ * Orders two stream ids as Redis does (numerically, milliseconds then sequence). On the
+ * receive path of every history channel: compares digit strings (a longer one is larger,
+ * ids carry no leading zeros) instead of parsing numbers.
+ */
 export function compareStreamIds(a: string, b: string): number {
-  const [am, as] = split(a);
-  const [bm, bs] = split(b);
-  if (am !== bm) return am < bm ? -1 : 1;
-  if (as !== bs) return as < bs ? -1 : 1;
-  return 0;
+  const ad = a.indexOf('-');
+  const bd = b.indexOf('-');
+  if (ad <= 0 || bd <= 0 || !STREAM_ID.test(a) || !STREAM_ID.test(b)) throw new TypeError(`Not a stream id: "${(STREAM_ID.test(a) ? b : a).slice(0, 40)}"`);
+  return compareDigits(a, 0, ad, b, 0, bd) || compareDigits(a, ad + 1, a.length, b, bd + 1, b.length);
 }
 
-function split(id: string): [bigint, bigint] {
-  const m = STREAM_ID.exec(id);
-  if (!m) throw new TypeError(`Not a stream id: "${id.slice(0, 40)}"`);
-  return [BigInt(m[1] as string), BigInt(m[2] as string)];
+function compareDigits(a: string, as: number, ae: number, b: string, bs: number, be: number): number {
+  // Leading zeros (never written by Redis, but legal input) do not make a number larger.
+  while (ae - as > 1 && a.charCodeAt(as) === 48) as++;
+  while (be - bs > 1 && b.charCodeAt(bs) === 48) bs++;
+  if (ae - as !== be - bs) return ae - as < be - bs ? -1 : 1;
+  for (let i = 0; i < ae - as; i++) {
+    const d = a.charCodeAt(as + i) - b.charCodeAt(bs + i);
+    if (d !== 0) return d < 0 ? -1 : 1;
+  }
+  return 0;
 }

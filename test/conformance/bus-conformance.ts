@@ -54,7 +54,7 @@ export function runConformance(name: string, setup: () => Promise<ConformanceSet
         // The handler's data is the discriminated union: narrowing on `type` needs no cast.
         if (data.type === 'price') inbox.push({ data: data.price, channel: ctx.channel, sender: ctx.sender, ticker: ctx.params.ticker, timestamp: ctx.timestamp });
       });
-      const receivers = await pub.publish(TickerUpdates.of({ ticker: 'AAPL' }), price('AAPL'));
+      const { receivers } = await pub.publish(TickerUpdates.of({ ticker: 'AAPL' }), price('AAPL'));
       assert.equal(receivers, 1);
       const [got] = await inbox.waitFor(1);
       assert.deepEqual({ ...got, timestamp: undefined }, { data: 150.25, channel: 'TICKER_UPDATES_AAPL', sender: 'broker_service', ticker: 'AAPL', timestamp: undefined });

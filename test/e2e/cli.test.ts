@@ -87,7 +87,7 @@ describe('tickbus CLI', () => {
     writeFileSync(file, JSON.stringify({ type: 'price', timestamp: '2025-04-24T09:45:00.000Z', price: 150, volume: 10, symbol: 'AAPL' }));
     const pub = await runCli(['publish', 'TICKER_UPDATES_AAPL', `@${file}`], env);
     assert.equal(pub.code, 0, pub.stderr);
-    assert.match(pub.stdout, /published to TICKER_UPDATES_AAPL \(1 receiver\)/);
+    assert.match(pub.stdout, /published to TICKER_UPDATES_AAPL \(1 receiver, position \d+-\d+\)/);
     assert.equal(await tail.exited, 0);
     const lines = tail.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.deepEqual(lines[0], { channel: 'TICKER_UPDATES_AAPL', valid: false, code: 'TB_ERR_INVALID_JSON', reason: 'Message on "TICKER_UPDATES_AAPL" is not valid JSON.', preview: 'garbage' });

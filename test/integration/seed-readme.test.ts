@@ -119,7 +119,9 @@ describe('seed 001 README against redis-server', () => {
       const [got] = await wire.waitFor(1);
       assert.equal(got?.channel, 'TICKER_UPDATES_AAPL');
       const envelope = JSON.parse(got?.payload ?? '') as Record<string, unknown>;
-      assert.deepEqual(Object.keys(envelope).sort(), ['data', 'sender', 'timestamp']);
+      // The seed's three fields, and the stream position the ticker channel's history adds.
+      assert.deepEqual(Object.keys(envelope).sort(), ['data', 'position', 'sender', 'timestamp']);
+      assert.match(String(envelope.position), /^\d+-\d+$/);
       assert.deepEqual(envelope.data, priceData);
       assert.equal(envelope.sender, 'tickbus', 'the bus default sender');
       assert.match(String(envelope.timestamp), isoInstant);
