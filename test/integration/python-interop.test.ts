@@ -8,10 +8,11 @@ import { startBrokerRuntime, type BrokerRuntime } from '../../src/broker/broker-
 import { SimFeed } from '../../src/broker/feeds/sim-feed.ts';
 import { BrokerNotice } from '../../src/broker/broker-service.ts';
 import { BrokerErrors, BrokerRegistration, type BrokerErrorMessage } from '../../src/catalogs/broker.ts';
-import { createBus, tickstock, ErrorCode, ValidationError, type BusError, type DataOf, type MessageContext, type TickBus } from '../../src/index.ts';
+import { createBus, streamKey, tickstock, ErrorCode, ValidationError, type BusError, type DataOf, type MessageContext, type TickBus } from '../../src/index.ts';
 import { startRedis, type RedisServer } from '../harness/redis-server.ts';
 import { silentLogger } from '../harness/quiet.ts';
-import { Inbox } from '../harness/wait.ts';
+import { Inbox, waitFor } from '../harness/wait.ts';
+import { Work, deliveryCatalog } from '../fixtures/delivery-channels.ts';
 import { runProcess, type CliResult } from '../harness/cli.ts';
 
 // Debian's interpreter, not a pyenv shim on PATH: python3-redis installs into it.
@@ -153,5 +154,33 @@ describe('Python services on the wire format (redis-py)', () => {
     assert.ok(broker.service.tickers.includes('MSFT'), 'the broker streams MSFT');
     assert.equal(broker.service.health().status, 'ok');
     assert.equal(errors.items.length, 1, 'one invalid message, one error event');
+  });
+  it('a Python producer appends to a durable channel that a tickbus consumer group handles and acknowledges', async () => {
+    requirePythonRedis();
+    const b = createBus({ redis: { url: server.url }, catalogs: [deliveryCatalog], logger: silentLogger });
+    buses.push(b);
+    const ref = Work.of({ queue: 'py-in' });
+    const got = new Inbox<{ n: number; id: string | undefined; sender: string | undefined }>();
+    await b.consume(ref, (d, ctx) => got.push({ n: d.n, id: ctx.id, sender: ctx.sender }), { group: 'ts', start: 'beginning' });
+    const lines = await runOk(server.url, ['append-durable', ref.name, '5']);
+    assert.equal(lines.length, 5);
+    await got.waitFor(5, 'the five messages Python appended');
+    assert.deepEqual(got.items.map((m) => m.n), [0, 1, 2, 3, 4]);
+    assert.ok(got.items.every((m) => m.sender === 'py_bot' && m.id?.startsWith('py-')));
+    await waitFor(() => server.cli('XPENDING', streamKey(ref.name), 'ts').startsWith('0'), 'every message acknowledged');
+  });
+
+  it('a Python consumer group takes what tickbus publishes on a durable channel', async () => {
+    requirePythonRedis();
+    const b = createBus({ redis: { url: server.url }, catalogs: [deliveryCatalog], sender: 'interop_test', logger: silentLogger });
+    buses.push(b);
+    const ref = Work.of({ queue: 'py-out' });
+    const receipts = [];
+    for (let n = 0; n < 5; n++) receipts.push(await b.publish(ref, { n }));
+    const lines = await runOk(server.url, ['consume-durable', ref.name, 'py', '5']);
+    assert.deepEqual(lines.map((l) => l.n), [0, 1, 2, 3, 4]);
+    assert.deepEqual(lines.map((l) => l.position), receipts.map((r) => r.position));
+    assert.ok(lines.every((l) => l.sender === 'interop_test' && typeof l.id === 'string'), 'the envelope, with its message id');
+    assert.ok(server.cli('XPENDING', streamKey(ref.name), 'py').startsWith('0'), 'Python acknowledged each one');
   });
 });

@@ -101,7 +101,46 @@ def publish_invalid():
     r.close()
 
 
-USAGE = "usage: tickbus_wire.py register TICKER N | publish-progress JOB_ID | publish-invalid"
+def stream_key(channel):
+    """A durable channel (or a channel's history) is the stream tickbus:{CHANNEL}:stream."""
+    return "tickbus:{%s}:stream" % channel
+
+
+def append_durable(channel, count):
+    """Produces on a durable channel: XADD of the envelope, with an id, in the field "payload"."""
+    r = connect()
+    for n in range(count):
+        body = {"data": {"n": n}, "timestamp": now_iso(), "sender": SENDER, "id": "py-%d-%d" % (os.getpid(), n)}
+        position = r.xadd(stream_key(channel), {"payload": json.dumps(body)}, maxlen=100000, approximate=True)
+        print(json.dumps({"n": n, "position": position}), flush=True)
+    r.close()
+
+
+def consume_durable(channel, group, count):
+    """A member of a consumer group: read, handle, then XACK, as tickbus's own consumers do."""
+    r = connect()
+    key = stream_key(channel)
+    try:
+        r.xgroup_create(key, group, id="0", mkstream=True)
+    except redis.exceptions.ResponseError as error:
+        if "BUSYGROUP" not in str(error):
+            raise
+    done = 0
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while done < count:
+        if time.monotonic() > deadline:
+            fail("consumed %d of %d messages before the deadline" % (done, count))
+        for _stream, entries in r.xreadgroup(group, "py-consumer", {key: ">"}, count=100, block=1000) or []:
+            for position, fields in entries:
+                body = json.loads(fields["payload"])
+                print(json.dumps({"n": body["data"]["n"], "id": body.get("id"), "position": position, "sender": body["sender"]}), flush=True)
+                r.xack(key, group, position)
+                done += 1
+    r.close()
+
+
+USAGE = ("usage: tickbus_wire.py register TICKER N | publish-progress JOB_ID | publish-invalid"
+         " | append-durable CHANNEL N | consume-durable CHANNEL GROUP N")
 
 
 def main(argv):
@@ -111,6 +150,10 @@ def main(argv):
         publish_progress(argv[1])
     elif argv == ["publish-invalid"]:
         publish_invalid()
+    elif len(argv) == 3 and argv[0] == "append-durable" and argv[2].isdigit():
+        append_durable(argv[1], int(argv[2]))
+    elif len(argv) == 4 and argv[0] == "consume-durable" and argv[3].isdigit():
+        consume_durable(argv[1], argv[2], int(argv[3]))
     else:
         sys.stderr.write(USAGE + "\n")
         sys.exit(2)
