@@ -5,10 +5,17 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { z } from 'zod';
 import { IDENTIFIER, createBus, defineCatalog, defineChannel, streamKey, type ResumeResult, type TickBus } from '../../src/index.ts';
-import { startRedis, type RedisServer } from '../harness/redis-server.ts';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, startRedis, type RedisServer } from '../harness/redis-server.ts';
+import { CliProcess } from '../harness/cli.ts';
 import { Inbox, waitFor } from '../harness/wait.ts';
 import { silentLogger } from '../harness/quiet.ts';
 import { Feed, Plain, deliveryCatalog } from '../fixtures/delivery-channels.ts';
+
+const JOURNAL_SCRIPT = fileURLToPath(new URL('../fixtures/journal-publisher.ts', import.meta.url));
 
 /** History kept short, to be outrun. */
 const Short = defineChannel({ name: 'TEST_SHORT_{queue}', schema: z.object({ n: z.number() }), params: { queue: IDENTIFIER }, history: { maxLen: 10 } });
@@ -213,6 +220,39 @@ describe('the fallback buffer through a Redis crash', () => {
     } finally {
       await Promise.all([pub.close(), sub.close()]);
       await own.stop();
+    }
+  });
+});
+
+describe('the fallback journal', () => {
+  it('sends what a publisher that crashed during an outage had buffered, when it starts again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tickbus-journal-'));
+    const file = join(dir, 'fallback.ndjson');
+    const nowhere = `redis://127.0.0.1:${await freePort()}`;
+    const crashed = new CliProcess([], {}, [process.execPath, '--import', 'tsx', JOURNAL_SCRIPT, nowhere, file, '500']);
+    const own = await startRedis();
+    const opts = { redis: { url: own.url }, catalogs, logger: silentLogger };
+    const sub = createBus(opts);
+    let pub: TickBus | undefined;
+    try {
+      await waitFor(() => crashed.stdout.includes('buffered 500'), 'the publisher to buffer everything', 20_000);
+      crashed.child.kill('SIGKILL');
+      await crashed.exited;
+      const got: number[] = [];
+      await sub.subscribe(Plain.of({ queue: 'journal' }), (d) => got.push(d.n));
+      const restartedAt = Date.now();
+      pub = createBus({ ...opts, fallback: { file } });
+      assert.equal(pub.publisher.buffered, 500, 'the journal held all 500');
+      await pub.connect();
+      await waitFor(() => got.length === 500, `the 500 journaled messages (have ${got.length})`);
+      figures('fallback journal (publisher SIGKILLed during an outage)', { sent: 500, delivered: got.length, duplicates: got.length - new Set(got).size, lost: 500 - new Set(got).size, replay_ms: Date.now() - restartedAt });
+      assert.ok(contiguous(got, 500), 'in order');
+      await waitFor(() => readFileSync(file, 'utf8') === '', 'the journal to be emptied once sent');
+    } finally {
+      crashed.child.kill('SIGKILL');
+      await Promise.all([pub?.close(), sub.close()]);
+      await own.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
