@@ -39,7 +39,7 @@ describe('publisher fallback buffer, Redis unreachable', () => {
     try {
       const receipts = [];
       for (let n = 0; n < 15; n++) receipts.push(await bus.publish(Signals, { n }));
-      assert.deepEqual(receipts.map((r) => r.status), [...Array(10).fill('buffered'), ...Array(5).fill('dropped')]);
+      assert.deepEqual(receipts.map((r) => r.status), [...Array<string>(10).fill('buffered'), ...Array<string>(5).fill('dropped')]);
       assert.match(await bus.context.metrics.registry.metrics(), /tickbus_fallback_dropped_total\{reason="newest"\} 5/);
     } finally {
       await bus.close();
