@@ -311,6 +311,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
     const decoded = decodePayload(entry.payload, this.channel, def.wire, this.#ctx.limits.maxMessageBytes);
     if (decoded instanceof BusError) {
       this.#ctx.metrics.countRejected(def.template, decoded.code);
+      this.emit('error', decoded);
       await this.#deadLetter(entry, attempt, decoded);
       return 'dead';
     }
@@ -319,6 +320,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
     if (checked.issues) {
       const error = validationError(checked.issues, this.channel);
       this.#ctx.metrics.countRejected(def.template, error.code);
+      this.emit('error', error);
       await this.#deadLetter(entry, attempt, error);
       return 'dead';
     }

@@ -12,6 +12,7 @@ import { LogThrottle } from '../core/logger.ts';
 import type { StreamLink, SubscribeLink } from '../transports/transport.ts';
 import type { BusContext } from './context.ts';
 import { DeliveryLanes } from './delivery-lane.ts';
+import { createConsumer, type ConsumeOptions, type Consumer } from './consumer.ts';
 import { SubscriptionTable, type SubscriptionKind } from './subscription-table.ts';
 import { isGlob } from './targets.ts';
 
@@ -47,6 +48,13 @@ export interface SubscribeOptions {
    * that far, nothing is replayed and `subscription.resume` says so.
    */
   resumeAfter?: string;
+  /**
+   * On a durable channel: the consumer group this subscription joins (each message goes to
+   * one member of each group, and is acknowledged after the handler). @default the bus's sender name
+   */
+  group?: string;
+  /** On a durable channel: the rest of the consumer's options (retries, claiming, start). */
+  durable?: Omit<ConsumeOptions, 'group'>;
 }
 
 /**
@@ -124,6 +132,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
   #connecting: Promise<void> | undefined;
   #closed = false;
   #streams: Promise<StreamLink | undefined> | undefined;
+  readonly #consumers = new Set<Consumer>();
 
   constructor(ctx: BusContext) {
     super();
@@ -184,6 +193,12 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
       if (target.length === 0) throw new ChannelParamError('channel', 'A channel name cannot be empty.');
       kind = (options.pattern ?? isGlob(target)) ? 'pattern' : 'exact';
       key = target;
+      if (kind === 'exact') {
+        // A catalog channel named by a string: resolved once, so it resumes like a reference.
+        const found = this.#ctx.resolver.resolve(target);
+        if (found) fixed = { channel: found.channel, params: found.params };
+        channel = found?.channel;
+      }
     } else if (target.kind === 'ref') {
       kind = 'exact';
       key = target.name;
@@ -194,6 +209,10 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
       key = target.isTemplate ? target.pattern() : target.template;
       channel = target;
       if (!target.isTemplate) fixed = { channel, params: {} };
+    }
+    if (channel?.delivery === 'durable') {
+      if (kind !== 'exact') throw new ConfigError(`"${channel.template}" is durable: subscribe to one channel of it (channel.of({ … })); each has a stream of its own.`);
+      return this.#consume(key, handler as MessageHandler<unknown>, options);
     }
     const resumeAfter = options.resumeAfter;
     if (resumeAfter !== undefined) {
@@ -247,6 +266,29 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
       resume = history ? await this.#catchUp(entry, [[key, resumeAfter]]).then((r) => r[0] as ResumeResult) : { status: 'unavailable', channel: key, after: resumeAfter };
     }
     return { kind, key, resume, unsubscribe: () => this.#remove(entry) };
+  }
+
+  /** A durable channel's subscription: a member of a consumer group (see Consumer). */
+  async #consume(name: string, handler: MessageHandler<unknown>, options: SubscribeOptions): Promise<Subscription> {
+    const consumer = createConsumer(this.#ctx, name, handler, { ...options.durable, group: options.group ?? this.#ctx.sender });
+    consumer.on('error', (error) => this.emit('error', error));
+    this.#consumers.add(consumer);
+    try {
+      await consumer.start();
+    } catch (error) {
+      this.#consumers.delete(consumer);
+      await consumer.close();
+      throw error;
+    }
+    return {
+      kind: 'exact',
+      key: name,
+      resume: undefined,
+      unsubscribe: async () => {
+        this.#consumers.delete(consumer);
+        await consumer.close();
+      },
+    };
   }
 
   /**
@@ -309,6 +351,8 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     await this.#connecting?.catch(() => undefined);
     await this.#link.close();
     await this.#streams?.then((l) => l?.close()).catch(() => undefined);
+    await Promise.all([...this.#consumers].map((c) => c.close()));
+    this.#consumers.clear();
     this.removeAllListeners();
   }
 

@@ -10,6 +10,7 @@ import { registerBroker } from './commands/broker.ts';
 import { registerUp } from './commands/up.ts';
 import { registerRegistration } from './commands/register.ts';
 import { registerHealth } from './commands/health.ts';
+import { registerDeadLetters } from './commands/dead-letters.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -34,6 +35,7 @@ Exit codes:
   registerPublish(program);
   registerRegistration(program);
   registerHealth(program);
+  registerDeadLetters(program);
   registerSchema(program);
   program.exitOverride();
   for (const cmd of program.commands) cmd.exitOverride();

@@ -112,6 +112,10 @@ export interface StreamLink extends Link {
   deadLetter(key: string, group: string, id: string, deadKey: string, fields: Readonly<Record<string, string>>, maxLen: number): Promise<void>;
   /** Entries from `startId` on (inclusive, or after it when `exclusive`), oldest first. */
   range(key: string, startId: string, count: number, exclusive: boolean): Promise<StreamEntry[]>;
+  /** Entries with every field (dead letters), from `startId` on, oldest first. */
+  rangeFields(key: string, startId: string, count: number): Promise<Array<{ id: string; fields: Record<string, string> }>>;
+  /** Moves a dead letter's payload back onto its stream (a fresh entry) and deletes the letter; the new position, or undefined if it was gone. */
+  requeue(deadKey: string, key: string, id: string, maxLen: number): Promise<string | undefined>;
   /** The newest entry. */
   latest(key: string): Promise<StreamEntry | undefined>;
   info(key: string): Promise<StreamInfo | undefined>;

@@ -7,6 +7,9 @@ import { join } from 'node:path';
 import { startRedis, freePort, type RedisServer } from '../harness/redis-server.ts';
 import { CliProcess, runCli } from '../harness/cli.ts';
 import { waitFor } from '../harness/wait.ts';
+import { silentLogger } from '../harness/quiet.ts';
+import { TickerUpdates, createBus, deadLetterKey } from '../../src/index.ts';
+import { Work, deliveryCatalog } from '../fixtures/delivery-channels.ts';
 
 describe('tickbus CLI', () => {
   let server: RedisServer;
@@ -25,8 +28,8 @@ describe('tickbus CLI', () => {
     assert.equal(top.code, 0);
     const section = top.stdout.split('Commands:')[1]?.split('Environment:')[0] ?? '';
     const commands = [...section.matchAll(/^ {2}(\w+)/gm)].map((m) => m[1]).filter((c) => c !== 'help');
-    assert.deepEqual(commands, ['up', 'broker', 'tail', 'publish', 'register', 'unregister', 'health', 'schema']);
-    for (const cmd of [['up'], ['broker'], ['tail'], ['publish'], ['register'], ['unregister'], ['health'], ['schema', 'export']]) {
+    assert.deepEqual(commands, ['up', 'broker', 'tail', 'publish', 'register', 'unregister', 'health', 'dead', 'schema']);
+    for (const cmd of [['up'], ['broker'], ['tail'], ['publish'], ['register'], ['unregister'], ['health'], ['dead-letters'], ['schema', 'export']]) {
       const help = await runCli([...cmd, '--help']);
       assert.equal(help.code, 0, cmd.join(' '));
       assert.match(help.stdout, /Usage: tickbus/, cmd.join(' '));
@@ -164,5 +167,62 @@ describe('tickbus CLI', () => {
     await waitFor(async () => (await health()).ticker_list.join() === 'AAPL,MSFT', 'AAPL and MSFT streaming');
     assert.equal((await health()).status, 'ok');
     assert.equal(await up.stop('SIGINT'), 0);
+  });
+  it('`tail --after` replays a ticker\'s history after a position, then goes live', async () => {
+    const bus = createBus({ redis: { url: server.url }, logger: silentLogger });
+    try {
+      const receipts = [];
+      for (let n = 0; n < 5; n++) receipts.push(await bus.publish(TickerUpdates.of({ ticker: 'HIST' }), { type: 'price', timestamp: '2025-04-24T09:45:00.000Z', symbol: 'HIST', price: 100 + n }));
+      const tail = await runCli(['tail', 'TICKER_UPDATES_HIST', '--after', receipts[1]?.position as string, '--json', '-n', '3'], { REDIS_URL: server.url });
+      assert.equal(tail.code, 0, tail.stderr);
+      const lines = tail.stdout.trim().split('\n').map((l) => JSON.parse(l) as { data: { price: number }; position: string; replayed: boolean });
+      assert.deepEqual(lines.map((l) => l.data.price), [102, 103, 104]);
+      assert.deepEqual(lines.map((l) => l.position), receipts.slice(2).map((r) => r.position));
+      assert.ok(lines.every((l) => l.replayed));
+      assert.match(tail.stderr, /replayed 3 message\(s\) from history/);
+      const bad = await runCli(['tail', 'TICKER_UPDATES_HIST', '--after', 'yesterday'], { REDIS_URL: server.url });
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /resumeAfter must be a position/);
+    } finally {
+      await bus.close();
+    }
+  });
+
+  it('`dead-letters` lists what consumers gave up on, and `--requeue` puts it back', async () => {
+    const bus = createBus({ redis: { url: server.url }, catalogs: [deliveryCatalog], logger: silentLogger });
+    try {
+      const ref = Work.of({ queue: 'cli' });
+      let healthy = false;
+      const done: number[] = [];
+      const consumer = await bus.consume(
+        ref,
+        (d) => {
+          if (!healthy) throw new Error('pricing service down');
+          done.push(d.n);
+        },
+        { group: 'g', maxAttempts: 1 },
+      );
+      consumer.on('error', () => undefined);
+      await bus.publish(ref, { n: 7 });
+      await waitFor(() => consumer.stats.deadLettered === 1, 'the dead letter');
+      const list = await runCli(['dead-letters', ref.name, '--json'], { REDIS_URL: server.url });
+      assert.equal(list.code, 0, list.stderr);
+      const [letter] = list.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, string>);
+      assert.equal(letter?.error?.includes('pricing service down'), true);
+      assert.equal(letter?.attempts, '1');
+      assert.equal(letter?.code, 'TB_ERR_HANDLER_FAILED');
+      healthy = true;
+      const requeue = await runCli(['dead-letters', ref.name, '--requeue'], { REDIS_URL: server.url });
+      assert.equal(requeue.code, 0, requeue.stderr);
+      assert.match(requeue.stdout, /requeued as \d+-\d+/);
+      await waitFor(() => done.length === 1, 'the requeued message handled');
+      assert.deepEqual(done, [7]);
+      assert.equal(server.cli('XLEN', deadLetterKey(ref.name)).trim(), '0');
+      const notDurable = await runCli(['dead-letters', 'TICKER_UPDATES_AAPL'], { REDIS_URL: server.url });
+      assert.equal(notDurable.code, 2);
+      assert.match(notDurable.stderr, /not a durable channel/);
+    } finally {
+      await bus.close();
+    }
   });
 });

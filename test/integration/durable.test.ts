@@ -53,6 +53,31 @@ describe('durable channels', () => {
     await waitFor(() => server.cli('XPENDING', streamKey(ref.name), 'g').startsWith('0'), 'every message acknowledged');
   });
 
+  it('behind the same subscribe(): each group gets every message, members of one group share them', async () => {
+    const pub = bus({ sender: 'risk' });
+    const risk1 = bus({ sender: 'risk' });
+    const risk2 = bus({ sender: 'risk' });
+    const audit = bus();
+    const ref = Work.of({ queue: 'groups' });
+    const riskSeen = new Inbox<number>();
+    const auditSeen = new Inbox<number>();
+    await risk1.subscribe(ref, (d) => riskSeen.push(d.n), { durable: { consumer: 'r1' } });
+    await risk2.subscribe(ref, (d) => riskSeen.push(d.n), { durable: { consumer: 'r2' } });
+    const auditSub = await audit.subscribe(ref, (d, ctx) => auditSeen.push(ctx.position ? d.n : -1), { group: 'audit' });
+    for (let n = 0; n < 50; n++) await pub.publish(ref, { n });
+    await riskSeen.waitFor(50);
+    await auditSeen.waitFor(50);
+    assert.deepEqual([...riskSeen.items].sort((a, b) => a - b), Array.from({ length: 50 }, (_, n) => n), 'the risk group (the sender name by default) had each once');
+    assert.deepEqual(auditSeen.items, Array.from({ length: 50 }, (_, n) => n), 'the audit group had all of them, in order, with positions');
+    assert.match(server.cli('XINFO', 'GROUPS', streamKey(ref.name)), /risk[\s\S]*audit|audit[\s\S]*risk/);
+    await auditSub.unsubscribe();
+    await pub.publish(ref, { n: 50 });
+    await riskSeen.waitFor(51);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(auditSeen.items.length, 50, 'unsubscribed: the audit consumer stopped');
+    await assert.rejects(audit.subscribe(Work, () => undefined), /subscribe to one channel of it/);
+  });
+
   it('retries a failing handler with back-off, counting attempts in Redis, and acknowledges once it succeeds', async () => {
     const pub = bus();
     const sub = bus();

@@ -31,6 +31,19 @@ function toEntry(raw: RawEntry): StreamEntry {
 const DEAD_LETTER = `redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 4))
 return redis.call('XACK', KEYS[1], ARGV[2], ARGV[3])`;
 
+// Reads the letter, appends its payload to the stream, deletes the letter: one step.
+const REQUEUE = `local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if #e == 0 then return false end
+local f = e[1][2]
+for i = 1, #f, 2 do
+  if f[i] == 'payload' then
+    local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'payload', f[i + 1])
+    redis.call('XDEL', KEYS[1], ARGV[1])
+    return id
+  end
+end
+return false`;
+
 class BlockingReader extends RedisLink {
   constructor(options: RedisTransportOptions) {
     super(options, 'xread');
@@ -122,6 +135,20 @@ export class RedisStreamLink extends RedisLink implements StreamLink {
   async range(key: string, startId: string, count: number, exclusive: boolean): Promise<StreamEntry[]> {
     const raw = await this.#command<RawEntry[]>(['XRANGE', key, exclusive ? `(${startId}` : startId, '+', 'COUNT', String(count)]);
     return raw.map(toEntry);
+  }
+
+  async rangeFields(key: string, startId: string, count: number): Promise<Array<{ id: string; fields: Record<string, string> }>> {
+    const raw = await this.#command<RawEntry[]>(['XRANGE', key, startId, '+', 'COUNT', String(count)]);
+    return raw.map(([id, flat]) => {
+      const fields: Record<string, string> = {};
+      for (let i = 0; flat && i < flat.length; i += 2) fields[flat[i] as string] = flat[i + 1] as string;
+      return { id, fields };
+    });
+  }
+
+  async requeue(deadKey: string, key: string, id: string, maxLen: number): Promise<string | undefined> {
+    const reply = await this.#command<string | null>(['EVAL', REQUEUE, '2', deadKey, key, id, String(maxLen)]);
+    return reply ?? undefined;
   }
 
   async latest(key: string): Promise<StreamEntry | undefined> {
