@@ -156,6 +156,25 @@ describe('history and resume', () => {
     assert.equal(resumes[0]?.status, 'complete');
   });
 
+  it('catches up every channel of a pattern subscription after losing its connection', async () => {
+    const pub = bus();
+    const sub = bus();
+    const got = new Map<string, number[]>([['pa', []], ['pb', []]]);
+    const resumes: ResumeResult[] = [];
+    sub.subscriber.on('resumed', (r) => resumes.push(r));
+    await sub.subscribe(Feed, (d, ctx) => got.get(ctx.params.queue)?.push(d.n));
+    const N = 600;
+    for (let n = 0; n < N; n++) {
+      await pub.publish(Feed.of({ queue: n % 2 ? 'pb' : 'pa' }), { n });
+      if (n === 200) server.cli('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    }
+    await waitFor(() => (got.get('pa')?.length ?? 0) + (got.get('pb')?.length ?? 0) >= N, 'all of both channels');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(got.get('pa'), Array.from({ length: N / 2 }, (_, i) => 2 * i));
+    assert.deepEqual(got.get('pb'), Array.from({ length: N / 2 }, (_, i) => 2 * i + 1));
+    assert.deepEqual(resumes.map((r) => [r.channel, r.status]).sort(), [['TEST_FEED_pa', 'complete'], ['TEST_FEED_pb', 'complete']]);
+  });
+
   it('refuses a malformed position and a pattern resume', async () => {
     const sub = bus();
     await assert.rejects(sub.subscribe(Feed.of({ queue: 'x' }), () => undefined, { resumeAfter: 'yesterday' }), /position/);
