@@ -85,26 +85,19 @@ export class BusMetrics {
     this.fallbackReplayed = new Counter({ name: 'tickbus_fallback_replayed_total', help: 'Buffered messages sent once Redis was back.', registers });
     this.fallbackDropped = new Counter({ name: 'tickbus_fallback_dropped_total', help: 'Messages the fallback buffer gave up: oldest or newest (full), rejected (full, policy reject), refused (by Redis on replay).', labelNames: ['reason'], registers });
     const buffers = this.#buffers;
-    new Gauge({
-      name: 'tickbus_fallback_buffer_messages',
-      help: 'Messages waiting in fallback buffers.',
-      registers,
-      collect() {
-        let n = 0;
-        for (const b of buffers) n += b.size;
-        this.set(n);
-      },
-    });
-    new Gauge({
-      name: 'tickbus_fallback_buffer_bytes',
-      help: 'Payload size of the messages waiting in fallback buffers.',
-      registers,
-      collect() {
-        let n = 0;
-        for (const b of buffers) n += b.bytes;
-        this.set(n);
-      },
-    });
+    const total = (name: string, help: string, of: (b: { size: number; bytes: number }) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          let n = 0;
+          for (const b of buffers) n += of(b);
+          this.set(n);
+        },
+      });
+    total('tickbus_fallback_buffer_messages', 'Messages waiting in fallback buffers.', (b) => b.size);
+    total('tickbus_fallback_buffer_bytes', 'Payload size of the messages waiting in fallback buffers.', (b) => b.bytes);
   }
 
   /** Reports a publisher's fallback buffer in the gauges. */

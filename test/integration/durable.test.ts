@@ -1,37 +1,26 @@
 // Durable channels on a real redis-server: consumer groups, acknowledgement after the
 // handler, retries, the dead-letter stream, claiming from a consumer that died, and a
 // publisher that keeps sending through a Redis crash.
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, ErrorCode, createBus, deadLetterKey, streamKey, type BusError, type TickBus } from '../../src/index.ts';
+import { ConfigError, ErrorCode, createBus, deadLetterKey, streamKey, type BusError } from '../../src/index.ts';
 import { startRedis, type RedisServer } from '../harness/redis-server.ts';
 import { Inbox, waitFor } from '../harness/wait.ts';
 import { silentLogger } from '../harness/quiet.ts';
 import { CliProcess } from '../harness/cli.ts';
+import { printFigures, useRedisBuses } from '../harness/delivery.ts';
 import { Work, deliveryCatalog } from '../fixtures/delivery-channels.ts';
 
 const CONSUMER_SCRIPT = fileURLToPath(new URL('../fixtures/durable-consumer.ts', import.meta.url));
 
-function figures(name: string, f: Record<string, number | string>): void {
-  process.stdout.write(`# ${name}: ${Object.entries(f).map(([k, v]) => `${k}=${v}`).join(' ')}\n`);
-}
 
 describe('durable channels', () => {
+  const redis = useRedisBuses([deliveryCatalog]);
+  const bus = redis.bus.bind(redis);
   let server: RedisServer;
-  const buses: TickBus[] = [];
-  const bus = (extra: Parameters<typeof createBus>[0] = {}): TickBus => {
-    const b = createBus({ redis: { url: server.url }, catalogs: [deliveryCatalog], logger: silentLogger, reconnect: { baseMs: 20, maxMs: 200 }, ...extra });
-    buses.push(b);
-    return b;
-  };
-
-  before(async () => {
-    server = await startRedis();
-  });
-  after(async () => {
-    await Promise.all(buses.map((b) => b.close()));
-    await server.stop();
+  before(() => {
+    server = redis.server;
   });
 
   it('appends to a stream, hands each message to one member of the group, and acknowledges it after the handler', async () => {
@@ -129,7 +118,7 @@ describe('durable channels', () => {
     assert.match(dead, /cannot price this order/);
     assert.match(dead, /"poison":true/, 'the original payload is kept');
     await waitFor(() => server.cli('XPENDING', streamKey(ref.name), 'g').startsWith('0'), 'nothing left pending');
-    figures('fault 4 (poison message)', { sent: 100, delivered: done.items.length, dead_lettered: letters.items.length, duplicates: done.items.length - new Set(done.items).size, lost: 99 - new Set(done.items).size, ms: Date.now() - started });
+    printFigures('fault 4 (poison message)', { sent: 100, delivered: done.items.length, dead_lettered: letters.items.length, duplicates: done.items.length - new Set(done.items).size, lost: 99 - new Set(done.items).size, ms: Date.now() - started });
   });
 
   it('dead-letters at once what cannot be decoded or fails the schema, with its error code', async () => {
@@ -223,7 +212,7 @@ describe('durable channels', () => {
       assert.ok(rescued.items.some((m) => m.n === 5 && m.attempt === 2), 'the message the victim died on was claimed, as its second delivery');
       await waitFor(() => server.cli('XPENDING', streamKey(ref.name), 'g').startsWith('0'), 'nothing left pending');
       const all = [...victimDone.filter((n) => n !== 5), ...rescued.items.map((m) => m.n)];
-      figures('fault 3 (consumer killed)', { sent: 20, pending_at_kill: pendingAtKill, claimed: rescued.items.length, delivered: all.length, duplicates: all.length - new Set(all).size, lost: 20 - new Set(all).size, recover_ms: recoverMs });
+      printFigures('fault 3 (consumer killed)', { sent: 20, pending_at_kill: pendingAtKill, claimed: rescued.items.length, delivered: all.length, duplicates: all.length - new Set(all).size, lost: 20 - new Set(all).size, recover_ms: recoverMs });
     } finally {
       victim.child.kill('SIGKILL');
     }
@@ -274,7 +263,7 @@ describe('durable channels through a Redis crash', () => {
       await waitFor(() => got.size === N, `all ${N} messages to be consumed (have ${got.size})`, 30_000);
       const recoverMs = Date.now() - restartedAt;
       const duplicates = [...got.values()].reduce((s, c) => s + c - 1, 0);
-      figures('fault 1 (Redis SIGKILL, durable)', { sent: N, buffered_during_outage: buffered, delivered: N + duplicates, duplicates, lost: N - got.size, recover_ms: recoverMs });
+      printFigures('fault 1 (Redis SIGKILL, durable)', { sent: N, buffered_during_outage: buffered, delivered: N + duplicates, duplicates, lost: N - got.size, recover_ms: recoverMs });
       assert.equal(got.size, N, 'none lost');
       assert.ok(buffered > 0, 'some messages were buffered while Redis was down');
     } finally {

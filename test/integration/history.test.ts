@@ -1,7 +1,7 @@
 // Pub/sub channels with history on a real redis-server: positions in the envelope, resume
 // after a position (with a gap told plainly), catching up by itself after a lost
 // connection, and the publisher's fallback buffer through a Redis crash.
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { z } from 'zod';
 import { IDENTIFIER, createBus, defineCatalog, defineChannel, streamKey, type ResumeResult, type TickBus } from '../../src/index.ts';
@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, startRedis, type RedisServer } from '../harness/redis-server.ts';
 import { CliProcess } from '../harness/cli.ts';
+import { contiguous, printFigures, useRedisBuses } from '../harness/delivery.ts';
 import { Inbox, waitFor } from '../harness/wait.ts';
 import { silentLogger } from '../harness/quiet.ts';
 import { Feed, Plain, deliveryCatalog } from '../fixtures/delivery-channels.ts';
@@ -21,30 +22,13 @@ const JOURNAL_SCRIPT = fileURLToPath(new URL('../fixtures/journal-publisher.ts',
 const Short = defineChannel({ name: 'TEST_SHORT_{queue}', schema: z.object({ n: z.number() }), params: { queue: IDENTIFIER }, history: { maxLen: 10 } });
 const catalogs = [deliveryCatalog, defineCatalog('short', 'Short history.', { Short })];
 
-function figures(name: string, f: Record<string, number | string>): void {
-  process.stdout.write(`# ${name}: ${Object.entries(f).map(([k, v]) => `${k}=${v}`).join(' ')}\n`);
-}
-
-/** True when `items` is 0..n-1 exactly once each, in order. */
-function contiguous(items: number[], n: number): boolean {
-  return items.length === n && items.every((v, i) => v === i);
-}
 
 describe('history and resume', () => {
+  const redis = useRedisBuses(catalogs);
+  const bus = (): TickBus => redis.bus();
   let server: RedisServer;
-  const buses: TickBus[] = [];
-  const bus = (): TickBus => {
-    const b = createBus({ redis: { url: server.url }, catalogs, logger: silentLogger, reconnect: { baseMs: 20, maxMs: 200 } });
-    buses.push(b);
-    return b;
-  };
-
-  before(async () => {
-    server = await startRedis();
-  });
-  after(async () => {
-    await Promise.all(buses.map((b) => b.close()));
-    await server.stop();
+  before(() => {
+    server = redis.server;
   });
 
   it('gives every message its position, in the envelope and the receipt, and keeps the last value', async () => {
@@ -108,7 +92,7 @@ describe('history and resume', () => {
     const recoverMs = Date.now() - awayFrom;
     assert.equal(subscription.resume?.status, 'complete');
     const all = [...seen, ...resumed];
-    figures('fault 5 (subscriber away)', { sent: N, delivered: all.length, replayed_from_history: replayed, duplicates: all.length - new Set(all).size, lost: N - new Set(all).size, ms: recoverMs });
+    printFigures('fault 5 (subscriber away)', { sent: N, delivered: all.length, replayed_from_history: replayed, duplicates: all.length - new Set(all).size, lost: N - new Set(all).size, ms: recoverMs });
     assert.ok(contiguous(all, N), 'every message once, in order');
     assert.ok(replayed >= 900, 'what was published while away came from history');
   });
@@ -222,7 +206,7 @@ describe('the fallback buffer through a Redis crash', () => {
       const recoverMs = Date.now() - restartedAt;
       const firsts = got.filter((v, i) => got.indexOf(v) === i);
       const duplicates = got.length - firsts.length;
-      figures('fault 2 (Redis SIGKILL, pub/sub + fallback buffer)', {
+      printFigures('fault 2 (Redis SIGKILL, pub/sub + fallback buffer)', {
         sent: N,
         buffered_during_outage: statuses.get('buffered') ?? 0,
         delivered: got.length,
@@ -264,7 +248,7 @@ describe('the fallback journal', () => {
       assert.equal(pub.publisher.buffered, 500, 'the journal held all 500');
       await pub.connect();
       await waitFor(() => got.length === 500, `the 500 journaled messages (have ${got.length})`);
-      figures('fallback journal (publisher SIGKILLed during an outage)', { sent: 500, delivered: got.length, duplicates: got.length - new Set(got).size, lost: 500 - new Set(got).size, replay_ms: Date.now() - restartedAt });
+      printFigures('fallback journal (publisher SIGKILLed during an outage)', { sent: 500, delivered: got.length, duplicates: got.length - new Set(got).size, lost: 500 - new Set(got).size, replay_ms: Date.now() - restartedAt });
       assert.ok(contiguous(got, 500), 'in order');
       await waitFor(() => readFileSync(file, 'utf8') === '', 'the journal to be emptied once sent');
     } finally {
