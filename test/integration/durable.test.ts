@@ -4,13 +4,13 @@
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, ErrorCode, createBus, deadLetterKey, streamKey, type BusError } from '../../src/index.ts';
+import { ConfigError, ErrorCode, createBus, deadLetterKey, defineChannel, streamKey, type BusError } from '../../src/index.ts';
 import { startRedis, type RedisServer } from '../harness/redis-server.ts';
 import { Inbox, waitFor } from '../harness/wait.ts';
 import { silentLogger } from '../harness/quiet.ts';
 import { CliProcess } from '../harness/cli.ts';
 import { printFigures, useRedisBuses } from '../harness/delivery.ts';
-import { Work, deliveryCatalog } from '../fixtures/delivery-channels.ts';
+import { Work, WorkSchema, deliveryCatalog } from '../fixtures/delivery-channels.ts';
 
 const CONSUMER_SCRIPT = fileURLToPath(new URL('../fixtures/durable-consumer.ts', import.meta.url));
 
@@ -216,6 +216,21 @@ describe('durable channels', () => {
     } finally {
       victim.child.kill('SIGKILL');
     }
+  });
+
+  it('bounds the stream by length and by age', async () => {
+    const pub = bus();
+    const Aged = defineChannel({ name: 'TEST_AGED', schema: WorkSchema, durable: { maxAgeMs: 200 } });
+    const batch = await Promise.all(Array.from({ length: 500 }, (_, n) => pub.publish(Aged, { n })));
+    assert.equal(batch.length, 500);
+    await new Promise((r) => setTimeout(r, 300));
+    await pub.publish(Aged, { n: 500 });
+    const aged = Number(server.cli('XLEN', streamKey('TEST_AGED')));
+    assert.ok(aged < 200, `entries older than 200 ms were trimmed (whole nodes at a time), ${aged} left`);
+    const Short = defineChannel({ name: 'TEST_SHORT_DURABLE', schema: WorkSchema, durable: { maxLen: 100 } });
+    await Promise.all(Array.from({ length: 1_000 }, (_, n) => pub.publish(Short, { n })));
+    const short = Number(server.cli('XLEN', streamKey('TEST_SHORT_DURABLE')));
+    assert.ok(short >= 100 && short < 300, `about the newest 100 kept (MAXLEN ~), ${short} left`);
   });
 
   it('refuses a durable channel on the in-memory transport, and subscribe-style use of a template', async () => {
