@@ -15,9 +15,9 @@
 import { hostname } from 'node:os';
 import { deadLetterKey, streamKey, type Channel, type ChannelRef } from '../core/channel.ts';
 import { backoffDelay, resolveReconnect } from '../core/config.ts';
-import { decodePayload } from '../core/envelope.ts';
+import { decodePayload, type DecodedPayload } from '../core/envelope.ts';
 import { BusError, ClosedError, ConfigError, ErrorCode, HandlerError, NotConnectedError, preview } from '../core/errors.ts';
-import { check, validationError, type InferOutput, type StandardSchemaV1 } from '../core/schema.ts';
+import { check, validationError, type CheckResult, type InferOutput, type StandardSchemaV1 } from '../core/schema.ts';
 import { TypedEmitter } from '../core/typed-emitter.ts';
 import type { StreamEntry, StreamLink } from '../transports/transport.ts';
 import type { BusContext } from './context.ts';
@@ -147,10 +147,13 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
   readonly #busy = new Set<string>();
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #sleepers = new Set<() => void>();
+  readonly #acking = new Set<Promise<void>>();
   #running: Promise<void> | undefined;
   #closed = false;
   #lastClaim = 0;
   #claimCursor = '0-0';
+  /** Messages already reported lost to trimming, so that one loss is reported once. */
+  #trimReported = 0;
   /** '0' re-reads this consumer's pending entries (after a start or a reconnection), '>' reads new ones. */
   #from = '0';
 
@@ -185,7 +188,11 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
   async start(): Promise<this> {
     if (this.#closed) throw new ClosedError('consumer');
     await this.#link.connect();
-    await this.#link.ensureGroup(this.#key, this.group, this.#opts.start);
+    if (await this.#link.ensureGroup(this.#key, this.group, this.#opts.start)) {
+      // What was trimmed before the group existed was never its to read.
+      const info = await this.#link.info(this.#key);
+      this.#trimReported = info ? info.entriesAdded - info.length : 0;
+    }
     this.#running ??= this.#loop();
     return this;
   }
@@ -206,6 +213,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
     this.#link.abortReads();
     // The handler at work finishes and its batch is acknowledged before the link goes.
     await this.#running?.catch(() => undefined);
+    await Promise.all(this.#acking);
     await this.#link.close();
     this.removeAllListeners();
   }
@@ -248,7 +256,35 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
     }
   }
 
+  /**
+   * Messages trimmed from the stream before this group read them are skipped by Redis
+   * without a word. Say so: of the entries ever appended, those no longer in the stream
+   * number more than those the group has read.
+   */
+  async #checkTrimmed(): Promise<void> {
+    const [info, group] = await Promise.all([this.#link.info(this.#key), this.#link.groupPosition(this.#key, this.group)]);
+    if (!info || !group) return;
+    // A group that never read has read nothing; otherwise Redis may not know (then: no verdict).
+    // (A group another process created on an already-trimmed stream, that has not read yet,
+    // is reported too: a warning that errs on the side of saying.)
+    const read = group.entriesRead ?? (group.lastDeliveredId === '0-0' ? 0 : undefined);
+    if (read === undefined) return;
+    const lost = info.entriesAdded - info.length - read;
+    if (lost <= this.#trimReported) return;
+    this.#ctx.metrics.durable.labels(this.#def.template, this.group, 'trimmed_unread').inc(lost - this.#trimReported);
+    this.#trimReported = lost;
+    this.emit(
+      'error',
+      new BusError(
+        ErrorCode.StreamTrimmed,
+        `Group "${this.group}" fell behind on "${preview(this.channel)}": ${lost} message(s) were trimmed (retention ${this.#def.retention?.maxLen ?? '-'} messages / ${this.#def.retention?.maxAgeMs ?? '-'} ms) before it read them. Raise the channel's retention, or add consumers.`,
+        { channel: this.channel },
+      ),
+    );
+  }
+
   async #claim(): Promise<void> {
+    await this.#checkTrimmed();
     this.#lastClaim = Date.now();
     const { cursor, entries, deleted } = await this.#link.claim(this.#key, this.group, this.consumer, this.#opts.claimIdleMs, this.#claimCursor, this.#opts.batchSize);
     this.#claimCursor = cursor;
@@ -270,60 +306,64 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
   /**
    * Handles a batch in order. Acknowledgements go out together at the end of the batch, and
    * along the way every ACK_EVERY_MS, so that a consumer that dies in a slow batch has not
-   * held back the acknowledgements of everything it finished.
+   * held back the acknowledgements of everything it finished. They are not waited for: the
+   * next read goes out at once (on its own connection), and close() waits for them.
    */
   async #handleBatch(batch: Array<{ entry: StreamEntry; attempt: number }>): Promise<void> {
     let acks: string[] = [];
-    const sending: Promise<void>[] = [];
     let flushedAt = Date.now();
     for (const { entry, attempt } of batch) {
       if (this.#closed) break;
-      const outcome = await this.#handle(entry, attempt);
+      let outcome = this.#handle(entry, attempt);
+      if (outcome instanceof Promise) outcome = await outcome;
       if (outcome === 'ack') acks.push(entry.id);
       if (acks.length > 0 && Date.now() - flushedAt >= ACK_EVERY_MS) {
-        sending.push(this.#ack(acks));
+        this.#ack(acks);
         acks = [];
         flushedAt = Date.now();
       }
     }
-    if (acks.length > 0) sending.push(this.#ack(acks));
-    await Promise.all(sending);
+    if (acks.length > 0) this.#ack(acks);
   }
 
-  async #ack(ids: string[]): Promise<void> {
-    await this.#link.ack(this.#key, this.group, ids);
-    this.#stats.handled += ids.length;
-    this.#ctx.metrics.durable.labels(this.#def.template, this.group, 'acked').inc(ids.length);
+  /** Sends an acknowledgement; close() waits for those still on their way. */
+  #ack(ids: string[]): void {
+    const sending = this.#link.ack(this.#key, this.group, ids).then(
+      () => {
+        this.#stats.handled += ids.length;
+        this.#ctx.metrics.durable.labels(this.#def.template, this.group, 'acked').inc(ids.length);
+      },
+      (error: unknown) => {
+        // Not acknowledged: the messages stay pending and come back (at least once).
+        if (!(error instanceof NotConnectedError)) this.emit('error', error instanceof BusError ? error : new BusError(ErrorCode.Transport, String(error), { cause: error, channel: this.channel }));
+      },
+    );
+    this.#acking.add(sending);
+    void sending.finally(() => this.#acking.delete(sending));
   }
 
-  /** Runs the handler for one entry and decides what becomes of it. */
-  async #handle(entry: StreamEntry, attempt: number): Promise<Outcome> {
+  /**
+   * Runs the handler for one entry and decides what becomes of it. Synchronous all the way
+   * when the schema and the handler are: no promise per message on the common path.
+   */
+  #handle(entry: StreamEntry, attempt: number): Outcome | Promise<Outcome> {
     if (entry.payload === undefined) {
       // Written by something other than tickbus (no payload field): it can never be handled.
-      await this.#deadLetter(entry, attempt, new BusError(ErrorCode.InvalidEnvelope, `Entry ${entry.id} of "${this.channel}" has no "payload" field.`, { channel: this.channel }));
-      return 'dead';
+      return this.#reject(entry, attempt, new BusError(ErrorCode.InvalidEnvelope, `Entry ${entry.id} of "${this.channel}" has no "payload" field.`, { channel: this.channel }));
     }
     if (attempt > this.#opts.maxAttempts) {
-      await this.#deadLetter(entry, attempt - 1, new HandlerError(ErrorCode.DeadLettered, `Delivered ${attempt - 1} times without an acknowledgement (its consumers failed or died); not running it again.`, { channel: this.channel }));
-      return 'dead';
+      const error = new HandlerError(ErrorCode.DeadLettered, `Delivered ${attempt - 1} times without an acknowledgement (its consumers failed or died); not running it again.`, { channel: this.channel });
+      return this.#deadLetter(entry, attempt - 1, error).then(() => 'dead' as const);
     }
-    const def = this.#def;
-    const decoded = decodePayload(entry.payload, this.channel, def.wire, this.#ctx.limits.maxMessageBytes);
-    if (decoded instanceof BusError) {
-      this.#ctx.metrics.countRejected(def.template, decoded.code);
-      this.emit('error', decoded);
-      await this.#deadLetter(entry, attempt, decoded);
-      return 'dead';
-    }
-    let checked = check(def.schema, decoded.data);
-    if (checked instanceof Promise) checked = await checked;
-    if (checked.issues) {
-      const error = validationError(checked.issues, this.channel);
-      this.#ctx.metrics.countRejected(def.template, error.code);
-      this.emit('error', error);
-      await this.#deadLetter(entry, attempt, error);
-      return 'dead';
-    }
+    const decoded = decodePayload(entry.payload, this.channel, this.#def.wire, this.#ctx.limits.maxMessageBytes);
+    if (decoded instanceof BusError) return this.#reject(entry, attempt, decoded);
+    const checked = check(this.#def.schema, decoded.data);
+    if (checked instanceof Promise) return checked.then((result) => this.#run(entry, attempt, decoded, result));
+    return this.#run(entry, attempt, decoded, checked);
+  }
+
+  #run(entry: StreamEntry, attempt: number, decoded: DecodedPayload, checked: CheckResult<unknown>): Outcome | Promise<Outcome> {
+    if (checked.issues) return this.#reject(entry, attempt, validationError(checked.issues, this.channel));
     const context: DurableContext<P> = {
       channel: this.channel,
       pattern: undefined,
@@ -336,30 +376,57 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
       attempt,
       group: this.group,
     };
-    this.#busy.add(entry.id);
+    let result: unknown;
     try {
-      await this.#handler(checked.value as D, context);
-      this.#ctx.metrics.receivedCell(def.template).n++;
-      return 'ack';
+      result = this.#handler(checked.value as D, context);
     } catch (cause) {
-      this.#ctx.metrics.handlerFailed.labels(def.template).inc();
-      const error = new HandlerError(ErrorCode.HandlerFailed, `Handler for "${preview(this.channel)}" failed on ${entry.id} (attempt ${attempt} of ${this.#opts.maxAttempts}): ${cause instanceof Error ? cause.message : String(cause)}`, { cause, channel: this.channel });
-      this.emit('error', error);
-      if (attempt >= this.#opts.maxAttempts) {
-        await this.#deadLetter(entry, attempt, error);
-        return 'dead';
-      }
-      this.#scheduleRetry(entry.id, attempt);
-      return 'retry';
-    } finally {
-      if (!this.#timersFor.has(entry.id)) this.#busy.delete(entry.id);
+      return this.#failed(entry, attempt, cause);
     }
+    if (result === null || typeof result !== 'object' || typeof (result as PromiseLike<unknown>).then !== 'function') {
+      this.#ctx.metrics.receivedCell(this.#def.template).n++;
+      return 'ack';
+    }
+    // At work: a re-read of this consumer's pending entries must not start it twice.
+    this.#busy.add(entry.id);
+    return Promise.resolve(result as PromiseLike<unknown>).then(
+      () => {
+        this.#busy.delete(entry.id);
+        this.#ctx.metrics.receivedCell(this.#def.template).n++;
+        return 'ack' as const;
+      },
+      (cause: unknown) => {
+        this.#busy.delete(entry.id);
+        return this.#failed(entry, attempt, cause);
+      },
+    );
+  }
+
+  /** A message that can never be handled (undecodable, invalid): dead-lettered at once. */
+  async #reject(entry: StreamEntry, attempt: number, error: BusError): Promise<Outcome> {
+    this.#ctx.metrics.countRejected(this.#def.template, error.code);
+    this.emit('error', error);
+    await this.#deadLetter(entry, attempt, error);
+    return 'dead';
+  }
+
+  /** The handler failed: retry later, or dead-letter after the last attempt. */
+  async #failed(entry: StreamEntry, attempt: number, cause: unknown): Promise<Outcome> {
+    this.#ctx.metrics.handlerFailed.labels(this.#def.template).inc();
+    const error = new HandlerError(ErrorCode.HandlerFailed, `Handler for "${preview(this.channel)}" failed on ${entry.id} (attempt ${attempt} of ${this.#opts.maxAttempts}): ${cause instanceof Error ? cause.message : String(cause)}`, { cause, channel: this.channel });
+    this.emit('error', error);
+    if (attempt >= this.#opts.maxAttempts) {
+      await this.#deadLetter(entry, attempt, error);
+      return 'dead';
+    }
+    this.#scheduleRetry(entry.id, attempt);
+    return 'retry';
   }
 
   /** Entries with a retry timer set. */
   readonly #timersFor = new Set<string>();
 
   #scheduleRetry(id: string, attempt: number): void {
+    this.#busy.add(id);
     this.#stats.retried++;
     this.#ctx.metrics.durable.labels(this.#def.template, this.group, 'retried').inc();
     this.#timersFor.add(id);
@@ -380,7 +447,8 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
         return;
       }
       const outcome = await this.#handle(entry, attempt);
-      if (outcome === 'ack') await this.#ack([id]);
+      if (!this.#timersFor.has(id)) this.#busy.delete(id);
+      if (outcome === 'ack') this.#ack([id]);
     } catch (error) {
       // Left pending: a re-read or a claim brings it back.
       this.#busy.delete(id);

@@ -6,6 +6,7 @@ import { streamKey, type Channel, type ChannelParams, type ChannelRef } from '..
 import { decodePayload } from '../core/envelope.ts';
 import { BusError, ChannelParamError, ClosedError, ConfigError, ErrorCode, HandlerError, NotConnectedError, preview } from '../core/errors.ts';
 import { compareStreamIds, isStreamId } from '../core/stream-id.ts';
+import { backoffDelay, resolveReconnect } from '../core/config.ts';
 import { check, validationError, type CheckResult, type InferOutput, type StandardSchemaV1 } from '../core/schema.ts';
 import { TypedEmitter } from '../core/typed-emitter.ts';
 import { LogThrottle } from '../core/logger.ts';
@@ -115,6 +116,8 @@ interface Delivered {
 
 type Resolution = Resolved | BusError;
 
+/** Tries at reading history on a resume before reporting the failure. */
+const CATCH_UP_ATTEMPTS = 5;
 /** History entries read per round trip on a resume. */
 const REPLAY_BATCH = 1_000;
 /** Channels whose last position one pattern subscription remembers. */
@@ -132,6 +135,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
   #connecting: Promise<void> | undefined;
   #closed = false;
   #streams: Promise<StreamLink | undefined> | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
   readonly #consumers = new Set<Consumer>();
 
   constructor(ctx: BusContext) {
@@ -347,6 +351,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#retryTimer);
     for (const kind of ['exact', 'pattern'] as const) for (const key of this.#table.keys(kind)) for (const e of this.#table.clear(kind, key)) e.lanes.close();
     await this.#connecting?.catch(() => undefined);
     await this.#link.close();
@@ -376,19 +381,25 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     }
   }
 
-  async #resubscribe(): Promise<void> {
+  async #resubscribe(attempt = 0): Promise<void> {
     // node-redis re-subscribes what it knew; this also covers subscriptions made while
     // the connection was down. Subscribing twice to a channel is harmless.
+    if (this.#closed) return;
     try {
       for (const kind of ['exact', 'pattern'] as const) {
         const stale = [...this.#releaseLater[kind]].filter((key) => !this.#table.handlers(kind, key));
-        this.#releaseLater[kind].clear();
         if (stale.length > 0) await (kind === 'exact' ? this.#link.unsubscribe(stale) : this.#link.punsubscribe(stale));
+        this.#releaseLater[kind].clear();
       }
       await this.#link.subscribe(this.#table.keys('exact'));
       await this.#link.psubscribe(this.#table.keys('pattern'));
     } catch (error) {
+      // A Redis still loading its data answers LOADING for a while: try again with back-off
+      // (a connection lost again brings its own 'reconnected').
       this.emit('error', error as BusError);
+      if (!this.#closed && this.#link.isConnected) {
+        this.#retryTimer = setTimeout(() => void this.#resubscribe(attempt + 1), backoffDelay(attempt, resolveReconnect(this.#ctx.reconnect)));
+      }
       return;
     }
     this.#ctx.metrics.connection.labels('subscriber', 'reconnected').inc();
@@ -430,8 +441,20 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
   async #catchUp(entry: Entry, from: Array<[string, string]>): Promise<ResumeResult[]> {
     entry.held ??= [];
     const results: ResumeResult[] = [];
+    const reconnect = resolveReconnect(this.#ctx.reconnect);
     try {
-      for (const [channel, after] of from) results.push(await this.#replay(entry, channel, after));
+      for (const [channel, after] of from) {
+        // A Redis that just restarted may answer LOADING: retry a few times before giving up.
+        for (let attempt = 0; ; attempt++) {
+          try {
+            results.push(await this.#replay(entry, channel, entry.positions?.get(channel) ?? after));
+            break;
+          } catch (error) {
+            if (attempt >= CATCH_UP_ATTEMPTS - 1 || this.#closed) throw error;
+            await new Promise((r) => setTimeout(r, backoffDelay(attempt, reconnect)));
+          }
+        }
+      }
     } catch (error) {
       this.emit('error', error instanceof BusError ? error : new BusError(ErrorCode.Transport, String(error), { cause: error }));
     } finally {
@@ -450,6 +473,8 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     // Complete only if the entry at `after` is still there (nothing after it can have been
     // trimmed, since trimming takes the oldest), or it is exactly the newest one trimmed.
     let batch = info ? await link.range(key, after, REPLAY_BATCH, false) : [];
+    // A full read means there may be more; decided before the anchor is cut off.
+    let more = batch.length === REPLAY_BATCH;
     const anchored = info !== undefined && (batch[0]?.id === after || info.maxDeletedId === after);
     if (!anchored) return { status: 'gap', channel, after, oldest: info?.firstId };
     if (batch[0]?.id === after) batch = batch.slice(1);
@@ -467,8 +492,9 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
         this.#deliver(entry, d);
         replayed++;
       }
-      if (batch.length < REPLAY_BATCH) break;
+      if (!more) break;
       batch = await link.range(key, cursor, REPLAY_BATCH, true);
+      more = batch.length === REPLAY_BATCH;
     }
     this.#ctx.metrics.replayed.labels(resolved.channel?.template ?? 'unknown').inc(replayed);
     return { status: 'complete', channel, after, replayed };

@@ -30,8 +30,8 @@ export const ErrorCode = {
   BufferFull: 'TB_ERR_BUFFER_FULL',
   /** A durable message failed its handler on every attempt and went to the dead-letter stream. */
   DeadLettered: 'TB_ERR_DEAD_LETTERED',
-  /** A resume asked for positions older than the channel's history still holds. */
-  HistoryGap: 'TB_ERR_HISTORY_GAP',
+  /** Messages of a durable channel were trimmed before a consumer group read them. */
+  StreamTrimmed: 'TB_ERR_STREAM_TRIMMED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -84,8 +84,16 @@ export interface StreamInfo {
   readonly length: number;
   readonly firstId: string | undefined;
   readonly lastId: string;
-  /** The newest id ever removed (trimmed or deleted): a position before it may have a gap. */
+  /** The newest id removed by XDEL (Redis 7.0 does not count trimming here). */
   readonly maxDeletedId: string;
+  /** Entries ever appended. */
+  readonly entriesAdded: number;
+}
+
+export interface GroupPosition {
+  readonly lastDeliveredId: string;
+  /** Entries the group has read, when Redis knows it. */
+  readonly entriesRead: number | undefined;
 }
 
 /**
@@ -94,8 +102,8 @@ export interface StreamInfo {
  * a blocking read at once.
  */
 export interface StreamLink extends Link {
-  /** Creates the consumer group (and the stream) if missing; `start` is '$', '0' or an id. */
-  ensureGroup(key: string, group: string, start: string): Promise<void>;
+  /** Creates the consumer group (and the stream) if missing; `start` is '$', '0' or an id. True when it created it. */
+  ensureGroup(key: string, group: string, start: string): Promise<boolean>;
   /** XREADGROUP: `from` is '>' for new entries, '0' for this consumer's unacknowledged ones. */
   readGroup(key: string, group: string, consumer: string, from: string, count: number, blockMs: number): Promise<StreamEntry[]>;
   ack(key: string, group: string, ids: readonly string[]): Promise<number>;
@@ -119,6 +127,8 @@ export interface StreamLink extends Link {
   /** The newest entry. */
   latest(key: string): Promise<StreamEntry | undefined>;
   info(key: string): Promise<StreamInfo | undefined>;
+  /** How far a consumer group has read, or undefined when there is no such group. */
+  groupPosition(key: string, group: string): Promise<GroupPosition | undefined>;
   /** Ends a blocked read now (it rejects); later reads open a new connection. */
   abortReads(): void;
 }

@@ -233,6 +233,28 @@ describe('durable channels', () => {
     assert.ok(short >= 100 && short < 300, `about the newest 100 kept (MAXLEN ~), ${short} left`);
   });
 
+  it('says so when a group fell so far behind that messages were trimmed before it read them', async () => {
+    const pub = bus();
+    const sub = bus();
+    const Tight = defineChannel({ name: 'TEST_TIGHT', schema: WorkSchema, durable: { maxLen: 100 } });
+    const first = await sub.consume(Tight, () => undefined, { group: 'slow' });
+    await first.close(); // the group exists, nobody reads
+    await Promise.all(Array.from({ length: 1_000 }, (_, n) => pub.publish(Tight, { n })));
+    const errors = new Inbox<string>();
+    const again = await sub.consume(Tight, () => undefined, { group: 'slow', claimIntervalMs: 50 });
+    again.on('error', (e) => errors.push(e.code));
+    const [code] = await errors.waitFor(1);
+    assert.equal(code, ErrorCode.StreamTrimmed);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(errors.items.length, 1, 'one loss, reported once');
+    // A group that starts now, from the beginning, lost nothing: what was trimmed was never its to read.
+    const late = await sub.consume(Tight, () => undefined, { group: 'late', start: 'beginning', claimIntervalMs: 50 });
+    const lateErrors: string[] = [];
+    late.on('error', (e) => lateErrors.push(e.code));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(lateErrors, []);
+  });
+
   it('refuses a durable channel on the in-memory transport, and subscribe-style use of a template', async () => {
     const mem = createBus({ transport: 'memory', catalogs: [deliveryCatalog], logger: silentLogger });
     try {
@@ -258,6 +280,7 @@ describe('durable channels through a Redis crash', () => {
       const got = new Map<number, number>();
       await sub.consume(ref, (d) => void got.set(d.n, (got.get(d.n) ?? 0) + 1), { group: 'g', consumer: 'c1', blockMs: 200 });
       sub.on('error', () => undefined);
+      await pub.connect();
       let buffered = 0;
       let restartedAt = 0;
       let killed: Promise<void> | undefined;

@@ -97,6 +97,21 @@ describe('history and resume', () => {
     assert.ok(replayed >= 900, 'what was published while away came from history');
   });
 
+  it('replays across read batches, whatever the count (999, 1,000, 2,500 after the position)', async () => {
+    const pub = bus();
+    const sub = bus();
+    for (const missed of [999, 1_000, 2_500]) {
+      const ref = Feed.of({ queue: `batches-${missed}` });
+      const anchor = await pub.publish(ref, { n: -1 });
+      await Promise.all(Array.from({ length: missed }, (_, n) => pub.publish(ref, { n })));
+      const got: number[] = [];
+      const s = await sub.subscribe(ref, (d) => got.push(d.n), { resumeAfter: anchor.position as string });
+      assert.deepEqual(s.resume, { status: 'complete', channel: ref.name, after: anchor.position, replayed: missed });
+      await waitFor(() => got.length === missed, `${missed} replayed (have ${got.length})`);
+      assert.ok(contiguous(got, missed));
+    }
+  });
+
   it('says plainly when the gap is older than the history, and replays nothing', async () => {
     const pub = bus();
     const sub = bus();
@@ -176,6 +191,7 @@ describe('the fallback buffer through a Redis crash', () => {
       const ref = Feed.of({ queue: 'outage' });
       const got: number[] = [];
       await sub.subscribe(ref, (d) => got.push(d.n));
+      await pub.connect();
       const N = 3_000;
       const statuses = new Map<string, number>();
       let killedAt = 0;

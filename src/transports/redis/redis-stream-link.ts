@@ -4,7 +4,7 @@
 // close() destroys the blocking connection: a pending read ends at once, and whatever
 // Redis handed it stays pending in the group for this consumer or another to take.
 import { ClosedError } from '../../core/errors.ts';
-import type { StreamEntry, StreamInfo, StreamLink } from '../transport.ts';
+import type { GroupPosition, StreamEntry, StreamInfo, StreamLink } from '../transport.ts';
 import { RedisLink, isErrorReply, type RedisTransportOptions } from './redis-link.ts';
 
 /** Raw RESP2 shape of one entry: [id, [field, value, …]] (fields are nil once trimmed). */
@@ -80,11 +80,12 @@ export class RedisStreamLink extends RedisLink implements StreamLink {
     }
   }
 
-  async ensureGroup(key: string, group: string, start: string): Promise<void> {
+  async ensureGroup(key: string, group: string, start: string): Promise<boolean> {
     try {
       await this.client.sendCommand(['XGROUP', 'CREATE', key, group, start, 'MKSTREAM']);
+      return true;
     } catch (error) {
-      if (isErrorReply(error) && String((error as Error).message).startsWith('BUSYGROUP')) return;
+      if (isErrorReply(error) && String((error as Error).message).startsWith('BUSYGROUP')) return false;
       throw this.translate(error);
     }
   }
@@ -174,7 +175,21 @@ export class RedisStreamLink extends RedisLink implements StreamLink {
       firstId: first ? first[0] : undefined,
       lastId: fields.get('last-generated-id') as string,
       maxDeletedId: (fields.get('max-deleted-entry-id') as string | undefined) ?? '0-0',
+      entriesAdded: Number(fields.get('entries-added') ?? 0),
     };
+  }
+
+  async groupPosition(key: string, group: string): Promise<GroupPosition | undefined> {
+    // A list of maps (objects), or of flat field/value lists.
+    const groups = await this.#command<Array<Record<string, unknown> | unknown[]>>(['XINFO', 'GROUPS', key]);
+    for (const g of groups) {
+      const fields = Array.isArray(g) ? Object.fromEntries(Array.from({ length: g.length / 2 }, (_, i) => [String(g[2 * i]), g[2 * i + 1]])) : g;
+      if (fields.name === group) {
+        const read = fields['entries-read'];
+        return { lastDeliveredId: fields['last-delivered-id'] as string, entriesRead: read === null || read === undefined ? undefined : Number(read) };
+      }
+    }
+    return undefined;
   }
 
   abortReads(): void {
