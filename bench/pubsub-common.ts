@@ -1,12 +1,16 @@
 // What the pub/sub benchmark's parent and workers share: the tickers and messages, the
-// bench channel (the seed price schema plus a send time), the worker options and the IPC
-// protocol.
+// bench channels (the seed price schema, with and without a send time, with and without
+// history), the worker options and the IPC protocol.
 import { z } from 'zod';
-import { PriceUpdateSchema, TICKER, brokerCatalog, defineCatalog, defineChannel } from '../src/index.ts';
+import { PriceUpdateSchema, TICKER, defineCatalog, defineChannel } from '../src/index.ts';
 import { choiceOption, intOption, parseCli, positiveOption, type OptionSpec } from './lib/cli.ts';
 import type { Summary } from './lib/stats.ts';
 
-export const IMPLS = ['raw', 'tickbus'] as const;
+/**
+ * raw: node-redis; tickbus: a channel without history (like for like with raw);
+ * tickbus-history: the same channel with a bounded history, as TickerUpdates has.
+ */
+export const IMPLS = ['raw', 'tickbus', 'tickbus-history'] as const;
 export type Impl = (typeof IMPLS)[number];
 
 /** throughput: as fast as the window allows; latency: paced at a fixed rate. */
@@ -29,25 +33,62 @@ export interface PriceMessage {
   sent_at?: number;
 }
 
-/**
- * The latency channel: the seed price schema plus `sent_at`. (TickerUpdates strips keys
- * it does not know, so the send time cannot ride on it.)
- */
+/** The history bound of the tickbus-history channels: what TickerUpdates keeps per ticker. */
+export const HISTORY_MAX_LEN = 1_000;
+
+// The bench defines its own channels rather than publishing on TickerUpdates: that one
+// keeps a history, which raw node-redis does not pay for, and its schema strips `sent_at`.
+// Each pair differs only in history, so tickbus-history against tickbus is its cost.
+
+/** Throughput runs: the seed price schema, no history. */
+export const BenchPrices = defineChannel({
+  name: 'BENCH_PRICES_{ticker}',
+  schema: PriceUpdateSchema,
+  params: { ticker: TICKER },
+  description: 'Benchmark price updates.',
+});
+
+/** Throughput runs with history. */
+export const BenchPricesHistory = defineChannel({
+  name: 'BENCH_PRICES_HISTORY_{ticker}',
+  schema: PriceUpdateSchema,
+  params: { ticker: TICKER },
+  history: { maxLen: HISTORY_MAX_LEN },
+  description: 'Benchmark price updates, with a history.',
+});
+
+const TimedPriceSchema = PriceUpdateSchema.extend({ sent_at: z.number() });
+
+/** Latency runs: the seed price schema plus `sent_at`, no history. */
 export const BenchTicker = defineChannel({
   name: 'BENCH_TICKER_{ticker}',
-  schema: PriceUpdateSchema.extend({ sent_at: z.number() }),
+  schema: TimedPriceSchema,
   params: { ticker: TICKER },
   description: 'Benchmark price updates carrying their send time.',
 });
 
-export const benchCatalog = defineCatalog('bench', 'Benchmark channels.', { BenchTicker });
+/** Latency runs with history. */
+export const BenchTickerHistory = defineChannel({
+  name: 'BENCH_TICKER_HISTORY_{ticker}',
+  schema: TimedPriceSchema,
+  params: { ticker: TICKER },
+  history: { maxLen: HISTORY_MAX_LEN },
+  description: 'Benchmark price updates carrying their send time, with a history.',
+});
 
-/** The catalogs the tickbus workers use: the broker's (TickerUpdates) and the bench one. */
-export const BENCH_CATALOGS = [brokerCatalog, benchCatalog] as const;
+export const benchCatalog = defineCatalog('bench', 'Benchmark channels.', { BenchPrices, BenchPricesHistory, BenchTicker, BenchTickerHistory });
 
-/** The raw workers' channel names: the same strings tickbus builds. */
+/** The catalogs the tickbus workers use. */
+export const BENCH_CATALOGS = [benchCatalog] as const;
+
+/** The raw workers' channel names: the same strings tickbus builds for its channels without history. */
 export function rawChannel(mode: Mode, ticker: string): string {
-  return mode === 'throughput' ? `TICKER_UPDATES_${ticker}` : `BENCH_TICKER_${ticker}`;
+  return mode === 'throughput' ? `BENCH_PRICES_${ticker}` : `BENCH_TICKER_${ticker}`;
+}
+
+/** The tickbus channels of an implementation: for throughput runs and for latency runs. */
+export function tickbusChannels(impl: Exclude<Impl, 'raw'>): { prices: typeof BenchPrices | typeof BenchPricesHistory; timed: typeof BenchTicker | typeof BenchTickerHistory } {
+  return impl === 'tickbus-history' ? { prices: BenchPricesHistory, timed: BenchTickerHistory } : { prices: BenchPrices, timed: BenchTicker };
 }
 
 /**
@@ -79,7 +120,7 @@ export function timedPriceMessage(i: number): PriceMessage & { sent_at: number }
 // ---- worker options ------------------------------------------------------------------
 
 export const WORKER_OPTIONS = {
-  impl: { type: 'string', description: 'raw (node-redis) or tickbus.', value: 'impl' },
+  impl: { type: 'string', description: 'raw (node-redis), tickbus or tickbus-history.', value: 'impl' },
   mode: { type: 'string', description: 'throughput or latency.', value: 'mode' },
   url: { type: 'string', description: 'Redis URL.', value: 'url' },
   warmup: { type: 'string', description: 'Unmeasured messages before the measured ones.', value: 'N' },

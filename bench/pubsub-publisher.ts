@@ -1,19 +1,19 @@
 // The publisher worker of bench/pubsub.ts. Connects (raw node-redis or tickbus), says
 // ready, and on each `run` publishes a phase of messages: as fast as a bounded window of
 // publishes in flight allows (throughput), or paced at a fixed rate in 1 ms ticks
-// (latency). Both implementations go through the same loops; only `publish` differs.
+// (latency). Every implementation goes through the same loops; only `publish` differs.
 import { createClient } from 'redis';
-import { TickerUpdates, createBus } from '../src/index.ts';
+import { createBus } from '../src/index.ts';
 import { serveParent } from './lib/proc.ts';
 import { startCpuProfile } from './lib/profiler.ts';
 import { Window } from './lib/window.ts';
 import {
   BENCH_CATALOGS,
-  BenchTicker,
   epochMs,
   parseWorkerConfig,
   priceMessage,
   rawChannel,
+  tickbusChannels,
   timedPriceMessage,
   type Phase,
   type PublisherCommand,
@@ -46,7 +46,9 @@ async function rawSender(cfg: WorkerConfig): Promise<Sender> {
   return { publish, close: () => client.close() };
 }
 
-async function tickbusSender(cfg: WorkerConfig): Promise<Sender> {
+/** tickbus and tickbus-history: the same code, on a channel without or with history. */
+async function tickbusSender(cfg: WorkerConfig & { impl: 'tickbus' | 'tickbus-history' }): Promise<Sender> {
+  const { prices, timed } = tickbusChannels(cfg.impl);
   const bus = createBus({ redis: { url: cfg.url }, catalogs: BENCH_CATALOGS, sender: 'bench-publisher' });
   bus.on('error', (error) => {
     throw error;
@@ -56,11 +58,11 @@ async function tickbusSender(cfg: WorkerConfig): Promise<Sender> {
     cfg.mode === 'throughput'
       ? (i: number) => {
           const m = priceMessage(i);
-          return bus.publish(TickerUpdates.of({ ticker: m.symbol }), m);
+          return bus.publish(prices.of({ ticker: m.symbol }), m);
         }
       : (i: number) => {
           const m = timedPriceMessage(i);
-          return bus.publish(BenchTicker.of({ ticker: m.symbol }), m);
+          return bus.publish(timed.of({ ticker: m.symbol }), m);
         };
   return { publish, close: () => bus.close() };
 }
@@ -96,7 +98,7 @@ async function paced(sender: Sender, first: number, count: number, rate: number,
 }
 
 const cfg = parseWorkerConfig('publisher');
-const connecting = cfg.impl === 'raw' ? rawSender(cfg) : tickbusSender(cfg);
+const connecting = cfg.impl === 'raw' ? rawSender(cfg) : tickbusSender({ ...cfg, impl: cfg.impl });
 let next = 0;
 
 async function run(phase: Phase): Promise<void> {

@@ -1,20 +1,21 @@
 // The subscriber worker of bench/pubsub.ts. Subscribes to the ten tickers' channels (raw
-// node-redis with JSON.parse, or tickbus with a typed handler), says ready, counts the
+// node-redis with JSON.parse, or tickbus with a typed handler, on a channel without or with
+// history), says ready, counts the
 // warm-up messages, then times the measured ones: when the last arrives (throughput) and
 // how long each took from its `sent_at` to the handler (latency). Reports once every
 // message arrived, or when the parent asks.
 import { createClient } from 'redis';
-import { TickerUpdates, createBus } from '../src/index.ts';
+import { createBus } from '../src/index.ts';
 import { serveParent } from './lib/proc.ts';
 import { startCpuProfile } from './lib/profiler.ts';
 import { summarize } from './lib/stats.ts';
 import {
   BENCH_CATALOGS,
-  BenchTicker,
   TICKERS,
   epochMs,
   parseWorkerConfig,
   rawChannel,
+  tickbusChannels,
   type PriceMessage,
   type SubscriberCommand,
   type SubscriberEvent,
@@ -46,17 +47,15 @@ async function rawSubscriber(cfg: WorkerConfig, sink: Sink): Promise<Close> {
   return () => client.close();
 }
 
-async function tickbusSubscriber(cfg: WorkerConfig, sink: Sink): Promise<Close> {
+async function tickbusSubscriber(cfg: WorkerConfig & { impl: 'tickbus' | 'tickbus-history' }, sink: Sink): Promise<Close> {
+  const { prices, timed } = tickbusChannels(cfg.impl);
   const bus = createBus({ redis: { url: cfg.url }, catalogs: BENCH_CATALOGS, sender: 'bench-subscriber' });
   bus.on('error', (error) => sink.error(error.message));
   for (const ticker of TICKERS) {
     if (cfg.mode === 'throughput') {
-      await bus.subscribe(TickerUpdates.of({ ticker }), (data) => {
-        if (data.type === 'price') sink.price(undefined);
-        else sink.error(`unexpected ${data.type} message`);
-      });
+      await bus.subscribe(prices.of({ ticker }), () => sink.price(undefined));
     } else {
-      await bus.subscribe(BenchTicker.of({ ticker }), (data) => sink.price(data.sent_at));
+      await bus.subscribe(timed.of({ ticker }), (data) => sink.price(data.sent_at));
     }
   }
   return () => bus.close();
@@ -108,7 +107,7 @@ const sink: Sink = {
   },
 };
 
-const connecting = cfg.impl === 'raw' ? rawSubscriber(cfg, sink) : tickbusSubscriber(cfg, sink);
+const connecting = cfg.impl === 'raw' ? rawSubscriber(cfg, sink) : tickbusSubscriber({ ...cfg, impl: cfg.impl }, sink);
 const send = serveParent<SubscriberCommand, SubscriberEvent>(report, async () => (await connecting)());
 await connecting;
 send({ type: 'ready' });

@@ -9,6 +9,7 @@ import { parseCli, runMain } from './lib/cli.ts';
 const BENCHMARKS = [
   { name: 'pubsub', script: 'pubsub.ts', what: 'pub/sub throughput and latency, tickbus against raw node-redis' },
   { name: 'broker-replay', script: 'broker-replay.ts', what: 'updates/s the broker publishes from a replay file, against raw node-redis' },
+  { name: 'durable', script: 'durable.ts', what: 'durable channels (publish, consume, ack), tickbus against a raw XADD / XREADGROUP / XACK loop' },
 ] as const;
 
 runMain(() => {

@@ -1,0 +1,174 @@
+// The consumer worker of bench/durable.ts. Joins the consumer group (raw node-redis or
+// tickbus), says ready, counts the warm-up messages, then times the measured ones: when the
+// handler finishes the last one (throughput) and how long each took from its `sent_at` to
+// the handler (latency). Every message's stream position must come after the previous
+// one's (each entry handled once, in order). Reports once every message was handled, or
+// when the parent asks.
+//
+// - raw: XGROUP CREATE <key> bench $ MKSTREAM, then a loop of XREADGROUP GROUP bench
+//   bench-consumer COUNT 100 BLOCK 1000 STREAMS <key> >, JSON.parse and the handler for
+//   each entry, then one XACK with the batch's ids, pipelined ahead of the next read on the
+//   same connection.
+// - tickbus: bus.consume(BenchDurablePrices.of(), handler, { group, consumer, batchSize,
+//   blockMs }): decoding, validation, acknowledgement after the handler, retries and
+//   claiming as the library does them.
+import { createClient } from 'redis';
+import { createBus } from '../src/index.ts';
+import { serveParent } from './lib/proc.ts';
+import { startCpuProfile } from './lib/profiler.ts';
+import { summarize } from './lib/stats.ts';
+import {
+  BenchDurablePrices,
+  CONSUMER,
+  GROUP,
+  STREAM_KEY,
+  benchDurableCatalog,
+  epochMs,
+  parseWorkerConfig,
+  type ConsumerCommand,
+  type ConsumerEvent,
+  type PriceMessage,
+  type WorkerConfig,
+} from './durable-common.ts';
+
+/** What both implementations' handlers call for each message. */
+interface Sink {
+  /** A price message handled: its stream position and send time. */
+  price(position: string, sentAt: number): void;
+  /** Anything that should not have arrived, a dead letter, or a bus error. */
+  error(what: string): void;
+}
+
+type Close = () => Promise<void>;
+
+/** The entries of one stream in node-redis 6's XREADGROUP reply (typed `any` there). */
+type StreamMessages = Array<{ id: string; message: Record<string, string | undefined> }>;
+
+async function rawConsumer(cfg: WorkerConfig, sink: Sink): Promise<Close> {
+  const client = createClient({ url: cfg.url, commandOptions: { timeout: 0 } });
+  client.on('error', (error: Error) => sink.error(error.message));
+  await client.connect();
+  try {
+    await client.xGroupCreate(STREAM_KEY, GROUP, '$', { MKSTREAM: true });
+  } catch (error) {
+    if (!String((error as Error).message).startsWith('BUSYGROUP')) throw error;
+  }
+  // The application's handler: what tickbus's consume() handler does below.
+  const handler = (m: PriceMessage, id: string): unknown => {
+    if (m.type === 'price') sink.price(id, m.sent_at);
+    else sink.error(`unexpected message ${JSON.stringify(m).slice(0, 60)}`);
+    return undefined;
+  };
+  let closed = false;
+  let acking: Promise<unknown> = Promise.resolve();
+  const loop = async (): Promise<void> => {
+    while (!closed) {
+      // node-redis 6 (RESP2): [{ name, messages: [{ id, message: { payload } }] }], or null when the BLOCK timed out.
+      const reply = await client.xReadGroup(GROUP, CONSUMER, { key: STREAM_KEY, id: '>' }, { COUNT: cfg.batch, BLOCK: cfg.block });
+      if (!reply) continue;
+      for (const stream of reply) {
+        const ids: string[] = [];
+        for (const entry of stream.messages as StreamMessages) {
+          const payload = entry.message.payload;
+          if (payload === undefined) {
+            sink.error(`entry ${entry.id} has no payload`);
+          } else {
+            const done = handler(JSON.parse(payload) as PriceMessage, entry.id);
+            if (done instanceof Promise) await done;
+          }
+          ids.push(entry.id);
+        }
+        // Not awaited: the XACK goes out ahead of the next XREADGROUP on this connection,
+        // and Redis runs them in that order.
+        if (ids.length > 0) acking = client.xAck(STREAM_KEY, GROUP, ids).catch((error: Error) => sink.error(`XACK: ${error.message}`));
+      }
+    }
+  };
+  const running = loop().catch((error: unknown) => {
+    if (!closed) throw error; // reported to the parent by serveParent
+  });
+  return async () => {
+    closed = true;
+    await acking;
+    // Ends a blocked read at once; everything handled was acknowledged above.
+    client.destroy();
+    await running.catch(() => undefined);
+  };
+}
+
+async function tickbusConsumer(cfg: WorkerConfig, sink: Sink): Promise<Close> {
+  const bus = createBus({ redis: { url: cfg.url }, catalogs: [benchDurableCatalog], sender: 'bench-consumer' });
+  bus.on('error', (error) => sink.error(error.message));
+  const consumer = await bus.consume(
+    BenchDurablePrices.of(),
+    (data, context) => {
+      if (data.type === 'price') sink.price(context.position, data.sent_at);
+      else sink.error(`unexpected ${String(data.type)} message`);
+    },
+    { group: GROUP, consumer: CONSUMER, batchSize: cfg.batch, blockMs: cfg.block },
+  );
+  consumer.on('deadLettered', (letter) => sink.error(`dead-lettered ${letter.position}: ${letter.error.message}`));
+  return () => bus.close();
+}
+
+const cfg = parseWorkerConfig('consumer');
+const total = cfg.warmup + cfg.messages;
+const latencies = cfg.mode === 'latency' ? new Float64Array(cfg.messages) : undefined;
+let handled = 0;
+let lastMs = -1;
+let lastSeq = -1;
+let lastAt = Number.NaN;
+let errors = 0;
+let firstError: string | undefined;
+let cpuAtWarm = process.cpuUsage();
+let profiling: Promise<() => Promise<void>> | undefined;
+let reported = false;
+
+async function report(): Promise<void> {
+  if (reported) return;
+  reported = true;
+  const measured = Math.max(0, handled - cfg.warmup);
+  const cpu = process.cpuUsage(cpuAtWarm);
+  const latency = latencies ? summarize(latencies.subarray(0, Math.min(measured, latencies.length))) : undefined;
+  await (await profiling)?.();
+  send({ type: 'result', complete: measured === cfg.messages, handled: measured, lastAt, cpuMicros: cpu.user + cpu.system, latency, errors, firstError });
+}
+
+function warm(): void {
+  if (cfg.profile) profiling = startCpuProfile(cfg.profile);
+  cpuAtWarm = process.cpuUsage();
+  send({ type: 'warm' });
+}
+
+const sink: Sink = {
+  price(position, sentAt) {
+    const now = epochMs();
+    // Stream ids are <ms>-<seq>: each must follow the one before (no entry twice).
+    const dash = position.indexOf('-');
+    const ms = Number(position.slice(0, dash));
+    const seq = Number(position.slice(dash + 1));
+    if (ms < lastMs || (ms === lastMs && seq <= lastSeq)) sink.error(`position ${position} after ${lastMs}-${lastSeq}: handled out of order or twice`);
+    lastMs = ms;
+    lastSeq = seq;
+    const n = ++handled;
+    if (latencies && n > cfg.warmup) {
+      const idx = n - cfg.warmup - 1;
+      if (idx < latencies.length) latencies[idx] = now - sentAt;
+    }
+    if (n === cfg.warmup) warm();
+    else if (n === total) {
+      lastAt = now;
+      void report();
+    } else if (n > total) sink.error('more messages than were published');
+  },
+  error(what) {
+    errors++;
+    firstError ??= what;
+  },
+};
+
+const connecting = cfg.impl === 'raw' ? rawConsumer(cfg, sink) : tickbusConsumer(cfg, sink);
+const send = serveParent<ConsumerCommand, ConsumerEvent>(report, async () => (await connecting)());
+await connecting;
+send({ type: 'ready' });
+if (cfg.warmup === 0) warm();
