@@ -10,7 +10,7 @@ import { backoffDelay, resolveReconnect } from '../core/config.ts';
 import { check, validationError, type CheckResult, type InferOutput, type StandardSchemaV1 } from '../core/schema.ts';
 import { TypedEmitter } from '../core/typed-emitter.ts';
 import { LogThrottle } from '../core/logger.ts';
-import type { StreamLink, SubscribeLink } from '../transports/transport.ts';
+import type { StreamEntry, StreamLink, SubscribeLink } from '../transports/transport.ts';
 import type { BusContext } from './context.ts';
 import { DeliveryLanes } from './delivery-lane.ts';
 import { createConsumer, type ConsumeOptions, type Consumer } from './consumer.ts';
@@ -115,6 +115,23 @@ interface Delivered {
 }
 
 type Resolution = Resolved | BusError;
+
+/**
+ * Reads history after a position. Complete only if the entry at `after` is still there:
+ * trimming takes the oldest first, so nothing after it can be gone (or `after` is exactly
+ * the newest id XDEL removed). `more` when the read was full.
+ */
+async function anchoredRead(link: StreamLink, key: string, after: string, count: number): Promise<{ entries: StreamEntry[]; more: boolean } | { gap: true; oldest: string | undefined }> {
+  const info = await link.info(key);
+  if (!info) return { gap: true, oldest: undefined };
+  // One more than asked: the anchor itself comes first.
+  const read = await link.range(key, after, count + 1, false);
+  const anchored = read[0]?.id === after;
+  if (!anchored && info.maxDeletedId !== after) return { gap: true, oldest: info.firstId };
+  const entries = anchored ? read.slice(1) : read;
+  const more = read.length === count + 1;
+  return { entries: entries.slice(0, count), more };
+}
 
 /** Tries at reading history on a resume before reporting the failure. */
 const CATCH_UP_ATTEMPTS = 5;
@@ -469,15 +486,9 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     const link = await this.#streamLink();
     if (!link) return { status: 'unavailable', channel, after };
     const key = streamKey(channel);
-    const info = await link.info(key);
-    // Complete only if the entry at `after` is still there (nothing after it can have been
-    // trimmed, since trimming takes the oldest), or it is exactly the newest one trimmed.
-    let batch = info ? await link.range(key, after, REPLAY_BATCH, false) : [];
-    // A full read means there may be more; decided before the anchor is cut off.
-    let more = batch.length === REPLAY_BATCH;
-    const anchored = info !== undefined && (batch[0]?.id === after || info.maxDeletedId === after);
-    if (!anchored) return { status: 'gap', channel, after, oldest: info?.firstId };
-    if (batch[0]?.id === after) batch = batch.slice(1);
+    const first = await anchoredRead(link, key, after, REPLAY_BATCH);
+    if ('gap' in first) return { status: 'gap', channel, after, oldest: first.oldest };
+    let { entries: batch, more } = first;
     const resolved = this.#resolve(entry, channel);
     if (resolved instanceof BusError) return { status: 'unavailable', channel, after };
     let replayed = 0;
@@ -498,6 +509,36 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     }
     this.#ctx.metrics.replayed.labels(resolved.channel?.template ?? 'unknown').inc(replayed);
     return { status: 'complete', channel, after, replayed };
+  }
+
+  /**
+   * What a channel's history holds after a position, up to `limit` messages, decoded and
+   * validated, oldest first; `more` when there are more. For a gateway that resumes a client
+   * itself. A gap or a channel without history is said as for a resume.
+   */
+  async history<T extends string, S extends StandardSchemaV1>(
+    target: ChannelRef<T, S>,
+    after: string,
+    limit: number = REPLAY_BATCH,
+  ): Promise<
+    | { status: 'complete'; messages: Array<{ data: InferOutput<S>; context: MessageContext<ChannelParams<T>> }>; more: boolean }
+    | { status: 'gap'; oldest: string | undefined }
+    | { status: 'unavailable' }
+  > {
+    if (!isStreamId(after)) throw new ConfigError(`history(): after must be a position such as 1700000000000-0, got "${preview(String(after))}".`);
+    if (!target.channel.hasHistory) return { status: 'unavailable' };
+    const link = await this.#streamLink();
+    if (!link) return { status: 'unavailable' };
+    const read = await anchoredRead(link, streamKey(target.name), after, limit);
+    if ('gap' in read) return { status: 'gap', oldest: read.oldest };
+    const messages = [];
+    for (const e of read.entries) {
+      if (e.payload === undefined) continue;
+      let d = this.#decode({ channel: target.channel, params: target.params }, target.name, undefined, e.payload, e.id, true);
+      if (d instanceof Promise) d = await d;
+      if (!(d instanceof BusError)) messages.push(d as { data: InferOutput<S>; context: MessageContext<ChannelParams<T>> });
+    }
+    return { status: 'complete', messages, more: read.more };
   }
 
   /** Into the handler's lane, noting the position for a later resume. */

@@ -112,6 +112,21 @@ describe('history and resume', () => {
     }
   });
 
+  it('reads history after a position on request, with a limit, for a gateway resuming its own clients', async () => {
+    const pub = bus();
+    const sub = bus();
+    const ref = Feed.of({ queue: 'read' });
+    const anchor = await pub.publish(ref, { n: -1 });
+    for (let n = 0; n < 30; n++) await pub.publish(ref, { n });
+    const some = await sub.subscriber.history(ref, anchor.position as string, 10);
+    assert.equal(some.status, 'complete');
+    assert.ok(some.status === 'complete' && some.more && some.messages.map((m) => m.data.n).join() === '0,1,2,3,4,5,6,7,8,9');
+    const all = await sub.subscriber.history(ref, anchor.position as string, 100);
+    assert.ok(all.status === 'complete' && !all.more && all.messages.length === 30 && all.messages.every((m) => m.context.replayed && m.context.position));
+    assert.equal((await sub.subscriber.history(ref, '1-0')).status, 'gap');
+    assert.equal((await sub.subscriber.history(Plain.of({ queue: 'read' }), '1-0')).status, 'unavailable');
+  });
+
   it('says plainly when the gap is older than the history, and replays nothing', async () => {
     const pub = bus();
     const sub = bus();
