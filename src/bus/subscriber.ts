@@ -536,7 +536,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
       if (e.payload === undefined) continue;
       let d = this.#decode({ channel: target.channel, params: target.params }, target.name, undefined, e.payload, e.id, true);
       if (d instanceof Promise) d = await d;
-      if (!(d instanceof BusError)) messages.push(d as { data: InferOutput<S>; context: MessageContext<ChannelParams<T>> });
+      if (!(d instanceof BusError)) messages.push(d);
     }
     return { status: 'complete', messages, more: read.more };
   }
