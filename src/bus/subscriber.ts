@@ -531,12 +531,13 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     if (!link) return { status: 'unavailable' };
     const read = await anchoredRead(link, streamKey(target.name), after, limit);
     if ('gap' in read) return { status: 'gap', oldest: read.oldest };
-    const messages = [];
+    type Message = { data: InferOutput<S>; context: MessageContext<ChannelParams<T>> };
+    const messages: Message[] = [];
     for (const e of read.entries) {
       if (e.payload === undefined) continue;
       let d = this.#decode({ channel: target.channel, params: target.params }, target.name, undefined, e.payload, e.id, true);
       if (d instanceof Promise) d = await d;
-      if (!(d instanceof BusError)) messages.push(d);
+      if (!(d instanceof BusError)) messages.push(d as Message);
     }
     return { status: 'complete', messages, more: read.more };
   }
