@@ -74,14 +74,6 @@ export function writeReplayFile(file: string, trades: number, tickers: readonly 
   return bytes;
 }
 
-/**
- * Wall-clock time in milliseconds with sub-millisecond resolution, comparable across
- * processes on one machine.
- */
-export function epochMs(): number {
-  return performance.timeOrigin + performance.now();
-}
-
 // ---- worker options ------------------------------------------------------------------
 
 export const WORKER_OPTIONS = {

@@ -17,9 +17,9 @@ import { createClient } from 'redis';
 import { startBrokerRuntime, type BrokerRuntime } from '../src/broker/broker-runtime.ts';
 import { ReplayFeed, type ReplayFeedOptions } from '../src/broker/feeds/replay-feed.ts';
 import type { FeedSink } from '../src/broker/feeds/feed.ts';
-import { SENDER, epochMs, parseWorkerConfig, type WorkerCommand, type WorkerEvent } from './broker-replay-common.ts';
+import { SENDER, parseWorkerConfig, type WorkerCommand, type WorkerEvent } from './broker-replay-common.ts';
+import { startClock, type Clock } from './lib/clock.ts';
 import { serveParent } from './lib/proc.ts';
-import { startCpuProfile } from './lib/profiler.ts';
 import { Window } from './lib/window.ts';
 
 const cfg = parseWorkerConfig();
@@ -31,22 +31,6 @@ interface Measured {
   endedAt: number;
   cpuMicros: number;
   batches: number | undefined;
-}
-
-/** Starts the profiler (when asked), the CPU clock and the wall clock, in that order. */
-async function startClock(): Promise<{ startedAt: number; stop: () => Promise<{ endedAt: number; cpuMicros: number }> }> {
-  const stopProfile = cfg.profile ? await startCpuProfile(cfg.profile) : undefined;
-  const cpu = process.cpuUsage();
-  const startedAt = epochMs();
-  return {
-    startedAt,
-    stop: async () => {
-      const endedAt = epochMs();
-      const used = process.cpuUsage(cpu);
-      await stopProfile?.();
-      return { endedAt, cpuMicros: used.user + used.system };
-    },
-  };
 }
 
 // ---- raw -----------------------------------------------------------------------------
@@ -91,7 +75,7 @@ async function rawWorker(): Promise<{ warmup: () => Promise<number>; measure: ()
   return {
     warmup: () => rawReplay(publish, cfg.warmupFile),
     measure: async () => {
-      const clock = await startClock();
+      const clock = await startClock(cfg.profile);
       const published = await rawReplay(publish, cfg.file);
       const { endedAt, cpuMicros } = await clock.stop();
       return { published, startedAt: clock.startedAt, endedAt, cpuMicros, batches: undefined };
@@ -179,9 +163,9 @@ async function brokerWarmup(): Promise<number> {
 }
 
 async function brokerMeasure(): Promise<Measured> {
-  let clock: Awaited<ReturnType<typeof startClock>> | undefined;
+  let clock: Clock | undefined;
   const feed = new ObservedReplayFeed({ file: cfg.file, speed: 'max' }, async () => {
-    clock = await startClock();
+    clock = await startClock(cfg.profile);
   });
   const runtime = await startRuntime(feed);
   try {

@@ -5,18 +5,17 @@
 // medians. Writes the figures to artifacts/bench-broker-replay.json.
 //
 //   node --import tsx bench/broker-replay.ts [--trades N] [--tickers K] [--rounds R] [--help]
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startRedis, type RedisServer } from '../test/harness/redis-server.ts';
+import { join } from 'node:path';
+import type { RedisServer } from '../test/harness/redis-server.ts';
 import { benchTickers, IMPLS, workerArgs, writeReplayFile, type Impl, type WorkerCommand, type WorkerEvent } from './broker-replay-common.ts';
 import { choiceOption, intOption, parseCli, runMain, table, type OptionSpec } from './lib/cli.ts';
 import { describeMachine, machineLine } from './lib/machine.ts';
-import { Worker, guardProcess, killAllWorkers } from './lib/proc.ts';
+import { Worker } from './lib/proc.ts';
+import { fixed, int, outputsFrom, verdict, writeResults, type Outputs } from './lib/report.ts';
+import { withPrivateRedis } from './lib/server.ts';
 import { median, ratio } from './lib/stats.ts';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 const OPTIONS = {
   trades: { type: 'string', value: 'N', default: '200000', description: 'Trades in the measured replay file (every one is published).' },
@@ -35,16 +34,13 @@ const TARGETS = { throughputRatio: 0.8 } as const;
 /** How long a worker may take to start, connect, register and replay the warm-up file. */
 const START_MS = 60_000;
 
-interface Settings {
+interface Settings extends Outputs {
   trades: number;
   tickers: string[];
   rounds: number;
   warmup: number;
   window: number;
   impls: readonly Impl[];
-  profileDir: string | undefined;
-  check: boolean;
-  out: string;
 }
 
 interface Trial {
@@ -77,9 +73,7 @@ function settingsFrom(argv: string[]): Settings {
     warmup: intOption(v.warmup, 'warmup', 0),
     window: intOption(v.window, 'window'),
     impls: impl === 'both' ? IMPLS : [impl],
-    profileDir: v.profile ? resolve(ROOT, 'artifacts/profiles', new Date().toISOString().replace(/[:.]/g, '-')) : undefined,
-    check: v.check,
-    out: resolve(process.cwd(), v.out),
+    ...outputsFrom(v),
   };
 }
 
@@ -139,9 +133,6 @@ function summarizeImpl(trials: readonly Trial[]): ImplResult {
   };
 }
 
-const int = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
-const fixed = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
-
 function report(s: Settings, results: Partial<Record<Impl, ImplResult>>): { ratios: Record<string, number>; targetsMet: Record<string, boolean> } {
   const ratios: Record<string, number> = {};
   const targetsMet: Record<string, boolean> = {};
@@ -158,7 +149,7 @@ function report(s: Settings, results: Partial<Record<Impl, ImplResult>>): { rati
     ratios.cpuPerUpdate = ratio(broker.cpuUsPerUpdate, raw.cpuUsPerUpdate);
     targetsMet.throughput = ratios.throughput >= TARGETS.throughputRatio;
     console.log(
-      `broker/raw updates/s: ${fixed(ratios.throughput)}x  (target >= ${TARGETS.throughputRatio}x: ${targetsMet.throughput ? 'met' : 'MISSED'});  CPU per update: ${fixed(ratios.cpuPerUpdate)}x`,
+      `broker/raw updates/s: ${fixed(ratios.throughput)}x  (target >= ${TARGETS.throughputRatio}x: ${verdict(targetsMet.throughput)});  CPU per update: ${fixed(ratios.cpuPerUpdate)}x`,
     );
   }
   return { ratios, targetsMet };
@@ -185,52 +176,25 @@ async function main(): Promise<number> {
   console.log(`Machine: ${machineLine(machine)}`);
 
   const dir = mkdtempSync(join(tmpdir(), 'tickbus-bench-replay-'));
+  const removeDir = () => rmSync(dir, { recursive: true, force: true });
   const files = { file: join(dir, 'trades.ndjson'), warmupFile: join(dir, 'warmup.ndjson') };
-  let server: RedisServer | undefined;
-  let release: () => void = () => undefined;
-  const cleanUp = async () => {
-    await server?.stop().finally(release);
-    rmSync(dir, { recursive: true, force: true });
-  };
-  let stopping = false;
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      if (stopping) return;
-      stopping = true;
-      console.error(`\n${signal}: stopping the workers and redis-server.`);
-      killAllWorkers();
-      void cleanUp().finally(() => process.exit(130));
-    });
-  }
-
-  let trials: Trial[];
+  let bytes: number;
   try {
-    const bytes = writeReplayFile(files.file, s.trades, s.tickers, 1);
+    bytes = writeReplayFile(files.file, s.trades, s.tickers, 1);
     writeReplayFile(files.warmupFile, s.warmup, s.tickers, 2, '2025-04-23T13:30:00.000Z');
-    console.log(`Replay file: ${int(s.trades)} trades, ${(bytes / 1e6).toFixed(1)} MB (warm-up file: ${int(s.warmup)} trades), in ${dir}`);
-    server = await startRedis();
-    // Stopped in the finally below, on SIGINT/SIGTERM, and by a watchdog should we be killed.
-    const pid = server.process.pid;
-    if (pid !== undefined) release = guardProcess(pid, server.dir);
-    if (server.port === 6379) throw new Error('refusing to benchmark on port 6379');
-    const version = /redis_version:(\S+)/.exec(server.cli('INFO', 'server'))?.[1];
-    if (version) machine.redisServer = version;
-    console.log(`Redis: private redis-server ${machine.redisServer} on port ${server.port}`);
-    if (s.profileDir) console.log(`CPU profiles: ${s.profileDir}`);
-    trials = await runRounds(server, s, files);
-  } finally {
-    await cleanUp();
+  } catch (error) {
+    removeDir();
+    throw error;
   }
+  console.log(`Replay file: ${int(s.trades)} trades, ${(bytes / 1e6).toFixed(1)} MB (warm-up file: ${int(s.warmup)} trades), in ${dir}`);
+  const trials = await withPrivateRedis({ machine, profileDir: s.profileDir, cleanUp: removeDir }, (server) => runRounds(server, s, files));
 
   const results: Partial<Record<Impl, ImplResult>> = {};
   for (const impl of s.impls) results[impl] = summarizeImpl(trials.filter((t) => t.impl === impl));
   const { ratios, targetsMet } = report(s, results);
 
   const settings = { trades: s.trades, tickers: s.tickers, rounds: s.rounds, warmup: s.warmup, window: s.window, impls: s.impls, profiled: s.profileDir !== undefined };
-  mkdirSync(dirname(s.out), { recursive: true });
-  writeFileSync(s.out, `${JSON.stringify({ benchmark: 'broker-replay', date: new Date().toISOString(), machine, settings, targets: TARGETS, results, ratios, targetsMet, trials }, null, 2)}\n`);
-  console.log(`\nResults written to ${s.out}`);
-  return s.check && Object.values(targetsMet).includes(false) ? 3 : 0;
+  return writeResults(s, { benchmark: 'broker-replay', machine, settings, targets: TARGETS, results, ratios, targetsMet, trials });
 }
 
 runMain(main);

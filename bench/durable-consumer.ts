@@ -3,7 +3,8 @@
 // handler finishes the last one (throughput) and how long each took from its `sent_at` to
 // the handler (latency). Every message's stream position must come after the previous
 // one's (each entry handled once, in order). Reports once every message was handled, or
-// when the parent asks.
+// when the parent asks. The counting, timing and reporting are every receiving worker's
+// (lib/receiver.ts).
 //
 // - raw: XGROUP CREATE <key> bench $ MKSTREAM, then a loop of XREADGROUP GROUP bench
 //   bench-consumer COUNT 100 BLOCK 1000 STREAMS <key> >, JSON.parse and the handler for
@@ -14,22 +15,9 @@
 //   claiming as the library does them.
 import { createClient } from 'redis';
 import { createBus } from '../src/index.ts';
-import { serveParent } from './lib/proc.ts';
-import { startCpuProfile } from './lib/profiler.ts';
-import { summarize } from './lib/stats.ts';
-import {
-  BenchDurablePrices,
-  CONSUMER,
-  GROUP,
-  STREAM_KEY,
-  benchDurableCatalog,
-  epochMs,
-  parseWorkerConfig,
-  type ConsumerCommand,
-  type ConsumerEvent,
-  type PriceMessage,
-  type WorkerConfig,
-} from './durable-common.ts';
+import { epochMs } from './lib/clock.ts';
+import { serveReceiver, type Close, type Receiver } from './lib/receiver.ts';
+import { BenchDurablePrices, CONSUMER, GROUP, STREAM_KEY, benchDurableCatalog, parseWorkerConfig, type PriceMessage, type WorkerConfig } from './durable-common.ts';
 
 /** What both implementations' handlers call for each message. */
 interface Sink {
@@ -38,8 +26,6 @@ interface Sink {
   /** Anything that should not have arrived, a dead letter, or a bus error. */
   error(what: string): void;
 }
-
-type Close = () => Promise<void>;
 
 /** The entries of one stream in node-redis 6's XREADGROUP reply (typed `any` there). */
 type StreamMessages = Array<{ id: string; message: Record<string, string | undefined> }>;
@@ -111,64 +97,28 @@ async function tickbusConsumer(cfg: WorkerConfig, sink: Sink): Promise<Close> {
   return () => bus.close();
 }
 
+/** The receiver behind a check that each message's stream position follows the one before. */
+function inStreamOrder(receiver: Receiver): Sink {
+  let lastMs = -1;
+  let lastSeq = -1;
+  return {
+    price(position, sentAt) {
+      const now = epochMs();
+      // Stream ids are <ms>-<seq>: each must follow the one before (no entry twice).
+      const dash = position.indexOf('-');
+      const ms = Number(position.slice(0, dash));
+      const seq = Number(position.slice(dash + 1));
+      if (ms < lastMs || (ms === lastMs && seq <= lastSeq)) receiver.error(`position ${position} after ${lastMs}-${lastSeq}: handled out of order or twice`);
+      lastMs = ms;
+      lastSeq = seq;
+      receiver.price(sentAt, now);
+    },
+    error: (what) => receiver.error(what),
+  };
+}
+
 const cfg = parseWorkerConfig('consumer');
-const total = cfg.warmup + cfg.messages;
-const latencies = cfg.mode === 'latency' ? new Float64Array(cfg.messages) : undefined;
-let handled = 0;
-let lastMs = -1;
-let lastSeq = -1;
-let lastAt = Number.NaN;
-let errors = 0;
-let firstError: string | undefined;
-let cpuAtWarm = process.cpuUsage();
-let profiling: Promise<() => Promise<void>> | undefined;
-let reported = false;
-
-async function report(): Promise<void> {
-  if (reported) return;
-  reported = true;
-  const measured = Math.max(0, handled - cfg.warmup);
-  const cpu = process.cpuUsage(cpuAtWarm);
-  const latency = latencies ? summarize(latencies.subarray(0, Math.min(measured, latencies.length))) : undefined;
-  await (await profiling)?.();
-  send({ type: 'result', complete: measured === cfg.messages, handled: measured, lastAt, cpuMicros: cpu.user + cpu.system, latency, errors, firstError });
-}
-
-function warm(): void {
-  if (cfg.profile) profiling = startCpuProfile(cfg.profile);
-  cpuAtWarm = process.cpuUsage();
-  send({ type: 'warm' });
-}
-
-const sink: Sink = {
-  price(position, sentAt) {
-    const now = epochMs();
-    // Stream ids are <ms>-<seq>: each must follow the one before (no entry twice).
-    const dash = position.indexOf('-');
-    const ms = Number(position.slice(0, dash));
-    const seq = Number(position.slice(dash + 1));
-    if (ms < lastMs || (ms === lastMs && seq <= lastSeq)) sink.error(`position ${position} after ${lastMs}-${lastSeq}: handled out of order or twice`);
-    lastMs = ms;
-    lastSeq = seq;
-    const n = ++handled;
-    if (latencies && n > cfg.warmup) {
-      const idx = n - cfg.warmup - 1;
-      if (idx < latencies.length) latencies[idx] = now - sentAt;
-    }
-    if (n === cfg.warmup) warm();
-    else if (n === total) {
-      lastAt = now;
-      void report();
-    } else if (n > total) sink.error('more messages than were published');
-  },
-  error(what) {
-    errors++;
-    firstError ??= what;
-  },
-};
-
-const connecting = cfg.impl === 'raw' ? rawConsumer(cfg, sink) : tickbusConsumer(cfg, sink);
-const send = serveParent<ConsumerCommand, ConsumerEvent>(report, async () => (await connecting)());
-await connecting;
-send({ type: 'ready' });
-if (cfg.warmup === 0) warm();
+await serveReceiver(cfg, (receiver) => {
+  const sink = inStreamOrder(receiver);
+  return cfg.impl === 'raw' ? rawConsumer(cfg, sink) : tickbusConsumer(cfg, sink);
+});

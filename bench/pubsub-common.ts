@@ -1,10 +1,12 @@
-// What the pub/sub benchmark's parent and workers share: the tickers and messages, the
-// bench channels (the seed price schema, with and without a send time, with and without
-// history), the worker options and the IPC protocol.
+// What the pub/sub benchmark's parent and workers share: the messages, the bench channels
+// (the seed price schema, with and without a send time, with and without history) and the
+// worker options. The modes, tickers and IPC protocol are every delivery benchmark's
+// (lib/delivery.ts).
 import { z } from 'zod';
-import { PriceUpdateSchema, TICKER, defineCatalog, defineChannel } from '../src/index.ts';
-import { choiceOption, intOption, parseCli, positiveOption, type OptionSpec } from './lib/cli.ts';
-import type { Summary } from './lib/stats.ts';
+import { PriceUpdateSchema, TICKER, defineCatalog, defineChannel, type StandardSchemaV1 } from '../src/index.ts';
+import type { OptionSpec } from './lib/cli.ts';
+import { epochMs } from './lib/clock.ts';
+import { TICKERS, parseDeliveryWorker, type DeliveryWorkerConfig, type Mode } from './lib/delivery.ts';
 
 /**
  * raw: node-redis; tickbus: a channel without history (like for like with raw);
@@ -12,15 +14,6 @@ import type { Summary } from './lib/stats.ts';
  */
 export const IMPLS = ['raw', 'tickbus', 'tickbus-history'] as const;
 export type Impl = (typeof IMPLS)[number];
-
-/** throughput: as fast as the window allows; latency: paced at a fixed rate. */
-export const MODES = ['throughput', 'latency'] as const;
-export type Mode = (typeof MODES)[number];
-
-/** Unmeasured messages first (JIT, connections, buffers), then the measured ones. */
-export type Phase = 'warmup' | 'measure';
-
-export const TICKERS = ['AAPL', 'MSFT', 'GOOGL', 'AMZN', 'NVDA', 'META', 'TSLA', 'BRK.B', 'JPM', 'V'] as const;
 
 /** A seed-style price update (seed 001), as the broker publishes it. */
 export interface PriceMessage {
@@ -40,43 +33,27 @@ export const HISTORY_MAX_LEN = 1_000;
 // keeps a history, which raw node-redis does not pay for, and its schema strips `sent_at`.
 // Each pair differs only in history, so tickbus-history against tickbus is its cost.
 
-/** Throughput runs: the seed price schema, no history. */
-export const BenchPrices = defineChannel({
-  name: 'BENCH_PRICES_{ticker}',
-  schema: PriceUpdateSchema,
-  params: { ticker: TICKER },
-  description: 'Benchmark price updates.',
-});
+/** A ticker channel BENCH_<kind>_{ticker} without history, and its twin BENCH_<kind>_HISTORY_{ticker} with one. */
+function channelPair<const K extends string, S extends StandardSchemaV1>(kind: K, schema: S, description: string) {
+  const params = { ticker: TICKER };
+  return {
+    plain: defineChannel({ name: `BENCH_${kind}_{ticker}`, schema, params, description: `${description}.` }),
+    history: defineChannel({
+      name: `BENCH_${kind}_HISTORY_{ticker}`,
+      schema,
+      params,
+      history: { maxLen: HISTORY_MAX_LEN },
+      description: `${description}, with a history.`,
+    }),
+  };
+}
 
-/** Throughput runs with history. */
-export const BenchPricesHistory = defineChannel({
-  name: 'BENCH_PRICES_HISTORY_{ticker}',
-  schema: PriceUpdateSchema,
-  params: { ticker: TICKER },
-  history: { maxLen: HISTORY_MAX_LEN },
-  description: 'Benchmark price updates, with a history.',
-});
+/** Throughput runs: the seed price schema. */
+const PRICES = channelPair('PRICES', PriceUpdateSchema, 'Benchmark price updates');
+/** Latency runs: the seed price schema plus `sent_at`. */
+const TIMED = channelPair('TICKER', PriceUpdateSchema.extend({ sent_at: z.number() }), 'Benchmark price updates carrying their send time');
 
-const TimedPriceSchema = PriceUpdateSchema.extend({ sent_at: z.number() });
-
-/** Latency runs: the seed price schema plus `sent_at`, no history. */
-export const BenchTicker = defineChannel({
-  name: 'BENCH_TICKER_{ticker}',
-  schema: TimedPriceSchema,
-  params: { ticker: TICKER },
-  description: 'Benchmark price updates carrying their send time.',
-});
-
-/** Latency runs with history. */
-export const BenchTickerHistory = defineChannel({
-  name: 'BENCH_TICKER_HISTORY_{ticker}',
-  schema: TimedPriceSchema,
-  params: { ticker: TICKER },
-  history: { maxLen: HISTORY_MAX_LEN },
-  description: 'Benchmark price updates carrying their send time, with a history.',
-});
-
-export const benchCatalog = defineCatalog('bench', 'Benchmark channels.', { BenchPrices, BenchPricesHistory, BenchTicker, BenchTickerHistory });
+export const benchCatalog = defineCatalog('bench', 'Benchmark channels.', { BenchPrices: PRICES.plain, BenchPricesHistory: PRICES.history, BenchTicker: TIMED.plain, BenchTickerHistory: TIMED.history });
 
 /** The catalogs the tickbus workers use. */
 export const BENCH_CATALOGS = [benchCatalog] as const;
@@ -87,16 +64,9 @@ export function rawChannel(mode: Mode, ticker: string): string {
 }
 
 /** The tickbus channels of an implementation: for throughput runs and for latency runs. */
-export function tickbusChannels(impl: Exclude<Impl, 'raw'>): { prices: typeof BenchPrices | typeof BenchPricesHistory; timed: typeof BenchTicker | typeof BenchTickerHistory } {
-  return impl === 'tickbus-history' ? { prices: BenchPricesHistory, timed: BenchTickerHistory } : { prices: BenchPrices, timed: BenchTicker };
-}
-
-/**
- * Wall-clock time in milliseconds with sub-millisecond resolution. Comparable across
- * processes on one machine: each process's timeOrigin is read from the same clock.
- */
-export function epochMs(): number {
-  return performance.timeOrigin + performance.now();
+export function tickbusChannels(impl: Exclude<Impl, 'raw'>): { prices: (typeof PRICES)[keyof typeof PRICES]; timed: (typeof TIMED)[keyof typeof TIMED] } {
+  const side = impl === 'tickbus-history' ? 'history' : 'plain';
+  return { prices: PRICES[side], timed: TIMED[side] };
 }
 
 /** The i-th message of a run: tickers in turn, a price walking a little. */
@@ -130,75 +100,8 @@ export const WORKER_OPTIONS = {
   profile: { type: 'string', description: 'Write a CPU profile of the measured phase to this file.', value: 'file' },
 } as const satisfies Record<string, OptionSpec>;
 
-export interface WorkerConfig {
-  impl: Impl;
-  mode: Mode;
-  url: string;
-  warmup: number;
-  messages: number;
-  rate: number;
-  window: number;
-  /** Where to write a CPU profile of the measured phase, if anywhere. */
-  profile: string | undefined;
-}
-
-export function workerArgs(c: WorkerConfig): string[] {
-  return ['--impl', c.impl, '--mode', c.mode, '--url', c.url, '--warmup', String(c.warmup), '--messages', String(c.messages), '--rate', String(c.rate), '--window', String(c.window), ...(c.profile ? ['--profile', c.profile] : [])];
-}
+export type WorkerConfig = DeliveryWorkerConfig<Impl>;
 
 export function parseWorkerConfig(role: string): WorkerConfig {
-  const v = parseCli(`node --import tsx bench/pubsub-${role}.ts [options]`, `The ${role} worker of bench/pubsub.ts (started by it).`, WORKER_OPTIONS);
-  if (v.url === undefined || v.impl === undefined || v.mode === undefined || v.warmup === undefined || v.messages === undefined) {
-    throw new Error('--impl, --mode, --url, --warmup and --messages are required.');
-  }
-  return {
-    impl: choiceOption(v.impl, 'impl', IMPLS),
-    mode: choiceOption(v.mode, 'mode', MODES),
-    url: v.url,
-    warmup: intOption(v.warmup, 'warmup', 0),
-    messages: intOption(v.messages, 'messages'),
-    rate: positiveOption(v.rate, 'rate'),
-    window: intOption(v.window, 'window'),
-    profile: v.profile,
-  };
+  return parseDeliveryWorker('pubsub', role, WORKER_OPTIONS, IMPLS).config;
 }
-
-// ---- IPC protocol --------------------------------------------------------------------
-
-export type PublisherCommand = { type: 'run'; phase: Phase };
-
-export type PublisherEvent =
-  | { type: 'ready' }
-  | {
-      type: 'sent';
-      phase: Phase;
-      count: number;
-      /** epochMs just before the first publish and after the last one resolved. */
-      startedAt: number;
-      endedAt: number;
-      /** CPU time (user + system) the phase took, in microseconds. */
-      cpuMicros: number;
-    };
-
-/** `report`: send the result now, complete or not (the parent gave up waiting). */
-export type SubscriberCommand = { type: 'report' };
-
-export type SubscriberEvent =
-  | { type: 'ready' }
-  /** Every warm-up message arrived; the measured ones come next. */
-  | { type: 'warm' }
-  | {
-      type: 'result';
-      complete: boolean;
-      /** Measured messages received. */
-      received: number;
-      /** epochMs when the last measured message reached the handler. */
-      lastAt: number;
-      /** CPU time from the last warm-up message to the last measured one, in microseconds. */
-      cpuMicros: number;
-      /** Latency runs: publish-to-handler latency in ms. */
-      latency: Summary | undefined;
-      /** Bus errors and unexpected messages. */
-      errors: number;
-      firstError: string | undefined;
-    };

@@ -6,30 +6,15 @@
 // Writes the figures to artifacts/bench-pubsub.json.
 //
 //   node --import tsx bench/pubsub.ts [--messages N] [--rate R] [--seconds S] [--impl which] [--help]
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startRedis, type RedisServer } from '../test/harness/redis-server.ts';
-import { UsageError, choiceOption, intOption, parseCli, positiveOption, runMain, table, type OptionSpec } from './lib/cli.ts';
+import type { RedisServer } from '../test/harness/redis-server.ts';
+import { parseCli, runMain, table, type OptionSpec } from './lib/cli.ts';
+import { deliverySettings, latencyDetail, runDelivery, runRounds, summarizeDelivery, type DeliveryResult, type DeliverySettings, type DeliveryTrial, type DeliveryWorkers } from './lib/delivery-run.ts';
+import { TICKERS, type Mode } from './lib/delivery.ts';
 import { describeMachine, machineLine } from './lib/machine.ts';
-import { TimeoutError, Worker, guardProcess, killAllWorkers } from './lib/proc.ts';
-import { median, medianSummary, ratio, type Summary } from './lib/stats.ts';
-import {
-  HISTORY_MAX_LEN,
-  IMPLS,
-  MODES,
-  TICKERS,
-  workerArgs,
-  type Impl,
-  type Mode,
-  type PublisherCommand,
-  type PublisherEvent,
-  type SubscriberCommand,
-  type SubscriberEvent,
-  type WorkerConfig,
-} from './pubsub-common.ts';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+import { fixed, int, latencyCells, LATENCY_HEADERS, verdict, writeResults } from './lib/report.ts';
+import { withPrivateRedis } from './lib/server.ts';
+import { ratio } from './lib/stats.ts';
+import { HISTORY_MAX_LEN, IMPLS, type Impl } from './pubsub-common.ts';
 
 const OPTIONS = {
   messages: { type: 'string', value: 'N', default: '200000', description: 'Measured messages per throughput run.' },
@@ -47,52 +32,21 @@ const OPTIONS = {
 
 const TARGETS = { throughputRatio: 0.9, tickbusP99Ms: 2 } as const;
 
-/** How long a worker may take to start, connect and subscribe. */
-const START_MS = 30_000;
-/** How long the last message may trail the publisher's last acknowledgement. */
-const GRACE_MS = 30_000;
-
 /** The pairs whose ratios the report shows: tickbus against raw, history against none. */
 const VS_RAW = ['tickbus', 'raw'] as const;
 const VS_NO_HISTORY = ['tickbus-history', 'tickbus'] as const;
 
-interface Settings {
-  messages: number;
-  rate: number;
-  seconds: number;
-  rounds: number;
-  window: number;
-  warmup: number;
-  modes: readonly Mode[];
-  impls: readonly Impl[];
-  profileDir: string | undefined;
-  check: boolean;
-  out: string;
-}
+const WORKERS: DeliveryWorkers<'subscriber'> = {
+  publisher: new URL('./pubsub-publisher.ts', import.meta.url),
+  receiver: { role: 'subscriber', verb: 'received', script: new URL('./pubsub-subscriber.ts', import.meta.url) },
+};
 
-interface Trial {
-  round: number;
-  impl: Impl;
-  mode: Mode;
-  messages: number;
-  /** First publish to the last message reaching the subscriber's handler. */
-  elapsedMs: number;
-  /** messages / elapsedMs: the end-to-end rate. */
-  deliveredPerSec: number;
-  /** messages / (first publish to last publish acknowledged). */
-  publishedPerSec: number;
-  /** CPU (user + system) per measured message, microseconds. */
-  publisherCpuUsPerMsg: number;
-  subscriberCpuUsPerMsg: number;
-  /**
-   * redis-server's CPU per measured message (INFO cpu, from just before the measured phase
-   * to the last delivery): most of what history costs is here, not in the clients.
-   */
-  redisCpuUsPerMsg: number;
+type Settings = DeliverySettings<Impl>;
+
+/** One run. Its figures include redis-server's CPU: most of what history costs is there, not in the clients. */
+interface Trial extends DeliveryTrial<Impl, 'subscriber'> {
   /** Keys in Redis after the run: the history streams (one per ticker) or none. */
   keys: number;
-  /** Latency runs: publish call to handler, ms. */
-  latency: Summary | undefined;
 }
 
 function settingsFrom(argv: string[]): Settings {
@@ -102,141 +56,30 @@ function settingsFrom(argv: string[]): Settings {
     OPTIONS,
     argv,
   );
-  const only = choiceOption(v.only, 'only', ['throughput', 'latency', 'both']);
-  const impl = choiceOption(v.impl, 'impl', [...IMPLS, 'all']);
-  const rate = positiveOption(v.rate, 'rate');
-  const seconds = positiveOption(v.seconds, 'seconds');
-  if (Math.round(rate * seconds) < 1) throw new UsageError('--rate times --seconds must be at least one message.');
-  return {
-    messages: intOption(v.messages, 'messages'),
-    rate,
-    seconds,
-    rounds: intOption(v.rounds, 'rounds'),
-    window: intOption(v.window, 'window'),
-    warmup: intOption(v.warmup, 'warmup', 0),
-    modes: only === 'both' ? MODES : [only],
-    impls: impl === 'all' ? IMPLS : [impl],
-    profileDir: v.profile ? resolve(ROOT, 'artifacts/profiles', new Date().toISOString().replace(/[:.]/g, '-')) : undefined,
-    check: v.check,
-    out: resolve(process.cwd(), v.out),
-  };
+  return deliverySettings(v, IMPLS, 'all');
 }
 
-/** redis-server's CPU time (user + system, every thread) so far, in microseconds. */
-function redisCpuMicros(server: RedisServer): number {
-  const info = server.cli('INFO', 'cpu');
-  const field = (name: string) => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? Number.NaN);
-  return (field('used_cpu_user') + field('used_cpu_sys')) * 1e6;
-}
-
-async function runTrial(server: RedisServer, s: Settings, round: number, impl: Impl, mode: Mode): Promise<Trial> {
-  const messages = mode === 'throughput' ? s.messages : Math.round(s.rate * s.seconds);
-  const base: WorkerConfig = { impl, mode, url: server.url, warmup: s.warmup, messages, rate: s.rate, window: s.window, profile: undefined };
-  const args = (role: string) => workerArgs({ ...base, profile: s.profileDir && join(s.profileDir, `${impl}-${mode}-${role}-r${round}.cpuprofile`) });
-  // Generous: a phase may run at 2,000 msg/s (throughput) or half the rate (latency).
-  const budget = (count: number) => (mode === 'throughput' ? count / 2 : (2000 * count) / s.rate) + GRACE_MS;
-
-  // Every run starts from an empty Redis: a history run finds no stream left by an earlier
+function runTrial(server: RedisServer, s: Settings, round: number, impl: Impl, mode: Mode): Promise<Trial> {
+  // The run starts from an empty Redis: a history run finds no stream left by an earlier
   // one (the warm-up, 1,000 messages a ticker by default, fills them to their bound).
-  server.cli('FLUSHALL');
-  const sub = new Worker<SubscriberCommand, SubscriberEvent>(`${impl} ${mode} subscriber`, new URL('./pubsub-subscriber.ts', import.meta.url), args('subscriber'));
-  let pub: Worker<PublisherCommand, PublisherEvent> | undefined;
-  try {
-    await sub.next('ready', START_MS);
-    pub = new Worker<PublisherCommand, PublisherEvent>(`${impl} ${mode} publisher`, new URL('./pubsub-publisher.ts', import.meta.url), args('publisher'));
-    await pub.next('ready', START_MS);
-    if (s.warmup > 0) {
-      pub.send({ type: 'run', phase: 'warmup' });
-      await pub.next('sent', budget(s.warmup), 'end of the warm-up');
-    }
-    await sub.next('warm', GRACE_MS, 'warm-up messages');
-    const redisCpuAtStart = redisCpuMicros(server);
-    pub.send({ type: 'run', phase: 'measure' });
-    const sent = await pub.next('sent', budget(messages), 'end of the measured run');
-    let result: Extract<SubscriberEvent, { type: 'result' }>;
-    try {
-      result = await sub.next('result', GRACE_MS, 'result (all messages)');
-    } catch (error) {
-      if (!(error instanceof TimeoutError)) throw error;
-      sub.send({ type: 'report' });
-      result = await sub.next('result', 5000);
-    }
-    if (!result.complete) throw new Error(`${impl} ${mode}: the subscriber received ${result.received} of ${messages} messages.`);
-    const redisCpu = redisCpuMicros(server) - redisCpuAtStart;
-    if (result.errors > 0) throw new Error(`${impl} ${mode}: ${result.errors} errors; the first: ${result.firstError ?? '?'}`);
+  return runDelivery(server, s, { round, impl, mode }, WORKERS, ({ messages, figures, latency }) => {
     // The implementation did what it is named for: a stream per ticker with history, none
     // without (a channel that kept history unasked would pay for it silently).
     const keys = Number(server.cli('DBSIZE'));
     const expectedKeys = impl === 'tickbus-history' ? Math.min(TICKERS.length, s.warmup + messages) : 0;
     if (keys !== expectedKeys) throw new Error(`${impl} ${mode}: ${keys} keys in Redis after the run, expected ${expectedKeys}.`);
-    const elapsedMs = result.lastAt - sent.startedAt;
-    return {
-      round,
-      impl,
-      mode,
-      messages,
-      elapsedMs,
-      deliveredPerSec: (messages * 1000) / elapsedMs,
-      publishedPerSec: (messages * 1000) / (sent.endedAt - sent.startedAt),
-      publisherCpuUsPerMsg: sent.cpuMicros / messages,
-      subscriberCpuUsPerMsg: result.cpuMicros / messages,
-      redisCpuUsPerMsg: redisCpu / messages,
-      keys,
-      latency: result.latency,
-    };
-  } finally {
-    await Promise.all([pub?.stop(), sub.stop()]);
-  }
+    return { round, impl, mode, messages, ...figures, keys, latency };
+  });
 }
 
 // ---- report --------------------------------------------------------------------------
 
+const CPU = ['publisherCpuUsPerMsg', 'subscriberCpuUsPerMsg', 'redisCpuUsPerMsg'] as const;
+
 /** Medians over the rounds; CPU per message for the publisher, the subscriber and redis-server. */
-interface Cpu {
-  publisherCpuUsPerMsg: number;
-  subscriberCpuUsPerMsg: number;
-  redisCpuUsPerMsg: number;
-}
+type Cpu = Record<(typeof CPU)[number], number>;
+type ImplResult = DeliveryResult<(typeof CPU)[number], 'p99'>;
 
-interface ImplResult {
-  throughput?: Cpu & { deliveredPerSec: number; publishedPerSec: number; perRound: number[] };
-  latency?: Cpu & { publishedPerSec: number; latencyMs: Summary; p99PerRound: number[] };
-}
-
-function medianCpu(trials: readonly Trial[]): Cpu {
-  return {
-    publisherCpuUsPerMsg: median(trials.map((t) => t.publisherCpuUsPerMsg)),
-    subscriberCpuUsPerMsg: median(trials.map((t) => t.subscriberCpuUsPerMsg)),
-    redisCpuUsPerMsg: median(trials.map((t) => t.redisCpuUsPerMsg)),
-  };
-}
-
-function summarizeImpl(trials: readonly Trial[]): ImplResult {
-  const out: ImplResult = {};
-  const tp = trials.filter((t) => t.mode === 'throughput');
-  if (tp.length > 0) {
-    out.throughput = {
-      deliveredPerSec: median(tp.map((t) => t.deliveredPerSec)),
-      publishedPerSec: median(tp.map((t) => t.publishedPerSec)),
-      ...medianCpu(tp),
-      perRound: tp.map((t) => t.deliveredPerSec),
-    };
-  }
-  const lat = trials.filter((t): t is Trial & { latency: Summary } => t.mode === 'latency' && t.latency !== undefined);
-  if (lat.length > 0) {
-    out.latency = {
-      publishedPerSec: median(lat.map((t) => t.publishedPerSec)),
-      latencyMs: medianSummary(lat.map((t) => t.latency)),
-      p99PerRound: lat.map((t) => t.latency.p99),
-      ...medianCpu(lat),
-    };
-  }
-  return out;
-}
-
-const int = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
-const fixed = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
-const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
 const cpuCells = (c: Cpu | undefined) => [fixed(c?.publisherCpuUsPerMsg ?? NaN, 1), fixed(c?.subscriberCpuUsPerMsg ?? NaN, 1), fixed(c?.redisCpuUsPerMsg ?? NaN, 1)];
 const CPU_HEADERS = ['pub CPU µs/msg', 'sub CPU µs/msg', 'redis CPU µs/msg'];
 
@@ -297,10 +140,9 @@ function report(s: Settings, results: Partial<Record<Impl, ImplResult>>): { rati
     console.log(`\nLatency: ${int(s.rate)} msg/s for ${s.seconds} s, publish call to handler, ms (median of ${s.rounds})`);
     const rows = impls.map((impl) => {
       const l = results[impl]?.latency;
-      const m = l?.latencyMs;
-      return [impl, int(l?.publishedPerSec ?? NaN), fixed(m?.p50 ?? NaN), fixed(m?.p90 ?? NaN), fixed(m?.p99 ?? NaN), fixed(m?.p999 ?? NaN), fixed(m?.max ?? NaN), ...cpuCells(l), (l?.p99PerRound ?? []).map((p) => fixed(p)).join(' / ')];
+      return [impl, int(l?.publishedPerSec ?? NaN), ...latencyCells(l?.latencyMs), ...cpuCells(l), (l?.p99PerRound ?? []).map((p) => fixed(p)).join(' / ')];
     });
-    console.log(table(['impl', 'sent msg/s', 'p50', 'p90', 'p99', 'p99.9', 'max', ...CPU_HEADERS, 'p99 per round'], rows));
+    console.log(table(['impl', 'sent msg/s', ...LATENCY_HEADERS, ...CPU_HEADERS, 'p99 per round'], rows));
     const vsRaw = pairRatio(results, VS_RAW, 'latency', (l) => l.latencyMs.p99);
     if (vsRaw !== undefined) {
       ratios.p99 = vsRaw;
@@ -324,65 +166,31 @@ function report(s: Settings, results: Partial<Record<Impl, ImplResult>>): { rati
 
 // ---- main ----------------------------------------------------------------------------
 
-async function runRounds(server: RedisServer, s: Settings): Promise<Trial[]> {
-  const trials: Trial[] = [];
-  const width = Math.max(...s.impls.map((impl) => impl.length));
-  for (let round = 1; round <= s.rounds; round++) {
-    // Each round starts one implementation later (raw, tickbus, tickbus-history; then
-    // tickbus, tickbus-history, raw; ...): over three rounds each runs first, second and
-    // third once, so neither noise that drifts with time nor what the run before left
-    // behind (a hot redis-server, a busy CPU) favours one of them.
-    const order = s.impls.map((_, i) => s.impls[(i + round - 1) % s.impls.length] as Impl);
-    for (const mode of s.modes) {
-      for (const impl of order) {
-        const t = await runTrial(server, s, round, impl, mode);
-        trials.push(t);
-        const detail =
-          mode === 'throughput'
-            ? `${int(t.deliveredPerSec)} msg/s delivered`
-            : `p50 ${fixed(t.latency?.p50 ?? NaN)} ms, p99 ${fixed(t.latency?.p99 ?? NaN)} ms, max ${fixed(t.latency?.max ?? NaN)} ms at ${int(t.publishedPerSec)} msg/s`;
-        console.log(
-          `round ${round}/${s.rounds}  ${mode.padEnd(10)}  ${impl.padEnd(width)}  ${detail}  (CPU µs/msg: pub ${fixed(t.publisherCpuUsPerMsg, 1)}, sub ${fixed(t.subscriberCpuUsPerMsg, 1)}, redis ${fixed(t.redisCpuUsPerMsg, 1)})`,
-        );
-      }
-    }
-  }
-  return trials;
+/**
+ * Each round starts one implementation later (raw, tickbus, tickbus-history; then tickbus,
+ * tickbus-history, raw; ...): over three rounds each runs first, second and third once, so
+ * neither noise that drifts with time nor what the run before left behind (a hot
+ * redis-server, a busy CPU) favours one of them.
+ */
+function roundOrder(impls: readonly Impl[], round: number): Impl[] {
+  return impls.map((_, i) => impls[(i + round - 1) % impls.length] as Impl);
+}
+
+/** What a run measured, for its round's line. */
+function describeTrial(t: Trial): string {
+  const detail = t.mode === 'throughput' ? `${int(t.deliveredPerSec)} msg/s delivered` : latencyDetail(t.latency, t.publishedPerSec);
+  return `${detail}  (CPU µs/msg: pub ${fixed(t.publisherCpuUsPerMsg, 1)}, sub ${fixed(t.subscriberCpuUsPerMsg, 1)}, redis ${fixed(t.redisCpuUsPerMsg, 1)})`;
 }
 
 async function main(): Promise<number> {
   const s = settingsFrom(process.argv.slice(2));
   const machine = describeMachine(['tickbus', 'redis', 'zod']);
   console.log(`Machine: ${machineLine(machine)}`);
-  const server = await startRedis();
-  // Stopped in the finally below, on SIGINT/SIGTERM, and by a watchdog should we be killed.
-  const pid = server.process.pid;
-  const release = pid === undefined ? () => undefined : guardProcess(pid, server.dir);
-  const stopServer = () => server.stop().finally(release);
-  let stopping = false;
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      if (stopping) return;
-      stopping = true;
-      console.error(`\n${signal}: stopping the workers and redis-server.`);
-      killAllWorkers();
-      void stopServer().finally(() => process.exit(130));
-    });
-  }
-  let trials: Trial[];
-  try {
-    if (server.port === 6379) throw new Error('refusing to benchmark on port 6379');
-    const version = /redis_version:(\S+)/.exec(server.cli('INFO', 'server'))?.[1];
-    if (version) machine.redisServer = version;
-    console.log(`Redis: private redis-server ${machine.redisServer} on port ${server.port}`);
-    if (s.profileDir) console.log(`CPU profiles: ${s.profileDir}`);
-    trials = await runRounds(server, s);
-  } finally {
-    await stopServer();
-  }
+  const plan = { order: (round: number) => roundOrder(s.impls, round), width: Math.max(...s.impls.map((impl) => impl.length)) };
+  const trials = await withPrivateRedis({ machine, profileDir: s.profileDir }, (server) => runRounds(s, plan, (round, mode, impl) => runTrial(server, s, round, impl, mode), describeTrial));
 
   const results: Partial<Record<Impl, ImplResult>> = {};
-  for (const impl of s.impls) results[impl] = summarizeImpl(trials.filter((t) => t.impl === impl));
+  for (const impl of s.impls) results[impl] = summarizeDelivery(trials.filter((t) => t.impl === impl), CPU, ['p99']);
   const { ratios, targetsMet } = report(s, results);
 
   const settings = {
@@ -398,10 +206,7 @@ async function main(): Promise<number> {
     historyMaxLen: HISTORY_MAX_LEN,
     profiled: s.profileDir !== undefined,
   };
-  mkdirSync(dirname(s.out), { recursive: true });
-  writeFileSync(s.out, `${JSON.stringify({ benchmark: 'pubsub', date: new Date().toISOString(), machine, settings, targets: TARGETS, results, ratios, targetsMet, trials }, null, 2)}\n`);
-  console.log(`\nResults written to ${s.out}`);
-  return s.check && Object.values(targetsMet).includes(false) ? 3 : 0;
+  return writeResults(s, { benchmark: 'pubsub', machine, settings, targets: TARGETS, results, ratios, targetsMet, trials });
 }
 
 runMain(main);

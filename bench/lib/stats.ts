@@ -51,6 +51,13 @@ export function medianSummary(summaries: readonly Summary[]): Summary {
   return { count: pick('count'), mean: pick('mean'), p50: pick('p50'), p90: pick('p90'), p99: pick('p99'), p999: pick('p999'), max: pick('max') };
 }
 
+/** The median of each of `fields` over some records, the fields in the order given. */
+export function medians<K extends string, T extends Record<K, number>>(records: readonly T[], fields: readonly K[]): Record<K, number> {
+  const out = {} as Record<K, number>;
+  for (const f of fields) out[f] = median(records.map((r) => r[f]));
+  return out;
+}
+
 /** a / b, or NaN when b is zero or not a number. */
 export function ratio(a: number, b: number): number {
   return b === 0 || !Number.isFinite(b) ? Number.NaN : a / b;
