@@ -32,6 +32,18 @@ export const ErrorCode = {
   DeadLettered: 'TB_ERR_DEAD_LETTERED',
   /** Messages of a durable channel were trimmed before a consumer group read them. */
   StreamTrimmed: 'TB_ERR_STREAM_TRIMMED',
+  /** Gateway: no valid token (missing, malformed, expired, wrong signature). */
+  Unauthorized: 'TB_ERR_UNAUTHORIZED',
+  /** Gateway: the token does not allow this symbol or channel. */
+  Forbidden: 'TB_ERR_FORBIDDEN',
+  /** Gateway: a client sent requests faster than its rate limit. */
+  RateLimited: 'TB_ERR_RATE_LIMITED',
+  /** Gateway: a client asked for more subscriptions than its limit. */
+  TooManySubscriptions: 'TB_ERR_TOO_MANY_SUBSCRIPTIONS',
+  /** Gateway: a request that is not JSON or not a known operation. */
+  BadRequest: 'TB_ERR_BAD_REQUEST',
+  /** Gateway: a client reads too slowly; updates were conflated or dropped. */
+  SlowConsumer: 'TB_ERR_SLOW_CONSUMER',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -1,0 +1,59 @@
+// The gateway's WebSocket protocol (docs/gateway.md): JSON text frames, one object each.
+// Clients send operations; the server sends updates in batches, replies and errors with
+// stable codes. Kept free of Node imports: the browser client mirrors these shapes.
+
+/** Close codes the gateway uses, beside WebSocket's own (1001 going away, 1009 too big). */
+export const CloseCode = {
+  /** The token expired during the session. */
+  Unauthorized: 4001,
+  /** The client read too slowly for too long: its buffer passed the hard limit. */
+  SlowConsumer: 4008,
+  /** The client kept sending past its rate limit. */
+  RateLimited: 4029,
+} as const;
+
+/** What a client sends. */
+export type ClientOp =
+  | {
+      op: 'subscribe';
+      /** Ticker symbols: their updates (TICKER_UPDATES_{symbol}). */
+      symbols?: string[];
+      /** Other channels the gateway exposes (e.g. tickstock.events.patterns). */
+      channels?: string[];
+      /** The last position seen per symbol or channel: resume from there. */
+      since?: Record<string, string>;
+      /** Echoed in the reply. */
+      id?: string | number;
+    }
+  | { op: 'unsubscribe'; symbols?: string[]; channels?: string[]; id?: string | number }
+  | { op: 'ping'; t?: number; id?: string | number };
+
+/** One update inside a batch. `symbol` for ticker channels; `position` where the channel has history. */
+export interface Update {
+  channel: string;
+  symbol?: string;
+  position?: string;
+  /** True when it comes from history (a resume), not live. */
+  replayed?: true;
+  data: unknown;
+}
+
+/** What the server sends. */
+export type ServerMessage =
+  | { type: 'welcome'; session: string; batchMs: number; conflate: boolean; limits: { maxSubscriptions: number; ratePerSecond: number; maxFrameBytes: number }; channels: string[] }
+  | { type: 'batch'; updates: Update[] }
+  | {
+      type: 'subscribed';
+      /** The symbol or channel. */
+      key: string;
+      channel: string;
+      /** `replayed`: what was missed since `since`, from history; `snapshot`: the last value instead (gap too old, or no `since`); `live`: nothing to send before live updates. */
+      resume: 'replayed' | 'snapshot' | 'live';
+      replayed?: number;
+      id?: string | number;
+    }
+  | { type: 'snapshot'; key: string; channel: string; position?: string; data: unknown }
+  | { type: 'unsubscribed'; key: string; id?: string | number }
+  | { type: 'notice'; code: string; message: string; dropped?: number }
+  | { type: 'error'; code: string; message: string; key?: string; id?: string | number }
+  | { type: 'pong'; t?: number; id?: string | number };

@@ -1,0 +1,205 @@
+// The gateway's client library, for browsers and Node (docs/gateway.md). Plain JavaScript,
+// no build step: the dashboard loads it as it is, and Node imports it with a WebSocket
+// implementation passed in (`ws`). It connects, subscribes, remembers the last position of
+// every symbol and channel, and after a lost connection reconnects with back-off and
+// resubscribes with those positions, so the gateway fills the gap from history (or says it
+// sent a snapshot instead).
+
+/**
+ * @typedef {{ channel: string, symbol?: string, position?: string, replayed?: true, data: any }} Update
+ * @typedef {'connecting' | 'open' | 'reconnecting' | 'closed'} State
+ * @typedef {{ token?: string, WebSocket?: any, reconnect?: { baseMs?: number, maxMs?: number }, pingMs?: number }} ClientOptions
+ */
+
+export class TickbusClient {
+  /** @param {string} url ws:// or wss:// URL of the gateway's /ws  @param {ClientOptions} [options] */
+  constructor(url, options = {}) {
+    this.url = url;
+    this.options = options;
+    /** @type {State} */
+    this.state = 'closed';
+    /** Round-trip time of the last ping, in ms. */
+    this.rttMs = undefined;
+    /** @type {Set<string>} */ this.symbols = new Set();
+    /** @type {Set<string>} */ this.channels = new Set();
+    /** Last position seen per symbol or channel: sent as `since` when resubscribing. */
+    /** @type {Map<string, string>} */ this.positions = new Map();
+    this._listeners = new Map();
+    this._attempt = 0;
+    this._closing = false;
+    this._ws = undefined;
+    this._timer = undefined;
+    this._pinger = undefined;
+    this._welcome = undefined;
+  }
+
+  /** @param {'update'|'snapshot'|'subscribed'|'unsubscribed'|'error'|'notice'|'state'|'welcome'} event @param {(arg: any) => void} listener */
+  on(event, listener) {
+    if (!this._listeners.has(event)) this._listeners.set(event, new Set());
+    this._listeners.get(event).add(listener);
+    return this;
+  }
+
+  off(event, listener) {
+    this._listeners.get(event)?.delete(listener);
+    return this;
+  }
+
+  _emit(event, arg) {
+    for (const l of this._listeners.get(event) ?? []) {
+      try {
+        l(arg);
+      } catch (error) {
+        // A listener's failure must not stop the others, nor the connection.
+        setTimeout(() => {
+          throw error;
+        });
+      }
+    }
+  }
+
+  /** Connects; resolves on the gateway's welcome. */
+  connect() {
+    this._closing = false;
+    this._open();
+    return new Promise((resolve, reject) => {
+      const onWelcome = (w) => {
+        this.off('welcome', onWelcome);
+        this.off('state', onState);
+        resolve(w);
+      };
+      const onState = (s) => {
+        if (s === 'closed') {
+          this.off('welcome', onWelcome);
+          this.off('state', onState);
+          reject(new Error(`could not connect to ${this.url}`));
+        }
+      };
+      this.on('welcome', onWelcome);
+      this.on('state', onState);
+    });
+  }
+
+  /** @param {string[]} symbols  @param {Record<string, string>} [since] last positions to resume from */
+  subscribe(symbols, since) {
+    const fresh = symbols.map((s) => s.trim().toUpperCase()).filter((s) => s && !this.symbols.has(s));
+    for (const s of fresh) this.symbols.add(s);
+    for (const [k, v] of Object.entries(since ?? {})) this.positions.set(k, v);
+    if (fresh.length > 0) this._send({ op: 'subscribe', symbols: fresh, since: this._since(fresh) });
+  }
+
+  /** @param {string[]} channels exposed catalog channels (e.g. tickstock.events.patterns) */
+  subscribeChannels(channels) {
+    const fresh = channels.filter((c) => !this.channels.has(c));
+    for (const c of fresh) this.channels.add(c);
+    if (fresh.length > 0) this._send({ op: 'subscribe', channels: fresh, since: this._since(fresh) });
+  }
+
+  /** @param {string[]} symbols */
+  unsubscribe(symbols) {
+    const gone = symbols.map((s) => s.trim().toUpperCase()).filter((s) => this.symbols.delete(s));
+    for (const s of gone) this.positions.delete(s);
+    if (gone.length > 0) this._send({ op: 'unsubscribe', symbols: gone });
+  }
+
+  close() {
+    this._closing = true;
+    clearTimeout(this._timer);
+    clearInterval(this._pinger);
+    this._ws?.close(1000, 'client closed');
+    this._setState('closed');
+  }
+
+  _since(keys) {
+    const since = {};
+    for (const k of keys) if (this.positions.has(k)) since[k] = this.positions.get(k);
+    return since;
+  }
+
+  _setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this._emit('state', state);
+  }
+
+  _send(message) {
+    if (this._ws && this._ws.readyState === 1 && this._welcome) this._ws.send(JSON.stringify(message));
+  }
+
+  _open() {
+    const Impl = this.options.WebSocket ?? globalThis.WebSocket;
+    if (!Impl) throw new Error('No WebSocket implementation: pass { WebSocket } (in Node: import { WebSocket } from "ws").');
+    const url = this.options.token ? `${this.url}${this.url.includes('?') ? '&' : '?'}token=${encodeURIComponent(this.options.token)}` : this.url;
+    this._setState(this._attempt === 0 ? 'connecting' : 'reconnecting');
+    this._welcome = undefined;
+    const ws = new Impl(url);
+    this._ws = ws;
+    ws.onmessage = (event) => this._onMessage(typeof event.data === 'string' ? event.data : String(event.data));
+    ws.onclose = (event) => {
+      clearInterval(this._pinger);
+      if (this._ws !== ws) return;
+      // Refused for good (bad token, slow consumer kept too long): say so; otherwise retry.
+      if (this._closing || event.code === 4001) {
+        this._setState('closed');
+        return;
+      }
+      this._retry();
+    };
+    ws.onerror = () => {
+      /* onclose follows and decides */
+    };
+  }
+
+  _retry() {
+    const base = this.options.reconnect?.baseMs ?? 250;
+    const max = this.options.reconnect?.maxMs ?? 10000;
+    const ceiling = Math.min(max, base * 2 ** Math.min(this._attempt, 16));
+    const delay = ceiling / 2 + (Math.random() * ceiling) / 2;
+    this._attempt++;
+    this._setState('reconnecting');
+    this._timer = setTimeout(() => this._open(), delay);
+  }
+
+  _onMessage(text) {
+    let m;
+    try {
+      m = JSON.parse(text);
+    } catch {
+      return;
+    }
+    switch (m.type) {
+      case 'welcome': {
+        this._welcome = m;
+        this._attempt = 0;
+        this._setState('open');
+        // Resubscribe everything, each with the last position seen: the gateway replays the gap.
+        const symbols = [...this.symbols];
+        if (symbols.length > 0) this._send({ op: 'subscribe', symbols, since: this._since(symbols) });
+        const channels = [...this.channels];
+        if (channels.length > 0) this._send({ op: 'subscribe', channels, since: this._since(channels) });
+        clearInterval(this._pinger);
+        const ping = () => this._send({ op: 'ping', t: Date.now() });
+        ping();
+        this._pinger = setInterval(ping, this.options.pingMs ?? 5000);
+        this._emit('welcome', m);
+        break;
+      }
+      case 'batch':
+        for (const u of m.updates) {
+          const key = u.symbol ?? u.channel;
+          if (u.position) this.positions.set(key, u.position);
+          this._emit('update', u);
+        }
+        break;
+      case 'snapshot':
+        if (m.position) this.positions.set(m.key, m.position);
+        this._emit('snapshot', m);
+        break;
+      case 'pong':
+        if (typeof m.t === 'number') this.rttMs = Date.now() - m.t;
+        break;
+      default:
+        this._emit(m.type, m);
+    }
+  }
+}

@@ -1,0 +1,201 @@
+// One browser (or Node) connection: what it subscribed to, what waits to be sent to it,
+// and how it is doing. Updates are queued and flushed together every batch interval (or
+// sent at once with batching off); a client that reads too slowly is first conflated
+// (only the latest price per symbol), then loses updates (told by a notice), then is
+// closed (4008), so that one slow reader never grows the gateway's memory without bound.
+import type { WebSocket } from 'ws';
+import { ErrorCode } from '../core/errors.ts';
+import { CloseCode, type ServerMessage } from './protocol.ts';
+import type { Room, RoomItem } from './rooms.ts';
+
+export interface SessionLimits {
+  readonly batchMs: number;
+  readonly conflate: boolean;
+  /** Buffered bytes above which updates are conflated; twice this drops them; four times closes. */
+  readonly highWaterBytes: number;
+  readonly maxSubscriptions: number;
+  readonly ratePerSecond: number;
+  /** A client that stays over twice the high-water mark this long is closed. */
+  readonly slowCloseMs: number;
+}
+
+/** What a token allows: undefined means everything. */
+export interface Grants {
+  readonly symbols: ReadonlySet<string> | undefined;
+  readonly channels: ReadonlySet<string> | undefined;
+}
+
+export type SessionHealth = 'ok' | 'conflating' | 'dropping';
+
+export interface SessionEvents {
+  /** Updates handed to the socket, and frames. */
+  sent(updates: number): void;
+  dropped(reason: 'conflated' | 'dropped', count: number): void;
+  /** The gateway closes this session (its own decision, with this code). */
+  closing(code: number): void;
+}
+
+const BATCH_HEAD = '{"type":"batch","updates":[';
+const BATCH_TAIL = ']}';
+
+export class Session {
+  readonly id: string;
+  readonly ws: WebSocket;
+  readonly grants: Grants;
+  readonly rooms = new Map<string, Room>();
+  readonly #limits: SessionLimits;
+  readonly #events: SessionEvents;
+  #queue: string[] = [];
+  /** Index in the queue of the newest price of each symbol, while conflating. */
+  #latestPrice = new Map<string, number>();
+  /** Live updates of a room held back while its history is replayed to this client. */
+  readonly #held = new Map<Room, RoomItem[]>();
+  #dropped = 0;
+  #health: SessionHealth = 'ok';
+  #droppingSince = 0;
+  /** Token bucket for requests. */
+  #tokens: number;
+  #refilledAt = Date.now();
+  #abuse = 0;
+  closed = false;
+
+  constructor(id: string, ws: WebSocket, grants: Grants, limits: SessionLimits, events: SessionEvents) {
+    this.id = id;
+    this.ws = ws;
+    this.grants = grants;
+    this.#limits = limits;
+    this.#events = events;
+    this.#tokens = limits.ratePerSecond * 2;
+  }
+
+  get health(): SessionHealth {
+    return this.#health;
+  }
+
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /** Takes one request token; false when over the rate. Closes a client that keeps at it. */
+  allowRequest(): boolean {
+    const now = Date.now();
+    const rate = this.#limits.ratePerSecond;
+    this.#tokens = Math.min(rate * 2, this.#tokens + ((now - this.#refilledAt) / 1000) * rate);
+    this.#refilledAt = now;
+    if (this.#tokens >= 1) {
+      this.#tokens -= 1;
+      this.#abuse = 0;
+      return true;
+    }
+    if (++this.#abuse > rate * 5) this.close(CloseCode.RateLimited, 'rate limit: too many requests');
+    return false;
+  }
+
+  send(message: ServerMessage): void {
+    if (this.closed) return;
+    this.ws.send(JSON.stringify(message));
+  }
+
+  /** Holds a room's live updates until release(): its history goes first. */
+  hold(room: Room): void {
+    this.#held.set(room, []);
+  }
+
+  /** Sends the held updates newer than `after` (older ones came from history), and stops holding. */
+  release(room: Room, after: string | undefined, newer: (position: string, than: string) => boolean): void {
+    const held = this.#held.get(room);
+    this.#held.delete(room);
+    if (!held) return;
+    for (const item of held) {
+      if (after !== undefined && item.position !== undefined && !newer(item.position, after)) continue;
+      this.push(room, item);
+    }
+  }
+
+  /** One live update of a room this client is in. Returns true when the session wants a flush. */
+  push(room: Room, item: RoomItem): boolean {
+    if (this.closed) return false;
+    const held = this.#held.get(room);
+    if (held) {
+      held.push(item);
+      return false;
+    }
+    if (!this.#checkPressure()) return false;
+    if (this.#limits.batchMs === 0 && this.#health === 'ok') {
+      this.ws.send(item.frame());
+      this.#events.sent(1);
+      return false;
+    }
+    if (item.conflateKey !== undefined && (this.#limits.conflate || this.#health !== 'ok')) {
+      const at = this.#latestPrice.get(item.conflateKey);
+      if (at !== undefined) {
+        this.#queue[at] = item.json;
+        this.#events.dropped('conflated', 1);
+        return true;
+      }
+      this.#latestPrice.set(item.conflateKey, this.#queue.length);
+    }
+    this.#queue.push(item.json);
+    return true;
+  }
+
+  /** Sends what is queued as one batch frame. */
+  flush(): void {
+    if (this.closed || this.#queue.length === 0) return;
+    const n = this.#queue.length;
+    this.ws.send(BATCH_HEAD + this.#queue.join(',') + BATCH_TAIL);
+    this.#queue = [];
+    this.#latestPrice.clear();
+    this.#events.sent(n);
+  }
+
+  /** Sends updates read from history, in one batch, ahead of live ones. */
+  sendReplay(items: string[]): void {
+    if (this.closed || items.length === 0) return;
+    this.ws.send(BATCH_HEAD + items.join(',') + BATCH_TAIL);
+    this.#events.sent(items.length);
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.#events.closing(code);
+    this.#queue = [];
+    this.ws.close(code, reason);
+    // A client that does not answer the close handshake is cut off.
+    setTimeout(() => this.ws.terminate(), 2_000).unref();
+  }
+
+  /**
+   * Above the high-water mark, conflate; above twice, drop (and say so once it drains);
+   * above four times, or still above twice after slowCloseMs, close. Returns false when
+   * this update is dropped.
+   */
+  #checkPressure(): boolean {
+    const buffered = this.ws.bufferedAmount;
+    const high = this.#limits.highWaterBytes;
+    if (buffered > 2 * high) {
+      const now = Date.now();
+      if (this.#health !== 'dropping') this.#droppingSince = now;
+      this.#health = 'dropping';
+      this.#dropped++;
+      this.#events.dropped('dropped', 1);
+      if (buffered > 4 * high || now - this.#droppingSince > this.#limits.slowCloseMs) {
+        this.close(CloseCode.SlowConsumer, `slow consumer: ${buffered} bytes waiting to be read`);
+      }
+      return false;
+    }
+    if (buffered > high) {
+      this.#health = 'conflating';
+      return true;
+    }
+    if (this.#health !== 'ok' && buffered <= high / 2) {
+      this.#health = 'ok';
+      if (this.#dropped > 0) {
+        this.send({ type: 'notice', code: ErrorCode.SlowConsumer, message: `This connection read too slowly: ${this.#dropped} update(s) were dropped. Resubscribe with "since" to fill the gap from history.`, dropped: this.#dropped });
+        this.#dropped = 0;
+      }
+    }
+    return true;
+  }
+}
