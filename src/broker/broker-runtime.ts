@@ -30,6 +30,8 @@ export interface BrokerRuntime {
   /** Where /health and /metrics answer, when enabled. */
   readonly opsUrl: string | undefined;
   readonly ops: OpsServer | undefined;
+  /** Leases and the last-value cache (a gateway in the same process reads snapshots here). */
+  readonly store: BrokerStore;
   stop(): Promise<void>;
 }
 
@@ -73,6 +75,7 @@ export async function startBrokerRuntime(options: BrokerRuntimeOptions): Promise
       registry,
       opsUrl,
       ops,
+      store,
       async stop() {
         heartbeat.stop();
         await service.stop();

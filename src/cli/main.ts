@@ -11,6 +11,7 @@ import { registerUp } from './commands/up.ts';
 import { registerRegistration } from './commands/register.ts';
 import { registerHealth } from './commands/health.ts';
 import { registerDeadLetters } from './commands/dead-letters.ts';
+import { registerGateway } from './commands/gateway.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -31,6 +32,7 @@ Exit codes:
     );
   registerUp(program);
   registerBroker(program);
+  registerGateway(program);
   registerTail(program);
   registerPublish(program);
   registerRegistration(program);

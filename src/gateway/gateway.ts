@@ -62,6 +62,8 @@ export interface GatewayOptions {
   leaseTtlSeconds?: number;
   /** Extra HTTP routes (the dashboard's files are added). */
   routes?: Record<string, Route>;
+  /** What /health reports, when the gateway shares its process (tickbus up); default: the gateway's own. */
+  health?: () => HealthReport | Promise<HealthReport>;
 }
 
 const PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url));
@@ -120,7 +122,7 @@ class GatewayMetrics {
 
 export class Gateway {
   readonly clientId: string;
-  readonly #o: Required<Omit<GatewayOptions, 'allowedOrigins' | 'auth' | 'lastValue' | 'routes' | 'clientId'>> & GatewayOptions;
+  readonly #o: Required<Omit<GatewayOptions, 'allowedOrigins' | 'auth' | 'lastValue' | 'routes' | 'clientId' | 'health'>> & GatewayOptions;
   readonly #ops: OpsServer;
   readonly #wss: WebSocketServer;
   readonly #rooms: RoomRegistry;
@@ -165,7 +167,7 @@ export class Gateway {
     this.#metrics = new GatewayMetrics(o.bus.context.metrics.registry, () => this.#sessions.size, () => this.#rooms.size);
     const routes: Record<string, Route> = { '/vendor/lightweight-charts.mjs': staticRoute(chartsFile(), 'text/javascript; charset=utf-8'), ...o.routes };
     for (const [path, { file, type }] of Object.entries(STATIC)) routes[path] = staticRoute(file, type);
-    this.#ops = new OpsServer({ port: o.port, host: o.host, registry: o.bus.context.metrics.registry, health: () => this.health(), routes });
+    this.#ops = new OpsServer({ port: o.port, host: o.host, registry: o.bus.context.metrics.registry, health: o.health ?? (() => this.health()), routes });
     this.#wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: o.maxFrameBytes, clientTracking: false });
     this.#ops.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.#upgrade(req, socket, head));
   }
@@ -181,7 +183,11 @@ export class Gateway {
 
   health(): HealthReport {
     const redis = this.#o.bus.publisher.isConnected;
-    return { status: redis ? 'ok' : 'degraded', redis, connections: this.#sessions.size, rooms: this.#rooms.size, batch_ms: this.#o.batchMs };
+    return { status: redis ? 'ok' : 'degraded', redis, ...this.stats() };
+  }
+
+  stats(): { connections: number; rooms: number; batch_ms: number } {
+    return { connections: this.#sessions.size, rooms: this.#rooms.size, batch_ms: this.#o.batchMs };
   }
 
   async listen(): Promise<{ port: number; url: string }> {

@@ -28,8 +28,8 @@ describe('tickbus CLI', () => {
     assert.equal(top.code, 0);
     const section = top.stdout.split('Commands:')[1]?.split('Environment:')[0] ?? '';
     const commands = [...section.matchAll(/^ {2}(\w+)/gm)].map((m) => m[1]).filter((c) => c !== 'help');
-    assert.deepEqual(commands, ['up', 'broker', 'tail', 'publish', 'register', 'unregister', 'health', 'dead', 'schema']);
-    for (const cmd of [['up'], ['broker'], ['tail'], ['publish'], ['register'], ['unregister'], ['health'], ['dead-letters'], ['schema', 'export']]) {
+    assert.deepEqual(commands, ['up', 'broker', 'gateway', 'tail', 'publish', 'register', 'unregister', 'health', 'dead', 'schema']);
+    for (const cmd of [['up'], ['broker'], ['gateway'], ['tail'], ['publish'], ['register'], ['unregister'], ['health'], ['dead-letters'], ['schema', 'export']]) {
       const help = await runCli([...cmd, '--help']);
       assert.equal(help.code, 0, cmd.join(' '));
       assert.match(help.stdout, /Usage: tickbus/, cmd.join(' '));
@@ -162,10 +162,14 @@ describe('tickbus CLI', () => {
   it('`up` says which Redis it uses and streams its starting tickers', async () => {
     const up = new CliProcess(['up', '--port', '0', '--tickers', 'AAPL,MSFT', '--rate', '20'], { REDIS_URL: server.url });
     await up.waitFor(/using Redis at redis:\/\/127\.0\.0\.1:\d+ \(REDIS_URL\)/);
-    const [, url] = await up.waitFor(/health {2}(http:\/\/\S+)\/health/);
-    const health = async () => (await (await fetch(`${url}/health`)).json()) as { ticker_list: string[]; status: string };
+    const [, url] = await up.waitFor(/health +(http:\/\/\S+)\/health/);
+    const health = async () => (await (await fetch(`${url}/health`)).json()) as { ticker_list: string[]; status: string; gateway: { connections: number } };
     await waitFor(async () => (await health()).ticker_list.join() === 'AAPL,MSFT', 'AAPL and MSFT streaming');
     assert.equal((await health()).status, 'ok');
+    assert.equal((await health()).gateway.connections, 0, 'the gateway runs beside the broker');
+    assert.match(up.stderr, new RegExp(`dashboard ${url}/`));
+    assert.match(await (await fetch(`${url}/`)).text(), /<title>tickbus/);
+    assert.match(await (await fetch(`${url}/metrics`)).text(), /tickbus_gateway_connections 0/);
     assert.equal(await up.stop('SIGINT'), 0);
   });
   it('`tail --after` replays a ticker\'s history after a position, then goes live', async () => {

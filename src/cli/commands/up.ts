@@ -5,17 +5,21 @@ import { startBrokerRuntime } from '../../broker/broker-runtime.ts';
 import { createLogger } from '../../core/logger.ts';
 import { chooseBackend, describeBackend } from '../../runtime/backend.ts';
 import { checkParam, TICKER } from '../../core/channel-param.ts';
-import { addBrokerOptions, runtimeOptions, type BrokerCliOptions } from './broker.ts';
+import { addBrokerOptions, number, runtimeOptions, type BrokerCliOptions } from './broker.ts';
+import { addGatewayOptions, gatewayOptions, parseJson, type GatewayCliOptions } from './gateway.ts';
+import { Gateway } from '../../gateway/gateway.ts';
+import type { HealthReport } from '../../ops/ops-server.ts';
 import { runUntilSignal } from './service.ts';
 
 export function registerUp(program: Command): void {
-  addBrokerOptions(
+  const cmd = addBrokerOptions(
     program
       .command('up')
-      .description('Run the whole system in one process (broker on the simulated feed) on an embedded default.')
+      .description('Run the whole system in one process (broker on the simulated feed, gateway and dashboard) on an embedded default.')
       .option('--redis-url <url>', 'use this Redis instead of choosing one'),
-  )
-    .option('--port <n>', 'HTTP port (health and metrics now; the dashboard later)', '8080')
+  );
+  addGatewayOptions(cmd)
+    .option('--port <n>', 'HTTP port: the dashboard at /, WebSocket at /ws, /health, /metrics', '8080')
     .option('--host <addr>', 'HTTP address', '127.0.0.1')
     .option('--tickers <list>', 'tickers to stream from the start, comma-separated', 'AAPL,MSFT,NVDA')
     .addHelpText(
@@ -24,12 +28,14 @@ export function registerUp(program: Command): void {
 Which Redis: $REDIS_URL when set; else one answering on localhost:6379; else a private
 redis-server started for this run; else in-memory (this process only), with a warning.
 
+Open the dashboard at http://127.0.0.1:8080/ (the WebSocket is at /ws).
+
 Examples:
   $ npm start
-  $ tickbus up --port 9000 --tickers AAPL,TSLA
+  $ tickbus up --port 9000 --tickers AAPL,TSLA --batch-ms 100
   $ REDIS_URL=redis://redis.internal:6379 tickbus up`,
     )
-    .action(async (options: BrokerCliOptions & { tickers: string }) => {
+    .action(async (options: BrokerCliOptions & GatewayCliOptions & { tickers: string }) => {
       const say = (line: string) => process.stderr.write(`tickbus up: ${line}\n`);
       // Checked before anything starts, so a typo cannot leave a half-started system behind.
       const tickers = options.tickers
@@ -37,32 +43,50 @@ Examples:
         .map((t) => t.trim())
         .filter(Boolean)
         .map((t) => checkParam(TICKER, 'ticker', t));
+      const settings = gatewayOptions(options);
+      const port = number(options.port, '--port');
       const backend = await chooseBackend({ redisUrl: options.redisUrl });
       say(`using ${describeBackend(backend)}`);
       const logger = createLogger('tickbus', process.env.TICKBUS_LOG_LEVEL ?? 'warn');
       let runtime;
       try {
-        runtime = await startBrokerRuntime(await runtimeOptions(options, backend.kind === 'redis' ? backend.url : undefined, logger));
+        // The gateway serves /health and /metrics for both, on --port.
+        runtime = await startBrokerRuntime({ ...(await runtimeOptions(options, backend.kind === 'redis' ? backend.url : undefined, logger)), opsPort: undefined });
       } catch (error) {
         await backend.stop();
         throw error;
       }
+      const broker = runtime;
+      const gateway: Gateway = new Gateway({
+        ...settings,
+        bus: broker.bus,
+        logger,
+        port,
+        host: options.host,
+        lastValue: async (symbol) => parseJson(await broker.store.lastValue(symbol)),
+        health: (): HealthReport => ({ ...broker.service.health(), gateway: gateway.stats() }),
+      });
+      let url: string;
       try {
+        url = (await gateway.listen()).url;
         for (const ticker of tickers) await runtime.bus.publish('BROKER_REGISTRATION', { action: 'subscribe', ticker });
       } catch (error) {
+        await gateway.close();
         await runtime.stop();
         await backend.stop();
         throw error;
       }
       say(`broker streaming ${tickers.join(', ') || 'nothing yet'} from the ${options.feed} feed`);
-      say(`health  ${runtime.opsUrl}/health`);
-      say(`metrics ${runtime.opsUrl}/metrics`);
+      say(`dashboard ${url}/`);
+      say(`health    ${url}/health`);
+      say(`metrics   ${url}/metrics`);
       if (backend.kind === 'redis') {
         say(`watch   REDIS_URL=${backend.url} npx tickbus tail 'TICKER_UPDATES_*'`);
         say(`add     REDIS_URL=${backend.url} npx tickbus publish BROKER_REGISTRATION '{"action":"subscribe","ticker":"TSLA"}'`);
       }
       say('Ctrl-C to stop');
       await runUntilSignal(async () => {
+        await gateway.close();
         await runtime.stop();
         await backend.stop();
       }, say);

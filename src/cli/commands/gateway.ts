@@ -1,0 +1,128 @@
+// `tickbus gateway`: the WebSocket gateway and the live dashboard (docs/gateway.md).
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { createBus } from '../../bus/tick-bus.ts';
+import { RedisBrokerStore } from '../../broker/broker-store.ts';
+import { resolveRedisConfig } from '../../core/config.ts';
+import { createLogger } from '../../core/logger.ts';
+import { Gateway, type GatewayOptions } from '../../gateway/gateway.ts';
+import type { TokenOptions } from '../../gateway/auth.ts';
+import { CliError } from '../errors.ts';
+import { ExitCode } from '../exit-codes.ts';
+import { number } from './broker.ts';
+import { runUntilSignal } from './service.ts';
+
+export interface GatewayCliOptions {
+  batchMs: string;
+  conflate?: boolean;
+  highWater: string;
+  maxSubscriptions: string;
+  clientRate: string;
+  maxFrame: string;
+  origin?: string[];
+  channel?: string[];
+  jwtSecretEnv?: string;
+  jwtPublicKey?: string;
+}
+
+export function addGatewayOptions(cmd: Command): Command {
+  const list = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((v) => v.trim()).filter(Boolean)];
+  return cmd
+    .option('--batch-ms <n>', 'flush each client\'s updates every n ms (0: at once)', '250')
+    .option('--conflate', 'within one flush, send only the latest price per symbol')
+    .option('--high-water <bytes>', 'a client\'s send buffer above which updates are conflated (x2 dropped, then closed)', String(1024 * 1024))
+    .option('--max-subscriptions <n>', 'subscriptions per connection', '200')
+    .option('--client-rate <n>', 'requests per second per WebSocket connection', '20')
+    .option('--max-frame <bytes>', 'largest frame a client may send', String(64 * 1024))
+    .option('--origin <list>', 'allowed browser origins (repeat or comma-separate); default any', list)
+    .option('--channel <list>', 'catalog channels to expose besides ticker updates, e.g. tickstock.events.patterns', list)
+    .option('--jwt-secret-env <name>', 'require HS256 JWTs signed with the secret in this environment variable')
+    .option('--jwt-public-key <file>', 'require RS256 JWTs verified with this PEM public key');
+}
+
+/** The gateway options a command line gives. */
+export function gatewayOptions(options: GatewayCliOptions): Omit<GatewayOptions, 'bus' | 'logger'> {
+  let auth: TokenOptions | undefined;
+  if (options.jwtSecretEnv) {
+    const secret = process.env[options.jwtSecretEnv];
+    if (!secret) throw new CliError(`--jwt-secret-env ${options.jwtSecretEnv}: that environment variable is not set.`, ExitCode.Usage);
+    auth = { secret };
+  } else if (options.jwtPublicKey) {
+    try {
+      auth = { publicKey: readFileSync(options.jwtPublicKey, 'utf8') };
+    } catch (error) {
+      throw new CliError(`--jwt-public-key: cannot read ${options.jwtPublicKey} (${(error as Error).message}).`, ExitCode.Usage);
+    }
+  }
+  return {
+    batchMs: number(options.batchMs, '--batch-ms'),
+    conflate: options.conflate ?? false,
+    highWaterBytes: number(options.highWater, '--high-water', 1024),
+    maxSubscriptions: number(options.maxSubscriptions, '--max-subscriptions', 1),
+    ratePerSecond: number(options.clientRate, '--client-rate', 1),
+    maxFrameBytes: number(options.maxFrame, '--max-frame', 256),
+    allowedOrigins: options.origin,
+    channels: options.channel ?? [],
+    auth,
+  };
+}
+
+export function registerGateway(program: Command): void {
+  addGatewayOptions(
+    program
+      .command('gateway')
+      .description('Run the WebSocket gateway and the live dashboard: Redis events to browsers, by symbol.')
+      .option('--redis-url <url>', 'Redis to use (default: $REDIS_URL, else redis://127.0.0.1:6379)')
+      .option('--port <n>', 'HTTP port: the dashboard at /, WebSocket at /ws, /health, /metrics', '8090')
+      .option('--host <addr>', 'HTTP address', '127.0.0.1'),
+  )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ tickbus gateway                                  # dashboard on http://127.0.0.1:8090/
+  $ tickbus gateway --batch-ms 0 --port 9000         # every update at once
+  $ TICKBUS_JWT_SECRET=… tickbus gateway --jwt-secret-env TICKBUS_JWT_SECRET --origin https://desk.example
+  $ tickbus gateway --channel tickstock.events.patterns
+
+The protocol is in docs/gateway.md. A broker must run on the same Redis (tickbus broker,
+or tickbus up, which runs both).`,
+    )
+    .action(async (options: GatewayCliOptions & { redisUrl?: string; port: string; host: string }) => {
+      const logger = createLogger('gateway');
+      const config = resolveRedisConfig(options.redisUrl ? { url: options.redisUrl } : {});
+      const settings = gatewayOptions(options);
+      const bus = createBus({ redis: { url: config.url }, sender: 'gateway', logger });
+      let store: RedisBrokerStore | undefined;
+      let gateway: Gateway | undefined;
+      try {
+        await bus.connect();
+        store = await RedisBrokerStore.connect(config);
+        const lastValue = store.lastValue.bind(store);
+        gateway = new Gateway({ ...settings, bus, logger, port: number(options.port, '--port'), host: options.host, lastValue: async (symbol) => parseJson(await lastValue(symbol)) });
+        const { url } = await gateway.listen();
+        process.stderr.write(`tickbus gateway: dashboard ${url}/  websocket ${url.replace('http', 'ws')}/ws  health ${url}/health  (Redis ${bus.context.transport.target})\n`);
+      } catch (error) {
+        await gateway?.close();
+        await store?.close();
+        await bus.close();
+        throw error;
+      }
+      const running = gateway;
+      const openStore = store;
+      await runUntilSignal(async () => {
+        await running.close();
+        await openStore.close();
+        await bus.close();
+      }, (line) => process.stderr.write(`tickbus gateway: ${line}\n`));
+    });
+}
+
+export function parseJson(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
