@@ -96,10 +96,15 @@ class GatewayMetrics {
   readonly closed: Counter<'code'>;
   readonly errors: Counter<'code'>;
   readonly resumes: Counter<'result'>;
+  readonly #registry: Registry;
+  static readonly NAMES = ['tickbus_gateway_connections', 'tickbus_gateway_rooms', 'tickbus_gateway_updates_delivered_total', 'tickbus_gateway_updates_dropped_total', 'tickbus_gateway_closed_total', 'tickbus_gateway_errors_total', 'tickbus_gateway_resumes_total'];
   /** Per-delivery counts, handed to prom-client on scrape (its inc() is costly per call). */
   readonly pending = { delivered: 0 };
 
   constructor(registry: Registry, sessions: () => number, rooms: () => number) {
+    // A gateway restarted in the same process (a test, an embedding app) takes the names over.
+    for (const name of GatewayMetrics.NAMES) registry.removeSingleMetric(name);
+    this.#registry = registry;
     const registers = [registry];
     const pending = this.pending;
     this.connections = new Gauge({ name: 'tickbus_gateway_connections', help: 'Open WebSocket connections.', registers, collect() { this.set(sessions()); } });
@@ -117,6 +122,10 @@ class GatewayMetrics {
     this.closed = new Counter({ name: 'tickbus_gateway_closed_total', help: 'Connections closed, by close code.', labelNames: ['code'], registers });
     this.errors = new Counter({ name: 'tickbus_gateway_errors_total', help: 'Error replies sent to clients, by code.', labelNames: ['code'], registers });
     this.resumes = new Counter({ name: 'tickbus_gateway_resumes_total', help: 'Subscriptions answered with history (replayed), a snapshot, or live only.', labelNames: ['result'], registers });
+  }
+
+  unregister(): void {
+    for (const name of GatewayMetrics.NAMES) this.#registry.removeSingleMetric(name);
   }
 }
 
@@ -218,6 +227,7 @@ export class Gateway {
     for (const s of this.#sessions) s.close(1001, 'gateway shutting down');
     await this.#rooms.close();
     await this.#ops.close();
+    this.#metrics.unregister();
   }
 
   // ---- connections -----------------------------------------------------------------
