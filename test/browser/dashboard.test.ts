@@ -25,7 +25,7 @@ interface DashboardState {
 }
 
 // Page functions are given as source text: they run in the browser, not under Node's types.
-const state = (page: Page) => page.evaluate('window.dashboard') as Promise<DashboardState>;
+const state = (page: Page) => page.evaluate<DashboardState>('window.dashboard');
 
 describe('dashboard in Chromium', () => {
   let server: RedisServer;
