@@ -22,7 +22,7 @@ import { TickerUpdates } from '../catalogs/broker.ts';
 import { OpsServer, type HealthReport, type Route } from '../ops/ops-server.ts';
 import { verifyToken, type TokenOptions } from './auth.ts';
 import { CloseCode, type ClientOp } from './protocol.ts';
-import { replayedJson, RoomRegistry, type Room } from './rooms.ts';
+import { RoomRegistry, updateJson, type Room } from './rooms.ts';
 import { Session, type Grants, type SessionLimits } from './session.ts';
 
 export interface GatewayOptions {
@@ -358,7 +358,8 @@ export class Gateway {
   }
 
   async #subscribe(session: Session, op: Extract<ClientOp, { op: 'subscribe' }>, id: string | number | undefined): Promise<void> {
-    const targets = this.#targets(session, op, id).filter((t) => !session.rooms.has(t.key));
+    // Each room once, and not again if this client is already in it.
+    const targets = [...new Map(this.#targets(session, op, id).map((t) => [t.key, t])).values()].filter((t) => !session.rooms.has(t.key));
     if (session.rooms.size + targets.length > this.#o.maxSubscriptions) {
       return this.#error(session, ErrorCode.TooManySubscriptions, `At most ${this.#o.maxSubscriptions} subscriptions per connection (${session.rooms.size} held).`, undefined, id);
     }
@@ -382,7 +383,7 @@ export class Gateway {
       if (after !== undefined && room.ref.channel.hasHistory) {
         const read = await this.#o.bus.subscriber.history(room.ref, after, this.#o.maxReplay);
         if (read.status === 'complete' && !read.more) {
-          session.sendReplay(read.messages.map((m) => replayedJson(room, m.data, m.context.position)));
+          session.sendReplay(read.messages.map((m) => updateJson(room, m.data, m.context.position, true)));
           lastSent = read.messages.at(-1)?.context.position ?? after;
           this.#metrics.resumes.labels('replayed').inc();
           session.send({ type: 'subscribed', key: room.key, channel: room.ref.name, resume: 'replayed', replayed: read.messages.length, ...(id === undefined ? {} : { id }) });

@@ -46,15 +46,22 @@ export interface RoomOptions {
   readonly dirty: (session: Session) => void;
 }
 
-function makeItem(room: Room, data: unknown, position: string | undefined): RoomItem {
-  const json =
+/** One update as JSON (protocol.ts `Update`), built by concatenation: once per message. */
+export function updateJson(room: Room, data: unknown, position: string | undefined, replayed = false): string {
+  return (
     '{"channel":' +
     JSON.stringify(room.ref.name) +
     (room.symbol === undefined ? '' : ',"symbol":' + JSON.stringify(room.symbol)) +
     (position === undefined ? '' : ',"position":"' + position + '"') +
+    (replayed ? ',"replayed":true' : '') +
     ',"data":' +
     JSON.stringify(data) +
-    '}';
+    '}'
+  );
+}
+
+function makeItem(room: Room, data: unknown, position: string | undefined): RoomItem {
+  const json = updateJson(room, data, position);
   const isPrice = room.symbol !== undefined && (data as { type?: unknown } | null)?.type === 'price';
   let frame: Buffer | undefined;
   return {
@@ -63,19 +70,6 @@ function makeItem(room: Room, data: unknown, position: string | undefined): Room
     conflateKey: isPrice ? room.key : undefined,
     frame: () => (frame ??= Buffer.from('{"type":"batch","updates":[' + json + ']}')),
   };
-}
-
-/** A replayed message, as the JSON of one update. */
-export function replayedJson(room: Room, data: unknown, position: string | undefined): string {
-  return (
-    '{"channel":' +
-    JSON.stringify(room.ref.name) +
-    (room.symbol === undefined ? '' : ',"symbol":' + JSON.stringify(room.symbol)) +
-    (position === undefined ? '' : ',"position":"' + position + '"') +
-    ',"replayed":true,"data":' +
-    JSON.stringify(data) +
-    '}'
-  );
 }
 
 export class RoomRegistry {

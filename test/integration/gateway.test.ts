@@ -130,11 +130,12 @@ describe('gateway', () => {
     await Promise.all([a.opened, b.opened]);
     const welcome = await a.next('welcome');
     assert.equal(welcome.batchMs, 100);
-    a.send({ op: 'subscribe', symbols: ['rooma'], id: 1 });
+    a.send({ op: 'subscribe', symbols: ['rooma', 'ROOMA', ' rooma '], id: 1 });
     b.send({ op: 'subscribe', symbols: ['ROOMA'] });
     const sub = await a.next('subscribed');
     assert.deepEqual({ key: sub.key, resume: sub.resume, id: sub.id }, { key: 'ROOMA', resume: 'live', id: 1 });
     await b.next('subscribed');
+    assert.equal(a.of('subscribed').length, 1, 'one symbol named three ways is one subscription');
     assert.equal(server.cli('PUBSUB', 'NUMSUB', 'TICKER_UPDATES_ROOMA').split('\n')[1]?.trim(), '1', 'one Redis subscription for two clients');
     const receipts = [];
     for (let n = 0; n < 20; n++) receipts.push(await pub.publish(TickerUpdates.of({ ticker: 'ROOMA' }), price('ROOMA', 100 + n)));
