@@ -7,7 +7,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { SignJWT, importPKCS8 } from 'jose';
 import { WebSocket } from 'ws';
-import { BrokerRegistration, TickerUpdates, createBus, type TickBus } from '../../src/index.ts';
+import { BrokerRegistration, TickerUpdates, createBus, tickstock, type TickBus } from '../../src/index.ts';
 import { Gateway, type GatewayOptions } from '../../src/gateway/gateway.ts';
 import { TickbusClient } from '../../src/gateway/public/tickbus-client.js';
 import { startRedis, type RedisServer } from '../harness/redis-server.ts';
@@ -231,6 +231,11 @@ describe('gateway', () => {
     );
     a.send({ op: 'subscribe', channels: ['tickstock.events.patterns'], id: 'p' });
     assert.equal((await a.next('subscribed', (m) => m.id === 'p')).key, 'tickstock.events.patterns');
+    // An exposed catalog channel flows like a symbol (bare TickStock JSON, no position).
+    await pub.publish(tickstock.PatternEvents, { event_type: 'pattern_detected', pattern: 'doji', symbol: 'AAPL', timestamp: 1_700_000_000, confidence: 0.8, timeframe: 'daily' });
+    await waitFor(() => a.of('batch').length > 0, 'the pattern event');
+    const [event] = a.of('batch').flatMap((b) => b.updates as Array<{ channel: string; data: { pattern: string } }>);
+    assert.deepEqual({ channel: event?.channel, pattern: event?.data.pattern }, { channel: 'tickstock.events.patterns', pattern: 'doji' });
     a.send({ op: 'ping', t: 5 });
     assert.equal((await a.next('pong')).t, 5);
   });
