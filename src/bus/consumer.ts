@@ -66,6 +66,8 @@ export interface DeadLetter {
   readonly position: string;
   readonly attempts: number;
   readonly error: BusError;
+  /** The message as it was on the stream (undefined when it had no payload field). */
+  readonly payload: string | undefined;
 }
 
 export type ConsumerEvents = {
@@ -182,6 +184,16 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
 
   get stats(): Readonly<ConsumerStats> {
     return { ...this.#stats };
+  }
+
+  /**
+   * Keeps a message this consumer is still working on from looking idle to the others (a
+   * long job): resets its idle time without counting a delivery. Call it well within
+   * claimIdleMs, as often as the work lasts.
+   */
+  async keepAlive(position: string): Promise<void> {
+    if (this.#closed) return;
+    await this.#link.touch(this.#key, this.group, this.consumer, position);
   }
 
   /** Creates the group if needed and starts reading. */
@@ -426,6 +438,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
   readonly #timersFor = new Set<string>();
 
   #scheduleRetry(id: string, attempt: number): void {
+    if (this.#closed) return; // left pending, for this consumer's next start or the others
     this.#busy.add(id);
     this.#stats.retried++;
     this.#ctx.metrics.durable.labels(this.#def.template, this.group, 'retried').inc();
@@ -471,7 +484,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
     this.#stats.deadLettered++;
     this.#ctx.metrics.durable.labels(this.#def.template, this.group, 'dead_lettered').inc();
     this.#ctx.logger.error({ channel: this.channel, group: this.group, position: entry.id, attempts, code: error.code, err: error }, 'message moved to the dead-letter stream');
-    this.emit('deadLettered', { channel: this.channel, position: entry.id, attempts, error });
+    this.emit('deadLettered', { channel: this.channel, position: entry.id, attempts, error, payload: entry.payload });
   }
 
   /** Waits, or less if close() is called meanwhile. */

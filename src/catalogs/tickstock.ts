@@ -131,7 +131,15 @@ export const PatternEvents = defineChannel({ name: 'tickstock.events.patterns', 
 export const BacktestProgress = defineChannel({ name: 'tickstock.events.backtesting.progress', schema: BacktestProgressSchema, wire: bare, description: 'Progress of a backtest job (0.0 to 1.0).' });
 export const BacktestResults = defineChannel({ name: 'tickstock.events.backtesting.results', schema: BacktestResultSchema, wire: bare, description: 'The result or error of a finished backtest job.' });
 export const SystemHealthEvents = defineChannel({ name: 'tickstock.events.system.health', schema: SystemHealthSchema, wire: bare, description: 'System status updates.' });
-export const BacktestJobs = defineChannel({ name: 'tickstock.jobs.backtest', schema: BacktestJobSchema, wire: bare, description: 'Backtest job requests.' });
+// Durable (issue 8): a job submitted while no worker runs waits in the stream
+// tickbus:{tickstock.jobs.backtest}:stream, each request taken by one worker of the group.
+export const BacktestJobs = defineChannel({
+  name: 'tickstock.jobs.backtest',
+  schema: BacktestJobSchema,
+  wire: bare,
+  durable: { maxLen: 100_000 },
+  description: 'Backtest job requests: a durable stream, each job taken by one worker.',
+});
 export const AlertJobs = defineChannel({ name: 'tickstock.jobs.alerts', schema: AlertSubscriptionSchema, wire: bare, description: "Users' alert preferences." });
 export const SystemJobs = defineChannel({ name: 'tickstock.jobs.system', schema: SystemCommandSchema, wire: bare, description: 'System commands, such as cancel_job.' });
 

@@ -44,6 +44,10 @@ export const ErrorCode = {
   BadRequest: 'TB_ERR_BAD_REQUEST',
   /** Gateway: a client reads too slowly; updates were conflated or dropped. */
   SlowConsumer: 'TB_ERR_SLOW_CONSUMER',
+  /** Jobs: a job with this id was already submitted. */
+  DuplicateJob: 'TB_ERR_DUPLICATE_JOB',
+  /** Jobs: no record of this job (never submitted, or older than 24 hours). */
+  UnknownJob: 'TB_ERR_UNKNOWN_JOB',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

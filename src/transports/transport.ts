@@ -114,6 +114,8 @@ export interface StreamLink extends Link {
    * (so attempts survive a crash) and resets its idle time. Undefined when it is gone.
    */
   reclaim(key: string, group: string, consumer: string, id: string): Promise<StreamEntry | undefined>;
+  /** Resets the idle time of an entry this consumer holds, without counting a delivery (XCLAIM … JUSTID). */
+  touch(key: string, group: string, consumer: string, id: string): Promise<void>;
   /** How many times each entry has been delivered (XPENDING). */
   deliveries(key: string, group: string, ids: readonly string[]): Promise<Map<string, number>>;
   /** Atomically appends to the dead-letter stream and acknowledges the entry. */

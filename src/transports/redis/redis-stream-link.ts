@@ -118,6 +118,10 @@ export class RedisStreamLink extends RedisLink implements StreamLink {
     return raw[0] ? toEntry(raw[0]) : undefined;
   }
 
+  async touch(key: string, group: string, consumer: string, id: string): Promise<void> {
+    await this.#command(['XCLAIM', key, group, consumer, '0', id, 'JUSTID']);
+  }
+
   async deliveries(key: string, group: string, ids: readonly string[]): Promise<Map<string, number>> {
     const out = new Map<string, number>();
     const replies = await Promise.all(ids.map((id) => this.#command<Array<[string, string, number, number]>>(['XPENDING', key, group, id, id, '1'])));

@@ -1,0 +1,181 @@
+// A backtest worker (seed 003's TickStockPL side): a member of a consumer group on the
+// durable channel tickstock.jobs.backtest, so each job goes to one worker. It moves the
+// job's record to running, calls the handler with a progress reporter and an abort signal,
+// and reports the result (or the error) on tickstock.events.backtesting.results, progress on
+// ...progress, and the record follows. A cancel command on tickstock.jobs.system aborts the
+// job it names; a job cancelled before it was taken is dropped without running.
+//
+// A worker that dies mid-job: its job stays pending in the group and another worker claims
+// it after claimIdleMs and runs it again (attempt 2, …); after maxAttempts it is marked
+// failed. A long job is kept from looking idle by keep-alives, so it is not claimed while
+// its worker still works on it. A job whose handler throws is failed at once: a backtest
+// that fails on its data fails again.
+import { hostname } from 'node:os';
+import { ErrorCode, HandlerError, preview } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import type { Consumer, DeadLetter, DurableContext } from '../bus/consumer.ts';
+import type { Subscription } from '../bus/subscriber.ts';
+import type { TickBus } from '../bus/tick-bus.ts';
+import { BacktestJobs, BacktestProgress, BacktestResults, SystemJobs } from '../catalogs/tickstock.ts';
+import type { DataOf } from '../core/channel.ts';
+import type { JobStatus, JobStore } from './job-store.ts';
+
+export type BacktestJob = DataOf<typeof BacktestJobs>;
+
+export interface JobContext {
+  readonly job: BacktestJob;
+  /** 1 the first time; more when an earlier worker died on it. */
+  readonly attempt: number;
+  /** Aborted when the job is cancelled: stop, and return or throw. */
+  readonly signal: AbortSignal;
+  /** Reports progress (0.0 to 1.0) on the progress channel and in the record. */
+  readonly progress: (fraction: number, message?: string) => Promise<void>;
+}
+
+type JobResults = Record<string, unknown> | undefined;
+
+/** Runs one job; returns (or resolves with) its results, an object, or throws its error. */
+export type JobHandler = (context: JobContext) => Promise<JobResults> | JobResults;
+
+export interface JobWorkerOptions {
+  bus: TickBus;
+  store: JobStore;
+  handler: JobHandler;
+  logger: Logger;
+  /** @default 'backtest-workers' */
+  group?: string;
+  /** This worker's name in the group. @default <hostname>-<pid> */
+  name?: string;
+  /** A job held this long without a keep-alive is taken over by another worker. @default 30000 */
+  claimIdleMs?: number;
+  /** How often to look for such jobs. @default claimIdleMs / 2 */
+  claimIntervalMs?: number;
+  /** Workers that may take a job (and die on it) before it is marked failed. @default 3 */
+  maxAttempts?: number;
+}
+
+const now = () => Date.now() / 1000;
+const FINAL: readonly JobStatus[] = ['completed', 'failed', 'cancelled'];
+
+export class JobWorker {
+  readonly name: string;
+  readonly #o: JobWorkerOptions;
+  readonly #running = new Map<string, AbortController>();
+  #consumer: Consumer<BacktestJob> | undefined;
+  #commands: Subscription | undefined;
+  #closing = false;
+
+  constructor(options: JobWorkerOptions) {
+    this.#o = options;
+    this.name = options.name ?? `${hostname()}-${process.pid}`;
+  }
+
+  /** Jobs this worker is running now. */
+  get running(): string[] {
+    return [...this.#running.keys()];
+  }
+
+  async start(): Promise<this> {
+    const { bus } = this.#o;
+    this.#commands = await bus.subscribe(SystemJobs, (command) => {
+      if (command.command === 'cancel_job' && command.job_id) this.#running.get(command.job_id)?.abort();
+    });
+    const claimIdleMs = this.#o.claimIdleMs ?? 30_000;
+    this.#consumer = await bus.consume(BacktestJobs, (job, ctx) => this.#take(job, ctx), {
+      group: this.#o.group ?? 'backtest-workers',
+      consumer: this.name,
+      batchSize: 1,
+      maxAttempts: this.#o.maxAttempts ?? 3,
+      claimIdleMs,
+      claimIntervalMs: this.#o.claimIntervalMs ?? Math.max(100, Math.floor(claimIdleMs / 2)),
+      retry: { baseMs: Math.min(100, claimIdleMs / 4), maxMs: Math.min(5_000, Math.floor(claimIdleMs / 2)) },
+      start: 'beginning',
+    });
+    this.#consumer.on('deadLettered', (letter) => void this.#gaveUp(letter));
+    this.#consumer.on('error', (error) => this.#o.logger.warn({ err: error }, 'job worker: consumer error'));
+    return this;
+  }
+
+  /** Stops taking jobs; a job at work is aborted and left for another worker to run again. */
+  async close(): Promise<void> {
+    this.#closing = true;
+    for (const c of this.#running.values()) c.abort(new Error('worker shutting down'));
+    await this.#commands?.unsubscribe();
+    await this.#consumer?.close();
+  }
+
+  async #take(job: BacktestJob, ctx: DurableContext): Promise<void> {
+    const { store, logger } = this.#o;
+    const at = () => new Date().toISOString();
+    let found = await store.transition(job.job_id, ['submitted', 'running'], 'running', { started_at: at(), worker: this.name, attempts: ctx.attempt });
+    if (found === undefined) {
+      // Queued by a producer that keeps no record (another language, or an expired one): record it now.
+      await store.create(job);
+      found = await store.transition(job.job_id, ['submitted'], 'running', { started_at: at(), worker: this.name, attempts: ctx.attempt });
+    }
+    if (found === 'cancelling') return this.#cancelled(job.job_id);
+    if (found !== 'submitted' && found !== 'running') {
+      logger.info({ job: job.job_id, status: found }, 'job worker: not running a job that is already over');
+      return;
+    }
+    const controller = new AbortController();
+    this.#running.set(job.job_id, controller);
+    // Keep-alives: a long job must not look idle to the other workers.
+    const keepAlive = setInterval(() => void this.#consumer?.keepAlive(ctx.position).catch(() => undefined), Math.max(50, Math.floor((this.#o.claimIdleMs ?? 30_000) / 3)));
+    try {
+      await this.#progress(job.job_id, 0, 'started');
+      let results: Record<string, unknown> | undefined;
+      try {
+        results = await this.#o.handler({ job, attempt: ctx.attempt, signal: controller.signal, progress: (p, m) => this.#progress(job.job_id, p, m) });
+      } catch (error) {
+        // Shutting down is not cancelling: throw, so the job stays pending for another worker.
+        if (this.#closing) throw error;
+        if (controller.signal.aborted) return await this.#cancelled(job.job_id);
+        const message = error instanceof Error ? error.message : String(error);
+        await store.transition(job.job_id, ['running', 'cancelling'], 'failed', { error: message, finished_at: at() });
+        await this.#o.bus.publish(BacktestResults, { job_id: job.job_id, status: 'failed', error: preview(message, 4000), timestamp: now() });
+        logger.warn({ job: job.job_id, err: error }, 'job failed');
+        return;
+      }
+      if (this.#closing && controller.signal.aborted) throw new Error('worker shut down before the job finished');
+      if (controller.signal.aborted) return await this.#cancelled(job.job_id);
+      const moved = await store.transition(job.job_id, ['running'], 'completed', { progress: 1, result: JSON.stringify(results ?? {}), finished_at: at() });
+      if (moved === 'cancelling') return await this.#cancelled(job.job_id);
+      await this.#o.bus.publish(BacktestProgress, { job_id: job.job_id, progress: 1, status: 'completed', timestamp: now() });
+      await this.#o.bus.publish(BacktestResults, { job_id: job.job_id, status: 'completed', ...(results ? { results } : {}), timestamp: now() });
+    } finally {
+      clearInterval(keepAlive);
+      this.#running.delete(job.job_id);
+    }
+  }
+
+  async #progress(jobId: string, fraction: number, message?: string): Promise<void> {
+    const progress = Math.min(1, Math.max(0, fraction));
+    await this.#o.store.update(jobId, ['running'], { progress, ...(message ? { message } : {}) });
+    await this.#o.bus.publish(BacktestProgress, { job_id: jobId, progress, status: 'running', timestamp: now(), ...(message ? { message: preview(message, 1000) } : {}) });
+  }
+
+  async #cancelled(jobId: string): Promise<void> {
+    const found = await this.#o.store.transition(jobId, ['running', 'cancelling', 'submitted'], 'cancelled', { finished_at: new Date().toISOString() });
+    if (found !== undefined && FINAL.includes(found)) return;
+    const record = await this.#o.store.get(jobId);
+    await this.#o.bus.publish(BacktestProgress, { job_id: jobId, progress: record?.progress ?? 0, status: 'cancelled', timestamp: now() });
+    await this.#o.bus.publish(BacktestResults, { job_id: jobId, status: 'cancelled', timestamp: now() });
+    this.#o.logger.info({ job: jobId }, 'job cancelled');
+  }
+
+  /** Workers kept dying on this job (or it could not be read): failed, never left running. */
+  async #gaveUp(letter: DeadLetter): Promise<void> {
+    let jobId: string | undefined;
+    try {
+      jobId = (JSON.parse(letter.payload ?? '') as { job_id?: string }).job_id;
+    } catch {
+      jobId = undefined;
+    }
+    if (!jobId) return;
+    const error = letter.error.code === ErrorCode.DeadLettered ? `gave up after ${letter.attempts} attempts: its workers died or stalled` : letter.error.message;
+    const found = await this.#o.store.transition(jobId, ['submitted', 'running', 'cancelling'], 'failed', { error, finished_at: new Date().toISOString() });
+    if (found !== undefined && !FINAL.includes(found)) await this.#o.bus.publish(BacktestResults, { job_id: jobId, status: 'failed', error, timestamp: now() });
+    this.#o.logger.error({ job: jobId, err: new HandlerError(letter.error.code, error) }, 'job failed for good');
+  }
+}
