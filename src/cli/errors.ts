@@ -23,7 +23,10 @@ export function exitCodeFor(error: unknown): ExitCode {
       case ErrorCode.InvalidChannelParam:
       case ErrorCode.MessageTooLarge:
       case ErrorCode.InvalidJson:
+      case ErrorCode.DuplicateJob:
         return ExitCode.Invalid;
+      case ErrorCode.UnknownJob:
+        return ExitCode.NotFound;
       case ErrorCode.Config:
         return ExitCode.Usage;
       default:

@@ -11,5 +11,7 @@ export const ExitCode = {
   Unreachable: 4,
   /** The message was published but nobody received it (no broker running). */
   NoReceiver: 5,
+  /** What was asked for does not exist (a job id with no record). */
+  NotFound: 6,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];

@@ -12,6 +12,7 @@ import { registerRegistration } from './commands/register.ts';
 import { registerHealth } from './commands/health.ts';
 import { registerDeadLetters } from './commands/dead-letters.ts';
 import { registerGateway } from './commands/gateway.ts';
+import { registerJobs } from './commands/jobs.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -28,7 +29,7 @@ Environment:
   TICKBUS_LOG_LEVEL   trace | debug | info | warn | error | silent
 
 Exit codes:
-  0 ok, 1 failure, 2 usage error, 3 invalid message, 4 Redis unreachable, 5 no receiver`,
+  0 ok, 1 failure, 2 usage error, 3 invalid message, 4 Redis unreachable, 5 no receiver, 6 not found`,
     );
   registerUp(program);
   registerBroker(program);
@@ -38,6 +39,7 @@ Exit codes:
   registerRegistration(program);
   registerHealth(program);
   registerDeadLetters(program);
+  registerJobs(program);
   registerSchema(program);
   program.exitOverride();
   for (const cmd of program.commands) cmd.exitOverride();

@@ -28,8 +28,8 @@ describe('tickbus CLI', () => {
     assert.equal(top.code, 0);
     const section = top.stdout.split('Commands:')[1]?.split('Environment:')[0] ?? '';
     const commands = [...section.matchAll(/^ {2}(\w+)/gm)].map((m) => m[1]).filter((c) => c !== 'help');
-    assert.deepEqual(commands, ['up', 'broker', 'gateway', 'tail', 'publish', 'register', 'unregister', 'health', 'dead', 'schema']);
-    for (const cmd of [['up'], ['broker'], ['gateway'], ['tail'], ['publish'], ['register'], ['unregister'], ['health'], ['dead-letters'], ['schema', 'export']]) {
+    assert.deepEqual(commands, ['up', 'broker', 'gateway', 'tail', 'publish', 'register', 'unregister', 'health', 'dead', 'jobs', 'schema']);
+    for (const cmd of [['up'], ['broker'], ['gateway'], ['tail'], ['publish'], ['register'], ['unregister'], ['health'], ['dead-letters'], ['jobs'], ['jobs', 'submit'], ['jobs', 'status'], ['jobs', 'cancel'], ['jobs', 'list'], ['schema', 'export']]) {
       const help = await runCli([...cmd, '--help']);
       assert.equal(help.code, 0, cmd.join(' '));
       assert.match(help.stdout, /Usage: tickbus/, cmd.join(' '));
@@ -228,5 +228,29 @@ describe('tickbus CLI', () => {
     } finally {
       await bus.close();
     }
+  });
+  it('`jobs` submits, shows, lists and cancels backtest jobs, with exit codes for bad input and unknown jobs', async () => {
+    const env = { REDIS_URL: server.url };
+    const submit = await runCli(['jobs', 'submit', '--user', 'user_cli', '--symbols', 'aapl,GOOGL', '--from', '2024-01-01', '--to', '2024-06-30', '--patterns', 'Doji', '--params', '{"initial_capital":1000}', '--json'], env);
+    assert.equal(submit.code, 0, submit.stderr);
+    const job = JSON.parse(submit.stdout) as { job_id: string; status: string; request: { symbols: string[] } };
+    assert.equal(job.status, 'submitted');
+    assert.deepEqual(job.request.symbols, ['AAPL', 'GOOGL']);
+    const status = await runCli(['jobs', 'status', job.job_id], env);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, new RegExp(`^${job.job_id}\\s+submitted\\s+0%\\s+user user_cli`));
+    const list = await runCli(['jobs', 'list', '--user', 'user_cli'], env);
+    assert.match(list.stdout, new RegExp(job.job_id));
+    const cancel = await runCli(['jobs', 'cancel', job.job_id], env);
+    assert.equal(cancel.code, 0, cancel.stderr);
+    assert.equal(cancel.stdout.trim(), `${job.job_id}: cancelled`);
+    const bad = await runCli(['jobs', 'submit', '--user', 'u', '--symbols', 'AAPL', '--from', '01/01/2024', '--to', '2024-06-30'], env);
+    assert.equal(bad.code, 3, 'an invalid request exits 3');
+    assert.match(bad.stderr, /start_date/);
+    const missing = await runCli(['jobs', 'status', 'bt_nope'], env);
+    assert.equal(missing.code, 6);
+    assert.match(missing.stderr, /No job "bt_nope"/);
+    const usage = await runCli(['jobs', 'submit', '--user', 'u'], env);
+    assert.equal(usage.code, 2);
   });
 });

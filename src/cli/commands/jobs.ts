@@ -1,0 +1,115 @@
+// `tickbus jobs`: submit a backtest job, follow its status, cancel it, list a user's jobs
+// (seed 003; docs/jobs.md).
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { resolveRedisConfig } from '../../core/config.ts';
+import { JobStore, type JobRecord } from '../../jobs/job-store.ts';
+import { JobService, type BacktestRequest } from '../../jobs/job-service.ts';
+import { CliError } from '../errors.ts';
+import { ExitCode } from '../exit-codes.ts';
+import { addConnectionOptions, commandBus, type ConnectionOptions } from './shared.ts';
+
+interface JobsOptions extends ConnectionOptions {
+  json?: boolean;
+}
+
+async function withService<T>(options: JobsOptions, run: (service: JobService) => Promise<T>): Promise<T> {
+  const bus = commandBus(options, 'tickbus-cli');
+  let store: JobStore | undefined;
+  try {
+    await bus.connect();
+    store = await JobStore.connect(resolveRedisConfig(options.redisUrl ? { url: options.redisUrl } : {}), 'tickbus:cli');
+    return await run(new JobService(bus, store));
+  } finally {
+    await store?.close();
+    await bus.close();
+  }
+}
+
+function show(job: JobRecord, json: boolean | undefined): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(job)}\n`);
+    return;
+  }
+  const pct = `${Math.round(job.progress * 100)}%`;
+  const tail = job.error ? ` error: ${job.error}` : job.message ? ` (${job.message})` : '';
+  process.stdout.write(`${job.job_id}  ${job.status.padEnd(10)} ${pct.padStart(4)}  user ${job.user_id}  created ${job.created_at}${job.attempts > 1 ? `  attempts ${job.attempts}` : ''}${tail}\n`);
+}
+
+export function registerJobs(program: Command): void {
+  const jobs = program.command('jobs').description('Backtest jobs: submit, follow, cancel, list (seed 003).');
+  jobs.addHelpText(
+    'after',
+    `
+Examples:
+  $ tickbus jobs submit --user user_456 --symbols AAPL,GOOGL --from 2024-01-01 --to 2024-12-31 --patterns Doji,Hammer
+  $ tickbus jobs status bt_3f2a…
+  $ tickbus jobs cancel bt_3f2a…
+  $ tickbus jobs list --user user_456`,
+  );
+
+  addConnectionOptions(
+    jobs
+      .command('submit')
+      .description('Submit a backtest job (validated, recorded for 24 hours, queued for a worker).')
+      .option('--user <id>', 'the user the job belongs to')
+      .option('--symbols <list>', 'symbols, comma-separated')
+      .option('--from <date>', 'start date, YYYY-MM-DD')
+      .option('--to <date>', 'end date, YYYY-MM-DD')
+      .option('--patterns <list>', 'patterns to test, comma-separated', '')
+      .option('--params <json>', 'job parameters, a JSON object')
+      .option('--job-id <id>', 'the job id (default: a new one)')
+      .option('--file <path>', 'the whole request as a JSON file (seed 003 format) instead of the options')
+      .option('--json', 'print the record as JSON'),
+  )
+    .addHelpText('after', '\nExamples:\n  $ tickbus jobs submit --user user_456 --symbols AAPL,GOOGL --from 2024-01-01 --to 2024-12-31 --patterns Doji')
+    .action(async (options: JobsOptions & { user?: string; symbols?: string; from?: string; to?: string; patterns: string; params?: string; jobId?: string; file?: string }) => {
+      let request: BacktestRequest;
+      if (options.file) {
+        try {
+          request = JSON.parse(readFileSync(options.file, 'utf8')) as BacktestRequest;
+        } catch (error) {
+          throw new CliError(`--file ${options.file}: ${(error as Error).message}`, ExitCode.Usage);
+        }
+      } else {
+        if (!options.user || !options.symbols || !options.from || !options.to) throw new CliError('jobs submit needs --user, --symbols, --from and --to (or --file).', ExitCode.Usage);
+        let parameters: Record<string, unknown> | undefined;
+        if (options.params) {
+          try {
+            parameters = JSON.parse(options.params) as Record<string, unknown>;
+          } catch (error) {
+            throw new CliError(`--params is not JSON (${(error as Error).message}).`, ExitCode.Usage);
+          }
+        }
+        const split = (s: string) => s.split(',').map((v) => v.trim()).filter(Boolean);
+        request = { user_id: options.user, symbols: split(options.symbols).map((s) => s.toUpperCase()), start_date: options.from, end_date: options.to, patterns: split(options.patterns), ...(parameters ? { parameters } : {}), ...(options.jobId ? { job_id: options.jobId } : {}) };
+      }
+      const job = await withService(options, (s) => s.submit(request));
+      show(job, options.json);
+    });
+
+  addConnectionOptions(jobs.command('status').description("A job's status, progress and result.").argument('<job-id>').option('--json', 'print the record as JSON'))
+    .addHelpText('after', '\nExamples:\n  $ tickbus jobs status bt_3f2a… --json')
+    .action(async (jobId: string, options: JobsOptions) => {
+      const job = await withService(options, (s) => s.status(jobId));
+      show(job, options.json);
+      if (!options.json && job.result !== undefined) process.stdout.write(`result: ${JSON.stringify(job.result)}\n`);
+    });
+
+  addConnectionOptions(jobs.command('cancel').description('Cancel a job: one not yet started never starts; a running one is stopped by its worker.').argument('<job-id>'))
+    .addHelpText('after', '\nExamples:\n  $ tickbus jobs cancel bt_3f2a…')
+    .action(async (jobId: string, options: JobsOptions) => {
+      const outcome = await withService(options, (s) => s.cancel(jobId));
+      process.stdout.write(`${jobId}: ${outcome === 'cancelling' ? 'cancelling (its worker was told to stop)' : outcome}\n`);
+    });
+
+  addConnectionOptions(jobs.command('list').description("A user's jobs of the last 24 hours, newest first.").requiredOption('--user <id>', 'the user').option('-n, --count <n>', 'at most this many', '50').option('--json', 'one JSON record a line'))
+    .addHelpText('after', '\nExamples:\n  $ tickbus jobs list --user user_456')
+    .action(async (options: JobsOptions & { user: string; count: string }) => {
+      const count = Number(options.count);
+      if (!Number.isInteger(count) || count < 1) throw new CliError(`--count must be a whole number of at least 1, got "${options.count}".`, ExitCode.Usage);
+      const list = await withService(options, (s) => s.list(options.user, count));
+      for (const job of list) show(job, options.json);
+      if (!options.json) process.stderr.write(`${list.length} job(s) of ${options.user}\n`);
+    });
+}
