@@ -13,6 +13,9 @@ import { startRedis, type RedisServer } from '../harness/redis-server.ts';
 import { silentLogger } from '../harness/quiet.ts';
 import { Inbox, waitFor } from '../harness/wait.ts';
 import { Work, deliveryCatalog } from '../fixtures/delivery-channels.ts';
+import { resolveRedisConfig } from '../../src/core/config.ts';
+import { JobStore } from '../../src/jobs/job-store.ts';
+import { JobService } from '../../src/jobs/job-service.ts';
 import { runProcess, type CliResult } from '../harness/cli.ts';
 
 // Debian's interpreter, not a pyenv shim on PATH: python3-redis installs into it.
@@ -182,5 +185,28 @@ describe('Python services on the wire format (redis-py)', () => {
     assert.deepEqual(lines.map((l) => l.position), receipts.map((r) => r.position));
     assert.ok(lines.every((l) => l.sender === 'interop_test' && typeof l.id === 'string'), 'the envelope, with its message id');
     assert.ok(server.cli('XPENDING', streamKey(ref.name), 'py').startsWith('0'), 'Python acknowledged each one');
+  });
+  it('a Python worker takes a backtest job from the group and reports progress and the result on the documented wire format', async () => {
+    requirePythonRedis();
+    const b = await bus();
+    const store = await JobStore.connect(resolveRedisConfig({ url: server.url }));
+    try {
+      const service = new JobService(b, store);
+      const progress = new Inbox<{ job_id: string; progress: number }>();
+      const results = new Inbox<{ job_id: string; status: string; results?: Record<string, unknown> }>();
+      await b.subscribe(tickstock.BacktestProgress, (p) => progress.push(p));
+      await b.subscribe(tickstock.BacktestResults, (r) => results.push(r));
+      const job = await service.submit({ user_id: 'user_py', symbols: ['AAPL', 'MSFT'], start_date: '2024-01-01', end_date: '2024-03-31', patterns: ['Doji'] });
+      const [line] = await runOk(server.url, ['backtest-worker', '1']);
+      assert.deepEqual({ id: line?.job_id, found: line?.found }, { id: job.job_id, found: 'submitted' });
+      await progress.waitFor(2);
+      assert.deepEqual(progress.items.map((p) => [p.job_id, p.progress]), [[job.job_id, 0.5], [job.job_id, 1]], 'validated by the catalog on the way in');
+      const [result] = await results.waitFor(1);
+      assert.deepEqual({ status: result?.status, results: result?.results }, { status: 'completed', results: { trades: 6, engine: 'python' } });
+      const record = await service.status(job.job_id);
+      assert.deepEqual({ status: record.status, result: record.result, worker: record.worker }, { status: 'completed', result: { trades: 6, engine: 'python' }, worker: 'py-worker' });
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -139,8 +139,65 @@ def consume_durable(channel, group, count):
     r.close()
 
 
+JOBS_STREAM = stream_key("tickstock.jobs.backtest")
+JOB_GROUP = "backtest-workers"
+RESULTS = "tickstock.events.backtesting.results"
+
+
+def move_job(r, job_id, allowed, status, **fields):
+    """Moves job:<id> to status if it is in one of allowed (an optimistic WATCH/MULTI, as
+    docs/jobs.md describes); returns the status found."""
+    key = "job:" + job_id
+    with r.pipeline() as p:
+        while True:
+            try:
+                p.watch(key)
+                current = p.hget(key, "status")
+                if current not in allowed:
+                    p.unwatch()
+                    return current
+                p.multi()
+                p.hset(key, mapping={"status": status, "updated_at": now_iso(), **fields})
+                p.execute()
+                return current
+            except redis.WatchError:
+                continue
+
+
+def backtest_worker(count):
+    """A TickStockPL-style worker in Python: takes jobs from the group, reports progress and
+    a result on the seed's channels, keeps the job record, acknowledges."""
+    r = connect()
+    try:
+        r.xgroup_create(JOBS_STREAM, JOB_GROUP, id="0", mkstream=True)
+    except redis.exceptions.ResponseError as error:
+        if "BUSYGROUP" not in str(error):
+            raise
+    done = 0
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while done < count:
+        if time.monotonic() > deadline:
+            fail("ran %d of %d jobs before the deadline" % (done, count))
+        for _stream, entries in r.xreadgroup(JOB_GROUP, "py-worker", {JOBS_STREAM: ">"}, count=1, block=1000) or []:
+            for position, fields in entries:
+                job = json.loads(fields["payload"])  # the seed's backtest request, bare
+                job_id = job["job_id"]
+                found = move_job(r, job_id, ("submitted", "running"), "running", started_at=now_iso(), worker="py-worker", attempts=1)
+                if found in ("submitted", "running"):
+                    for fraction in (0.5, 1.0):
+                        r.hset("job:" + job_id, mapping={"progress": fraction})
+                        r.publish(PROGRESS, json.dumps({"job_id": job_id, "progress": fraction, "status": "running", "timestamp": time.time()}))
+                    results = {"trades": len(job["symbols"]) * 3, "engine": "python"}
+                    move_job(r, job_id, ("running",), "completed", result=json.dumps(results), finished_at=now_iso())
+                    r.publish(RESULTS, json.dumps({"job_id": job_id, "status": "completed", "results": results, "timestamp": time.time()}))
+                print(json.dumps({"job_id": job_id, "found": found, "position": position}), flush=True)
+                r.xack(JOBS_STREAM, JOB_GROUP, position)
+                done += 1
+    r.close()
+
+
 USAGE = ("usage: tickbus_wire.py register TICKER N | publish-progress JOB_ID | publish-invalid"
-         " | append-durable CHANNEL N | consume-durable CHANNEL GROUP N")
+         " | append-durable CHANNEL N | consume-durable CHANNEL GROUP N | backtest-worker N")
 
 
 def main(argv):
@@ -154,6 +211,8 @@ def main(argv):
         append_durable(argv[1], int(argv[2]))
     elif len(argv) == 4 and argv[0] == "consume-durable" and argv[3].isdigit():
         consume_durable(argv[1], argv[2], int(argv[3]))
+    elif len(argv) == 2 and argv[0] == "backtest-worker" and argv[1].isdigit():
+        backtest_worker(int(argv[1]))
     else:
         sys.stderr.write(USAGE + "\n")
         sys.exit(2)
