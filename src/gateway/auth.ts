@@ -50,7 +50,7 @@ export async function verifyToken(token: string | undefined, options: TokenOptio
   try {
     const { key, alg } = await keyOf(options);
     const { payload } = await jwtVerify(token, key, { algorithms: [alg], issuer: options.issuer, audience: options.audience });
-    const grants: Grants = { symbols: claimSet(payload, 'symbols'), channels: claimSet(payload, 'channels') };
+    const grants: Grants = { symbols: claimSet(payload, 'symbols'), channels: claimSet(payload, 'channels'), user: payload.sub };
     return { grants, expiresAt: payload.exp === undefined ? undefined : payload.exp * 1000 };
   } catch (error) {
     if (error instanceof ConfigError) throw error;

@@ -23,6 +23,7 @@ import { OpsServer, type HealthReport, type Route } from '../ops/ops-server.ts';
 import { verifyToken, type TokenOptions } from './auth.ts';
 import { CloseCode, type ClientOp } from './protocol.ts';
 import { RoomRegistry, updateJson, type Room } from './rooms.ts';
+import { JobRelay } from './job-relay.ts';
 import { Session, type Grants, type SessionLimits } from './session.ts';
 
 export interface GatewayOptions {
@@ -62,6 +63,8 @@ export interface GatewayOptions {
   leaseTtlSeconds?: number;
   /** Extra HTTP routes (the dashboard's files are added). */
   routes?: Record<string, Route>;
+  /** The owner (user id) of a backtest job, from its record: enables `jobs` subscriptions. */
+  jobOwner?: (jobId: string) => Promise<string | undefined>;
   /** What /health reports, when the gateway shares its process (tickbus up); default: the gateway's own. */
   health?: () => HealthReport | Promise<HealthReport>;
 }
@@ -131,7 +134,8 @@ class GatewayMetrics {
 
 export class Gateway {
   readonly clientId: string;
-  readonly #o: Required<Omit<GatewayOptions, 'allowedOrigins' | 'auth' | 'lastValue' | 'routes' | 'clientId' | 'health'>> & GatewayOptions;
+  readonly #o: Required<Omit<GatewayOptions, 'allowedOrigins' | 'auth' | 'lastValue' | 'routes' | 'clientId' | 'health' | 'jobOwner'>> & GatewayOptions;
+  readonly #jobs: JobRelay | undefined;
   readonly #ops: OpsServer;
   readonly #wss: WebSocketServer;
   readonly #rooms: RoomRegistry;
@@ -173,6 +177,7 @@ export class Gateway {
     this.clientId = o.clientId ?? `gateway-${randomUUID().slice(0, 8)}`;
     this.#limits = { batchMs: o.batchMs, conflate: o.conflate, highWaterBytes: o.highWaterBytes, maxSubscriptions: o.maxSubscriptions, ratePerSecond: o.ratePerSecond, slowCloseMs: o.slowClientCloseMs };
     this.#rooms = new RoomRegistry({ bus: o.bus, logger: o.logger, clientId: this.clientId, leaseTtlSeconds: o.leaseTtlSeconds, dirty: (s) => this.#markDirty(s) });
+    this.#jobs = o.jobOwner ? new JobRelay(o.bus, o.jobOwner, o.logger, (s) => this.#markDirty(s)) : undefined;
     this.#metrics = new GatewayMetrics(o.bus.context.metrics.registry, () => this.#sessions.size, () => this.#rooms.size);
     const routes: Record<string, Route> = { '/vendor/lightweight-charts.mjs': staticRoute(chartsFile(), 'text/javascript; charset=utf-8'), ...o.routes };
     for (const [path, { file, type }] of Object.entries(STATIC)) routes[path] = staticRoute(file, type);
@@ -225,6 +230,7 @@ export class Gateway {
     clearInterval(this.#flushTimer);
     clearInterval(this.#pingTimer);
     for (const s of this.#sessions) s.close(1001, 'gateway shutting down');
+    await this.#jobs?.close();
     await this.#rooms.close();
     await this.#ops.close();
     this.#metrics.unregister();
@@ -276,7 +282,10 @@ export class Gateway {
       session.closed = true;
       this.#sessions.delete(session);
       this.#dirty.delete(session);
-      for (const room of [...session.rooms.values()]) void this.#rooms.leave(session, room);
+      for (const room of [...session.rooms.values()]) {
+        if (JobRelay.isJobRoom(room)) this.#jobs?.leave(session, room);
+        else void this.#rooms.leave(session, room);
+      }
     });
     if (expiresAt !== undefined) {
       setTimeout(() => session.close(CloseCode.Unauthorized, 'token expired'), Math.max(0, expiresAt - Date.now())).unref();
@@ -357,7 +366,23 @@ export class Gateway {
     return out;
   }
 
+  /** A user's job room: their jobs' progress and results, and nobody else's. */
+  async #subscribeJobs(session: Session, op: Extract<ClientOp, { op: 'subscribe' }>, id: string | number | undefined): Promise<void> {
+    if (!this.#jobs) return this.#error(session, ErrorCode.UnknownChannel, 'This gateway does not relay jobs.', undefined, id);
+    const claimed = session.grants.user;
+    const asked = typeof op.user === 'string' ? op.user : undefined;
+    if (claimed !== undefined && asked !== undefined && asked !== claimed) return this.#error(session, ErrorCode.Forbidden, `Your token is for user ${claimed}, not ${preview(asked, 40)}.`, undefined, id);
+    const user = claimed ?? asked;
+    if (user === undefined || !/^[A-Za-z0-9_.:-]{1,128}$/.test(user)) {
+      return this.#error(session, this.#o.auth ? ErrorCode.Forbidden : ErrorCode.BadRequest, this.#o.auth ? 'Your token names no user (its "sub" claim).' : 'Say whose jobs: {"op":"subscribe","jobs":true,"user":"<user id>"}.', undefined, id);
+    }
+    const room = await this.#jobs.join(session, user);
+    session.send({ type: 'subscribed', key: room.key, channel: room.ref.name, resume: 'live', ...(id === undefined ? {} : { id }) });
+  }
+
   async #subscribe(session: Session, op: Extract<ClientOp, { op: 'subscribe' }>, id: string | number | undefined): Promise<void> {
+    if (op.jobs === true) await this.#subscribeJobs(session, op, id);
+    if (op.symbols === undefined && op.channels === undefined) return;
     // Each room once, and not again if this client is already in it.
     const targets = [...new Map(this.#targets(session, op, id).map((t) => [t.key, t])).values()].filter((t) => !session.rooms.has(t.key));
     if (session.rooms.size + targets.length > this.#o.maxSubscriptions) {
@@ -414,6 +439,13 @@ export class Gateway {
   }
 
   async #unsubscribe(session: Session, op: Extract<ClientOp, { op: 'unsubscribe' }>, id: string | number | undefined): Promise<void> {
+    if (op.jobs === true) {
+      for (const room of [...session.rooms.values()]) {
+        if (!JobRelay.isJobRoom(room)) continue;
+        this.#jobs?.leave(session, room);
+        session.send({ type: 'unsubscribed', key: room.key, ...(id === undefined ? {} : { id }) });
+      }
+    }
     const keys = [...(Array.isArray(op.symbols) ? op.symbols.map((s) => (typeof s === 'string' ? s.trim().toUpperCase() : '')) : []), ...(Array.isArray(op.channels) ? op.channels : [])];
     for (const key of keys) {
       const room = session.rooms.get(key);

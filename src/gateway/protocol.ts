@@ -22,10 +22,14 @@ export type ClientOp =
       channels?: string[];
       /** The last position seen per symbol or channel: resume from there. */
       since?: Record<string, string>;
+      /** The user's own backtest jobs: their progress and results (room `user_<id>`). */
+      jobs?: boolean;
+      /** Whose jobs: the token's subject with JWT; without JWT, this field (trusted networks only). */
+      user?: string;
       /** Echoed in the reply. */
       id?: string | number;
     }
-  | { op: 'unsubscribe'; symbols?: string[]; channels?: string[]; id?: string | number }
+  | { op: 'unsubscribe'; symbols?: string[]; channels?: string[]; jobs?: boolean; id?: string | number }
   | { op: 'ping'; t?: number; id?: string | number };
 
 /** One update inside a batch. `symbol` for ticker channels; `position` where the channel has history. */

@@ -47,10 +47,10 @@ export interface RoomOptions {
 }
 
 /** One update as JSON (protocol.ts `Update`), built by concatenation: once per message. */
-export function updateJson(room: Room, data: unknown, position: string | undefined, replayed = false): string {
+export function updateJson(room: Room, data: unknown, position: string | undefined, replayed = false, channel = room.ref.name): string {
   return (
     '{"channel":' +
-    JSON.stringify(room.ref.name) +
+    JSON.stringify(channel) +
     (room.symbol === undefined ? '' : ',"symbol":' + JSON.stringify(room.symbol)) +
     (position === undefined ? '' : ',"position":"' + position + '"') +
     (replayed ? ',"replayed":true' : '') +
@@ -60,8 +60,8 @@ export function updateJson(room: Room, data: unknown, position: string | undefin
   );
 }
 
-function makeItem(room: Room, data: unknown, position: string | undefined): RoomItem {
-  const json = updateJson(room, data, position);
+export function makeItem(room: Room, data: unknown, position: string | undefined, channel?: string): RoomItem {
+  const json = updateJson(room, data, position, false, channel);
   const isPrice = room.symbol !== undefined && (data as { type?: unknown } | null)?.type === 'price';
   let frame: Buffer | undefined;
   return {

@@ -23,6 +23,8 @@ export interface SessionLimits {
 export interface Grants {
   readonly symbols: ReadonlySet<string> | undefined;
   readonly channels: ReadonlySet<string> | undefined;
+  /** The token's subject: whose jobs this connection may follow. */
+  readonly user?: string | undefined;
 }
 
 export type SessionHealth = 'ok' | 'conflating' | 'dropping';

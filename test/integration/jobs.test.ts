@@ -14,6 +14,9 @@ import { Inbox, waitFor } from '../harness/wait.ts';
 import { silentLogger } from '../harness/quiet.ts';
 import { CliProcess } from '../harness/cli.ts';
 import { printFigures } from '../harness/delivery.ts';
+import { SignJWT } from 'jose';
+import { WebSocket } from 'ws';
+import { Gateway } from '../../src/gateway/gateway.ts';
 
 const WORKER_SCRIPT = fileURLToPath(new URL('../fixtures/job-worker.ts', import.meta.url));
 
@@ -200,5 +203,50 @@ describe('backtest jobs', () => {
     assert.match(result?.error ?? '', /gave up after 1 attempts/);
     assert.equal((await record(job.job_id)).status, 'failed');
     assert.equal(ran, false, 'not run again');
+  });
+  it("the gateway forwards a user's job progress and result to that user only", async () => {
+    const secret = 'a-test-secret-that-is-long-enough-1234';
+    const gwBus = createBus({ redis: { url: server.url }, logger: silentLogger, sender: 'gateway' });
+    const jobStore = await store();
+    const open = new Gateway({ bus: gwBus, logger: silentLogger, port: 0, batchMs: 20, jobOwner: async (id) => (await jobStore.get(id))?.user_id });
+    const secured = new Gateway({ bus: gwBus, logger: silentLogger, port: 0, batchMs: 20, auth: { secret }, jobOwner: async (id) => (await jobStore.get(id))?.user_id });
+    closers.push(async () => {
+      await open.close();
+      await secured.close();
+      await gwBus.close();
+    });
+    const wsUrl = (u: string) => `${u.replace('http', 'ws')}/ws`;
+    const openUrl = wsUrl((await open.listen()).url);
+    const securedUrl = wsUrl((await secured.listen()).url);
+    type Msg = { type: string; code?: string; updates?: Array<{ channel: string; data: { job_id: string; status: string; progress?: number } }> };
+    const connect = async (url: string, subscribe: Record<string, unknown>) => {
+      const ws = new WebSocket(url);
+      const got = new Inbox<Msg>();
+      ws.on('message', (d: Buffer) => got.push(JSON.parse(d.toString('utf8')) as Msg));
+      await new Promise((r) => ws.once('open', r));
+      ws.send(JSON.stringify({ op: 'subscribe', jobs: true, ...subscribe }));
+      await waitFor(() => got.items.some((m) => m.type === 'subscribed' || m.type === 'error'), 'the reply');
+      closers.push(() => Promise.resolve(ws.terminate()));
+      return got;
+    };
+    const alice = await connect(openUrl, { user: 'alice' });
+    const bob = await connect(openUrl, { user: 'bob' });
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setExpirationTime('1h').sign(new TextEncoder().encode(secret));
+    const aliceJwt = await connect(`${securedUrl}?token=${token}`, {});
+    const impostor = await connect(`${securedUrl}?token=${token}`, { user: 'bob' });
+    assert.equal(impostor.items.find((m) => m.type === 'error')?.code, 'TB_ERR_FORBIDDEN', "a token for alice cannot follow bob's jobs");
+
+    await worker(async ({ progress: report }) => {
+      await report(0.5);
+      return { ok: 1 };
+    });
+    const mine = await service.submit(request({ job_id: 'bt_alice', user_id: 'alice' }));
+    const updates = (got: Inbox<Msg>) => got.items.flatMap((m) => (m.type === 'batch' ? (m.updates ?? []) : []));
+    for (const got of [alice, aliceJwt]) {
+      await waitFor(() => updates(got).some((u) => u.channel === 'tickstock.events.backtesting.results'), "alice's result");
+      assert.deepEqual(updates(got).map((u) => [u.data.job_id, u.data.status, u.data.progress]), [[mine.job_id, 'running', 0], [mine.job_id, 'running', 0.5], [mine.job_id, 'completed', 1], [mine.job_id, 'completed', undefined]]);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(updates(bob), [], "bob sees nothing of alice's job");
   });
 });

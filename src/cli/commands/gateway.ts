@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { createBus } from '../../bus/tick-bus.ts';
 import { RedisBrokerStore } from '../../broker/broker-store.ts';
+import { JobStore } from '../../jobs/job-store.ts';
 import { resolveRedisConfig } from '../../core/config.ts';
 import { createLogger } from '../../core/logger.ts';
 import { Gateway, type GatewayOptions } from '../../gateway/gateway.ts';
@@ -94,25 +95,39 @@ or tickbus up, which runs both).`,
       const settings = gatewayOptions(options);
       const bus = createBus({ redis: { url: config.url }, sender: 'gateway', logger });
       let store: RedisBrokerStore | undefined;
+      let jobs: JobStore | undefined;
       let gateway: Gateway | undefined;
       try {
         await bus.connect();
         store = await RedisBrokerStore.connect(config);
+        jobs = await JobStore.connect(config, 'tickbus:gateway-jobs');
         const lastValue = store.lastValue.bind(store);
-        gateway = new Gateway({ ...settings, bus, logger, port: number(options.port, '--port'), host: options.host, lastValue: async (symbol) => parseJson(await lastValue(symbol)) });
+        const jobRecords = jobs;
+        gateway = new Gateway({
+          ...settings,
+          bus,
+          logger,
+          port: number(options.port, '--port'),
+          host: options.host,
+          lastValue: async (symbol) => parseJson(await lastValue(symbol)),
+          jobOwner: async (jobId) => (await jobRecords.get(jobId))?.user_id,
+        });
         const { url } = await gateway.listen();
         process.stderr.write(`tickbus gateway: dashboard ${url}/  websocket ${url.replace('http', 'ws')}/ws  health ${url}/health  (Redis ${bus.context.transport.target})\n`);
       } catch (error) {
         await gateway?.close();
         await store?.close();
+        await jobs?.close();
         await bus.close();
         throw error;
       }
       const running = gateway;
       const openStore = store;
+      const openJobs = jobs;
       await runUntilSignal(async () => {
         await running.close();
         await openStore.close();
+        await openJobs.close();
         await bus.close();
       }, (line) => process.stderr.write(`tickbus gateway: ${line}\n`));
     });

@@ -9,6 +9,8 @@ import { addBrokerOptions, number, runtimeOptions, type BrokerCliOptions } from 
 import { addGatewayOptions, gatewayOptions, parseJson, type GatewayCliOptions } from './gateway.ts';
 import { Gateway } from '../../gateway/gateway.ts';
 import type { HealthReport } from '../../ops/ops-server.ts';
+import { JobStore } from '../../jobs/job-store.ts';
+import { resolveRedisConfig } from '../../core/config.ts';
 import { runUntilSignal } from './service.ts';
 
 export function registerUp(program: Command): void {
@@ -57,6 +59,8 @@ Examples:
         throw error;
       }
       const broker = runtime;
+      // Job progress to its owner needs the job records, which live in Redis.
+      const jobs = backend.kind === 'redis' ? await JobStore.connect(resolveRedisConfig({ url: backend.url }), 'tickbus:gateway-jobs') : undefined;
       const gateway: Gateway = new Gateway({
         ...settings,
         bus: broker.bus,
@@ -64,6 +68,7 @@ Examples:
         port,
         host: options.host,
         lastValue: async (symbol) => parseJson(await broker.store.lastValue(symbol)),
+        ...(jobs ? { jobOwner: async (jobId: string) => (await jobs.get(jobId))?.user_id } : {}),
         health: (): HealthReport => ({ ...broker.service.health(), gateway: gateway.stats() }),
       });
       let url: string;
@@ -72,6 +77,7 @@ Examples:
         for (const ticker of tickers) await runtime.bus.publish('BROKER_REGISTRATION', { action: 'subscribe', ticker });
       } catch (error) {
         await gateway.close();
+        await jobs?.close();
         await runtime.stop();
         await backend.stop();
         throw error;
@@ -87,6 +93,7 @@ Examples:
       say('Ctrl-C to stop');
       await runUntilSignal(async () => {
         await gateway.close();
+        await jobs?.close();
         await runtime.stop();
         await backend.stop();
       }, say);
