@@ -116,10 +116,9 @@ def append_durable(channel, count):
     r.close()
 
 
-def consume_durable(channel, group, count):
-    """A member of a consumer group: read, handle, then XACK, as tickbus's own consumers do."""
-    r = connect()
-    key = stream_key(channel)
+def group_entries(r, key, group, consumer, count, batch, what):
+    """Joins the consumer group (created at the start of the stream if missing) and yields
+    (position, fields) of `count` entries, failing if they do not come in time."""
     try:
         r.xgroup_create(key, group, id="0", mkstream=True)
     except redis.exceptions.ResponseError as error:
@@ -129,13 +128,21 @@ def consume_durable(channel, group, count):
     deadline = time.monotonic() + DEADLINE_SECONDS
     while done < count:
         if time.monotonic() > deadline:
-            fail("consumed %d of %d messages before the deadline" % (done, count))
-        for _stream, entries in r.xreadgroup(group, "py-consumer", {key: ">"}, count=100, block=1000) or []:
-            for position, fields in entries:
-                body = json.loads(fields["payload"])
-                print(json.dumps({"n": body["data"]["n"], "id": body.get("id"), "position": position, "sender": body["sender"]}), flush=True)
-                r.xack(key, group, position)
+            fail("got %d of %d %s before the deadline" % (done, count, what))
+        for _stream, entries in r.xreadgroup(group, consumer, {key: ">"}, count=batch, block=1000) or []:
+            for entry in entries:
+                yield entry
                 done += 1
+
+
+def consume_durable(channel, group, count):
+    """A member of a consumer group: read, handle, then XACK, as tickbus's own consumers do."""
+    r = connect()
+    key = stream_key(channel)
+    for position, fields in group_entries(r, key, group, "py-consumer", count, 100, "messages"):
+        body = json.loads(fields["payload"])
+        print(json.dumps({"n": body["data"]["n"], "id": body.get("id"), "position": position, "sender": body["sender"]}), flush=True)
+        r.xack(key, group, position)
     r.close()
 
 
@@ -168,31 +175,19 @@ def backtest_worker(count):
     """A TickStockPL-style worker in Python: takes jobs from the group, reports progress and
     a result on the seed's channels, keeps the job record, acknowledges."""
     r = connect()
-    try:
-        r.xgroup_create(JOBS_STREAM, JOB_GROUP, id="0", mkstream=True)
-    except redis.exceptions.ResponseError as error:
-        if "BUSYGROUP" not in str(error):
-            raise
-    done = 0
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while done < count:
-        if time.monotonic() > deadline:
-            fail("ran %d of %d jobs before the deadline" % (done, count))
-        for _stream, entries in r.xreadgroup(JOB_GROUP, "py-worker", {JOBS_STREAM: ">"}, count=1, block=1000) or []:
-            for position, fields in entries:
-                job = json.loads(fields["payload"])  # the seed's backtest request, bare
-                job_id = job["job_id"]
-                found = move_job(r, job_id, ("submitted", "running"), "running", started_at=now_iso(), worker="py-worker", attempts=1)
-                if found in ("submitted", "running"):
-                    for fraction in (0.5, 1.0):
-                        r.hset("job:" + job_id, mapping={"progress": fraction})
-                        r.publish(PROGRESS, json.dumps({"job_id": job_id, "progress": fraction, "status": "running", "timestamp": time.time()}))
-                    results = {"trades": len(job["symbols"]) * 3, "engine": "python"}
-                    move_job(r, job_id, ("running",), "completed", result=json.dumps(results), finished_at=now_iso())
-                    r.publish(RESULTS, json.dumps({"job_id": job_id, "status": "completed", "results": results, "timestamp": time.time()}))
-                print(json.dumps({"job_id": job_id, "found": found, "position": position}), flush=True)
-                r.xack(JOBS_STREAM, JOB_GROUP, position)
-                done += 1
+    for position, fields in group_entries(r, JOBS_STREAM, JOB_GROUP, "py-worker", count, 1, "jobs"):
+        job = json.loads(fields["payload"])  # the seed's backtest request, bare
+        job_id = job["job_id"]
+        found = move_job(r, job_id, ("submitted", "running"), "running", started_at=now_iso(), worker="py-worker", attempts=1)
+        if found in ("submitted", "running"):
+            for fraction in (0.5, 1.0):
+                r.hset("job:" + job_id, mapping={"progress": fraction})
+                r.publish(PROGRESS, json.dumps({"job_id": job_id, "progress": fraction, "status": "running", "timestamp": time.time()}))
+            results = {"trades": len(job["symbols"]) * 3, "engine": "python"}
+            move_job(r, job_id, ("running",), "completed", result=json.dumps(results), finished_at=now_iso())
+            r.publish(RESULTS, json.dumps({"job_id": job_id, "status": "completed", "results": results, "timestamp": time.time()}))
+        print(json.dumps({"job_id": job_id, "found": found, "position": position}), flush=True)
+        r.xack(JOBS_STREAM, JOB_GROUP, position)
     r.close()
 
 
