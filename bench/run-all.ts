@@ -10,6 +10,7 @@ const BENCHMARKS = [
   { name: 'pubsub', script: 'pubsub.ts', what: 'pub/sub throughput and latency, tickbus against raw node-redis' },
   { name: 'broker-replay', script: 'broker-replay.ts', what: 'updates/s the broker publishes from a replay file, against raw node-redis' },
   { name: 'durable', script: 'durable.ts', what: 'durable channels (publish, consume, ack), tickbus against a raw XADD / XREADGROUP / XACK loop' },
+  { name: 'gateway', script: 'gateway.ts', what: 'WebSocket fan-out (deliveries/s, latency, server CPU per delivery, memory), the tickbus gateway against a Socket.IO server' },
 ] as const;
 
 runMain(() => {
