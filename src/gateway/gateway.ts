@@ -141,6 +141,9 @@ export class Gateway {
   readonly #rooms: RoomRegistry;
   readonly #sessions = new Set<Session>();
   readonly #dirty = new Set<Session>();
+  readonly #dirtyRooms = new Set<Room>();
+  /** Rooms joined since the last flush: their members may start sharing at the next one. */
+  readonly #joined = new Set<Room>();
   readonly #limits: SessionLimits;
   readonly #metrics: GatewayMetrics;
   readonly #exposed: ReadonlySet<string>;
@@ -176,7 +179,16 @@ export class Gateway {
     this.#exposed = new Set(o.channels);
     this.clientId = o.clientId ?? `gateway-${randomUUID().slice(0, 8)}`;
     this.#limits = { batchMs: o.batchMs, conflate: o.conflate, highWaterBytes: o.highWaterBytes, maxSubscriptions: o.maxSubscriptions, ratePerSecond: o.ratePerSecond, slowCloseMs: o.slowClientCloseMs };
-    this.#rooms = new RoomRegistry({ bus: o.bus, logger: o.logger, clientId: this.clientId, leaseTtlSeconds: o.leaseTtlSeconds, dirty: (s) => this.#markDirty(s) });
+    this.#rooms = new RoomRegistry({
+      bus: o.bus,
+      logger: o.logger,
+      clientId: this.clientId,
+      leaseTtlSeconds: o.leaseTtlSeconds,
+      dirty: (s) => this.#markDirty(s),
+      dirtyRoom: o.batchMs > 0 ? (room) => this.#dirtyRooms.add(room) : undefined,
+      conflate: o.conflate,
+      conflated: (n) => this.#metrics.dropped.labels('conflated').inc(n),
+    });
     this.#jobs = o.jobOwner ? new JobRelay(o.bus, o.jobOwner, o.logger, (s) => this.#markDirty(s)) : undefined;
     this.#metrics = new GatewayMetrics(o.bus.context.metrics.registry, () => this.#sessions.size, () => this.#rooms.size);
     const routes: Record<string, Route> = { '/vendor/lightweight-charts.mjs': staticRoute(chartsFile(), 'text/javascript; charset=utf-8'), ...o.routes };
@@ -425,6 +437,7 @@ export class Gateway {
     } finally {
       session.release(room, lastSent, (p, than) => compareStreamIds(p, than) > 0);
       this.#markDirty(session);
+      if (this.#o.batchMs > 0) this.#joined.add(room);
     }
   }
 
@@ -469,9 +482,45 @@ export class Gateway {
     }
   }
 
+  /**
+   * One flush: each room's updates since the last are joined once into a chunk; each client
+   * gets its own queued updates and the chunks of the rooms it shares, in one frame. Then who
+   * shares which room is decided again for the next flush (never in between: a client never
+   * gets an update both ways, nor misses one).
+   */
   #flush(): void {
-    for (const s of this.#dirty) s.flush();
+    const chunks = new Map<Room, { json: string; count: number }>();
+    const targets = new Set(this.#dirty);
+    const rooms = new Set([...this.#dirtyRooms, ...this.#joined]);
+    for (const room of this.#dirtyRooms) {
+      if (room.pending.length === 0) continue;
+      chunks.set(room, { json: room.pending.join(','), count: room.pending.length });
+      room.pending = [];
+      room.pendingPriceAt = -1;
+      for (const s of room.shared) targets.add(s);
+    }
+    for (const s of targets) {
+      let parts: string[] | undefined;
+      let count = 0;
+      for (const room of s.rooms.values()) {
+        const chunk = chunks.get(room);
+        if (chunk && room.shared.has(s)) {
+          (parts ??= []).push(chunk.json);
+          count += chunk.count;
+        }
+      }
+      s.flush(parts, count);
+    }
     this.#dirty.clear();
+    this.#dirtyRooms.clear();
+    if (this.#o.batchMs === 0) return;
+    for (const room of rooms) {
+      for (const s of room.members) {
+        if (s.canShare(room)) room.shared.add(s);
+        else room.shared.delete(s);
+      }
+    }
+    this.#joined.clear();
   }
 }
 

@@ -25,6 +25,16 @@ export class Room {
   readonly ref: ChannelRef;
   readonly symbol: string | undefined;
   readonly members = new Set<Session>();
+  /**
+   * With batching, members in good health take the room's updates of a flush as one shared,
+   * pre-joined chunk: per update the gateway does one push, not one per client. The others
+   * (resuming, slow) get updates one by one. Who is which changes only between flushes.
+   */
+  readonly shared = new Set<Session>();
+  /** Updates since the last flush (JSON), for the shared members. */
+  pending: string[] = [];
+  /** Where the newest price is in `pending`, for conflation. */
+  pendingPriceAt = -1;
   subscription: Subscription | undefined;
   /** Settles when the Redis subscription is confirmed. */
   ready: Promise<void> = Promise.resolve();
@@ -44,6 +54,11 @@ export interface RoomOptions {
   readonly leaseTtlSeconds: number;
   /** Called for each member that wants a flush after an update. */
   readonly dirty: (session: Session) => void;
+  /** With batching: a room got updates for its shared members since the last flush. */
+  readonly dirtyRoom: ((room: Room) => void) | undefined;
+  /** Within one flush, keep only the newest price of a symbol. */
+  readonly conflate: boolean;
+  readonly conflated: (count: number) => void;
 }
 
 /** One update as JSON (protocol.ts `Update`), built by concatenation: once per message. */
@@ -123,6 +138,7 @@ export class RoomRegistry {
   /** Takes a session out of a room; the last one out closes it. */
   async leave(session: Session, room: Room): Promise<void> {
     room.members.delete(session);
+    room.shared.delete(session);
     session.rooms.delete(room.key);
     if (room.members.size > 0 || this.#rooms.get(room.key) !== room) return;
     this.#rooms.delete(room.key);
@@ -145,10 +161,25 @@ export class RoomRegistry {
   }
 
   async #open(room: Room): Promise<void> {
+    const { dirtyRoom, dirty, conflate, conflated } = this.#o;
     room.subscription = await this.#o.bus.subscribe(room.ref, (data, ctx) => {
       if (room.members.size === 0) return;
       const item = makeItem(room, data, ctx.position);
-      for (const session of room.members) if (session.push(room, item)) this.#o.dirty(session);
+      if (dirtyRoom) {
+        if (room.shared.size > 0) {
+          if (conflate && item.conflateKey !== undefined && room.pendingPriceAt >= 0) {
+            room.pending[room.pendingPriceAt] = item.json;
+            conflated(room.shared.size);
+          } else {
+            if (item.conflateKey !== undefined) room.pendingPriceAt = room.pending.length;
+            room.pending.push(item.json);
+          }
+        }
+        // Also with no one sharing yet: the flush decides again who may.
+        dirtyRoom(room);
+      }
+      if (room.shared.size === room.members.size) return;
+      for (const session of room.members) if (!room.shared.has(session) && session.push(room, item)) dirty(session);
     });
     if (room.symbol !== undefined) await this.#lease(room.symbol, 'subscribe');
   }

@@ -141,14 +141,28 @@ export class Session {
     return true;
   }
 
-  /** Sends what is queued as one batch frame. */
-  flush(): void {
-    if (this.closed || this.#queue.length === 0) return;
-    const n = this.#queue.length;
-    this.ws.send(BATCH_HEAD + this.#queue.join(',') + BATCH_TAIL);
+  /**
+   * Sends what is queued, and the shared chunks of its rooms (`shared`, with `sharedCount`
+   * updates in them), as one batch frame. A reader over the limits loses the chunks (they
+   * are counted as dropped) or is closed.
+   */
+  flush(shared: readonly string[] = [], sharedCount = 0): void {
+    if (this.closed) return;
+    let chunks = shared;
+    if (chunks.length > 0 && !this.#checkPressure(sharedCount)) chunks = [];
+    if (this.#queue.length === 0 && chunks.length === 0) return;
+    const n = this.#queue.length + (chunks.length > 0 ? sharedCount : 0);
+    const own = this.#queue.join(',');
+    const body = chunks.length === 0 ? own : own.length === 0 ? chunks.join(',') : `${own},${chunks.join(',')}`;
+    this.ws.send(BATCH_HEAD + body + BATCH_TAIL);
     this.#queue = [];
     this.#latestPrice.clear();
     this.#events.sent(n);
+  }
+
+  /** May this session take a room's shared chunk from the next flush on? */
+  canShare(room: Room): boolean {
+    return !this.closed && this.#health === 'ok' && !this.#held.has(room);
   }
 
   /** Sends updates read from history, in one batch, ahead of live ones. */
@@ -173,15 +187,15 @@ export class Session {
    * above four times, or still above twice after slowCloseMs, close. Returns false when
    * this update is dropped.
    */
-  #checkPressure(): boolean {
+  #checkPressure(count = 1): boolean {
     const buffered = this.ws.bufferedAmount;
     const high = this.#limits.highWaterBytes;
     if (buffered > 2 * high) {
       const now = Date.now();
       if (this.#health !== 'dropping') this.#droppingSince = now;
       this.#health = 'dropping';
-      this.#dropped++;
-      this.#events.dropped('dropped', 1);
+      this.#dropped += count;
+      this.#events.dropped('dropped', count);
       if (buffered > 4 * high || now - this.#droppingSince > this.#limits.slowCloseMs) {
         this.close(CloseCode.SlowConsumer, `slow consumer: ${buffered} bytes waiting to be read`);
       }

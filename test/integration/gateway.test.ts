@@ -299,25 +299,27 @@ describe('gateway', () => {
     await assert.rejects(raw(`${rs.url}?token=${token}`).opened, /HTTP 401/, 'an HS256 token is not accepted where RS256 is configured');
   });
 
-  it('conflates, then drops, then closes (4008) a client that does not read, while the others are served', async () => {
-    const { url, gw } = await gateway({ batchMs: 0, highWaterBytes: 16 * 1024, slowClientCloseMs: 300 });
-    const fast = raw(url);
-    await fast.opened;
-    fast.send({ op: 'subscribe', symbols: ['FLOOD'] });
-    await fast.next('subscribed');
-    // The slow client stops reading: its socket buffer fills, then the gateway's.
-    const slow = await stalledClient(url, 'FLOOD');
-    await waitFor(() => gw.health().connections === 2, 'both connected');
-    await new Promise((r) => setTimeout(r, 100));
-    // Enough to fill the kernel's socket buffers on both ends, then the gateway's 4 x 16 KiB.
-    const big = 'x'.repeat(4000);
-    const N = 4_000;
-    for (let n = 0; n < N; n++) await pub.publish(TickerUpdates.of({ ticker: 'FLOOD' }), { type: 'order', timestamp: new Date().toISOString(), symbol: 'FLOOD', order_data: { n, pad: big } });
-    await waitFor(() => fast.updates().length === N, `the fast client gets all ${N} (has ${fast.updates().length})`, 30_000);
-    await waitFor(() => gw.health().connections === 1, 'the slow client to be cut off', 10_000);
-    const metrics = await gw.registry.metrics();
-    assert.match(metrics, /tickbus_gateway_closed_total\{code="4008"\} 1/);
-    assert.match(metrics, /tickbus_gateway_updates_dropped_total\{reason="dropped"\} [1-9]/);
-    slow.destroy();
-  });
+  for (const batchMs of [0, 50]) {
+    it(`conflates, then drops, then closes (4008) a client that does not read, while the others are served (batchMs ${batchMs})`, async () => {
+      const { url, gw } = await gateway({ batchMs, highWaterBytes: 16 * 1024, slowClientCloseMs: 300 });
+      const fast = raw(url);
+      await fast.opened;
+      fast.send({ op: 'subscribe', symbols: ['FLOOD'] });
+      await fast.next('subscribed');
+      // The slow client stops reading: its socket buffer fills, then the gateway's.
+      const slow = await stalledClient(url, 'FLOOD');
+      await waitFor(() => gw.health().connections === 2, 'both connected');
+      await new Promise((r) => setTimeout(r, 100));
+      // Enough to fill the kernel's socket buffers on both ends, then the gateway's 4 x 16 KiB.
+      const big = 'x'.repeat(4000);
+      const N = 4_000;
+      for (let n = 0; n < N; n++) await pub.publish(TickerUpdates.of({ ticker: 'FLOOD' }), { type: 'order', timestamp: new Date().toISOString(), symbol: 'FLOOD', order_data: { n, pad: big } });
+      await waitFor(() => fast.updates().length === N, `the fast client gets all ${N} (has ${fast.updates().length})`, 30_000);
+      await waitFor(() => gw.health().connections === 1, 'the slow client to be cut off', 10_000);
+      const metrics = await gw.registry.metrics();
+      assert.match(metrics, /tickbus_gateway_closed_total\{code="4008"\} 1/);
+      assert.match(metrics, /tickbus_gateway_updates_dropped_total\{reason="dropped"\} [1-9]/);
+      slow.destroy();
+    });
+  }
 });
