@@ -523,7 +523,3 @@ export class Gateway {
     this.#joined.clear();
   }
 }
-
-export function isGatewayPath(path: string): boolean {
-  return path === '/ws' || path in STATIC;
-}
