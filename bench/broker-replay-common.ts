@@ -5,9 +5,23 @@ import { choiceOption, intOption, parseCli, type OptionSpec } from './lib/cli.ts
 // The same seeded generator as the simulated market, so every run replays the same trades.
 import { mulberry32 } from '../src/broker/feeds/random.ts';
 
-/** raw: node-redis publishing what the broker would; broker: the broker runtime itself. */
-export const IMPLS = ['raw', 'broker'] as const;
+/**
+ * raw: node-redis publishing what the broker would (PUBLISH only); raw-history: node-redis
+ * doing the Redis work the broker does (a history entry and a PUBLISH with its position per
+ * update, in one script per batch); broker: the broker runtime itself.
+ */
+export const IMPLS = ['raw', 'raw-history', 'broker'] as const;
 export type Impl = (typeof IMPLS)[number];
+
+/** raw-history: entries kept per ticker (MAXLEN ~), as `history: { maxLen: 1_000 }` on the broker's ticker channel. */
+export const HISTORY_MAX_LEN = 1_000;
+/** raw-history: updates per script call, as the broker's transport batches them. */
+export const HISTORY_BATCH = 256;
+
+/** The stream holding a channel's history: the key tickbus uses, so both write the same keys. */
+export function historyKey(channel: string): string {
+  return `tickbus:{${channel}}:stream`;
+}
 
 /** The broker's sender, and so the envelope's `sender` in both implementations. */
 export const SENDER = 'broker_service';
@@ -77,13 +91,13 @@ export function writeReplayFile(file: string, trades: number, tickers: readonly 
 // ---- worker options ------------------------------------------------------------------
 
 export const WORKER_OPTIONS = {
-  impl: { type: 'string', description: 'raw or broker.', value: 'impl' },
+  impl: { type: 'string', description: 'raw, raw-history or broker.', value: 'impl' },
   url: { type: 'string', description: 'Redis URL.', value: 'url' },
   file: { type: 'string', description: 'The measured replay file.', value: 'file' },
   'warmup-file': { type: 'string', description: 'An unmeasured replay file run first (the broker registers its tickers during it).', value: 'file' },
   trades: { type: 'string', description: 'Trades in the measured file (all of them must be published).', value: 'N' },
   tickers: { type: 'string', description: 'The tickers, comma-separated.', value: 'list' },
-  window: { type: 'string', description: 'raw: publishes in flight at most.', value: 'N', default: '512' },
+  window: { type: 'string', description: 'raw and raw-history: updates in flight at most.', value: 'N', default: '512' },
   profile: { type: 'string', description: 'Write a CPU profile of the measured replay to this file.', value: 'file' },
 } as const satisfies Record<string, OptionSpec>;
 

@@ -6,7 +6,11 @@
 //
 // raw:    node-redis reads the file line by line and publishes what the broker would
 //         publish for each Alpaca trade (the same envelope on TICKER_UPDATES_{S}), with a
-//         window of publishes in flight; no validation, no last-value cache.
+//         window of publishes in flight; no validation, no last-value cache, no history.
+// raw-history: the same messages, with the Redis work the broker's history-keeping channel
+//         does: per batch of 256, one EVAL of a script (written here) that XADDs each
+//         update to its ticker's stream (MAXLEN ~ 1000) and PUBLISHes it with the entry's
+//         id appended as "position"; the window counts updates, so 512 is 2 scripts.
 // broker: startBrokerRuntime() with a ReplayFeed at speed 'max', exactly as
 //         `tickbus broker --feed replay --speed max` runs it (validation, envelope,
 //         batching, last-value cache, metrics all on).
@@ -17,7 +21,7 @@ import { createClient } from 'redis';
 import { startBrokerRuntime, type BrokerRuntime } from '../src/broker/broker-runtime.ts';
 import { ReplayFeed, type ReplayFeedOptions } from '../src/broker/feeds/replay-feed.ts';
 import type { FeedSink } from '../src/broker/feeds/feed.ts';
-import { SENDER, parseWorkerConfig, type WorkerCommand, type WorkerEvent } from './broker-replay-common.ts';
+import { HISTORY_BATCH, HISTORY_MAX_LEN, SENDER, historyKey, parseWorkerConfig, type WorkerCommand, type WorkerEvent } from './broker-replay-common.ts';
 import { startClock, type Clock } from './lib/clock.ts';
 import { serveParent } from './lib/proc.ts';
 import { Window } from './lib/window.ts';
@@ -43,9 +47,77 @@ interface AlpacaTrade {
   t: string;
 }
 
+/** How the raw loop sends: one command per update (PUBLISH), or one per batch (the history script). */
+interface RawSender {
+  /** Commands in flight at most. */
+  readonly window: number;
+  /** Takes an update; true when a command is ready to send. */
+  add(channel: string, payload: string): boolean;
+  /** Sends the updates taken since the last send, in one command. */
+  send(): Promise<unknown>;
+  /** Updates taken and not yet sent. */
+  readonly pending: number;
+}
+
+/** raw: a PUBLISH per update, `--window` in flight. */
+function publishSender(publish: (channel: string, payload: string) => Promise<unknown>): RawSender {
+  let channel = '';
+  let payload = '';
+  return {
+    window: cfg.window,
+    pending: 0,
+    add: (c, p) => {
+      channel = c;
+      payload = p;
+      return true;
+    },
+    send: () => publish(channel, payload),
+  };
+}
+
+/**
+ * raw-history: what a client without tickbus would write for the broker's channel with a
+ * history: per update, an XADD to the channel's stream (MAXLEN ~ ARGV[1]) and a PUBLISH of
+ * the payload with the entry's id appended as "position". ARGV: the bound, then channel,
+ * stream key and payload per update. Returns the ids.
+ */
+const HISTORY_SCRIPT = `local ids = {}
+for i = 2, #ARGV, 3 do
+  local id = redis.call('XADD', ARGV[i + 1], 'MAXLEN', '~', ARGV[1], '*', 'payload', ARGV[i + 2])
+  redis.call('PUBLISH', ARGV[i], string.sub(ARGV[i + 2], 1, -2) .. ',"position":"' .. id .. '"}')
+  ids[#ids + 1] = id
+end
+return ids`;
+
+/** raw-history: one EVAL of HISTORY_SCRIPT per HISTORY_BATCH updates, `--window` updates in flight. */
+function historySender(sendCommand: (args: string[]) => Promise<unknown>): RawSender {
+  const start = () => ['EVAL', HISTORY_SCRIPT, '0', String(HISTORY_MAX_LEN)];
+  let args = start();
+  let pending = 0;
+  return {
+    window: Math.max(1, Math.floor(cfg.window / HISTORY_BATCH)),
+    get pending() {
+      return pending;
+    },
+    add: (channel, payload) => {
+      args.push(channel, historyKey(channel), payload);
+      return ++pending === HISTORY_BATCH;
+    },
+    send: () => {
+      const sent = args;
+      const count = pending;
+      args = start();
+      pending = 0;
+      return sendCommand(sent).then((ids) => {
+        if (!Array.isArray(ids) || ids.length !== count) throw new Error(`the history script returned ${String(ids)} for ${count} updates`);
+      });
+    },
+  };
+}
+
 /** Publishes what the broker would for every trade of `file`; returns how many. */
-async function rawReplay(publish: (channel: string, payload: string) => Promise<unknown>, file: string): Promise<number> {
-  const window = new Window(cfg.window);
+async function rawReplay(sender: RawSender, file: string): Promise<number> {
+  const window = new Window(sender.window);
   const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
   let published = 0;
   for await (const line of lines) {
@@ -57,9 +129,15 @@ async function rawReplay(publish: (channel: string, payload: string) => Promise<
       timestamp: new Date().toISOString(),
       sender: SENDER,
     });
-    if (window.full) await window.slot();
-    window.add(publish(`TICKER_UPDATES_${trade.S}`, payload));
+    if (sender.add(`TICKER_UPDATES_${trade.S}`, payload)) {
+      if (window.full) await window.slot();
+      window.add(sender.send());
+    }
     published++;
+  }
+  if (sender.pending > 0) {
+    if (window.full) await window.slot();
+    window.add(sender.send());
   }
   await window.drain();
   return published;
@@ -71,12 +149,15 @@ async function rawWorker(): Promise<{ warmup: () => Promise<number>; measure: ()
     throw error;
   });
   await client.connect();
-  const publish = (channel: string, payload: string) => client.publish(channel, payload);
+  const sender =
+    cfg.impl === 'raw-history'
+      ? historySender((args) => client.sendCommand(args))
+      : publishSender((channel, payload) => client.publish(channel, payload));
   return {
-    warmup: () => rawReplay(publish, cfg.warmupFile),
+    warmup: () => rawReplay(sender, cfg.warmupFile),
     measure: async () => {
       const clock = await startClock(cfg.profile);
-      const published = await rawReplay(publish, cfg.file);
+      const published = await rawReplay(sender, cfg.file);
       const { endedAt, cpuMicros } = await clock.stop();
       return { published, startedAt: clock.startedAt, endedAt, cpuMicros, batches: undefined };
     },
@@ -200,7 +281,7 @@ async function brokerMeasure(): Promise<Measured> {
 // ---- main ----------------------------------------------------------------------------
 
 const worker =
-  cfg.impl === 'raw'
+  cfg.impl !== 'broker'
     ? await rawWorker()
     : { warmup: brokerWarmup, measure: brokerMeasure, close: () => Promise.resolve() };
 

@@ -1,15 +1,17 @@
-// Broker replay benchmark: how fast the broker publishes a recorded trade file, against a
-// raw node-redis loop publishing the same messages. One private redis-server; each run
-// is a fresh worker process (bench/broker-replay-worker.ts) that replays an unmeasured
-// warm-up file, then the measured one. Rounds alternate raw and broker; the report shows
-// medians. Writes the figures to artifacts/bench-broker-replay.json.
+// Broker replay benchmark: how fast the broker publishes a recorded trade file, against
+// raw node-redis loops publishing the same messages: raw (a PUBLISH per update) and
+// raw-history (the broker's Redis work: a history entry and a PUBLISH with its position
+// per update, one script per batch). One private redis-server; each run is a fresh worker
+// process (bench/broker-replay-worker.ts) that replays an unmeasured warm-up file, then
+// the measured one. Every round runs each implementation once, in a rotating order; the
+// report shows medians. Writes the figures to artifacts/bench-broker-replay.json.
 //
-//   node --import tsx bench/broker-replay.ts [--trades N] [--tickers K] [--rounds R] [--help]
+//   node --import tsx bench/broker-replay.ts [--trades N] [--tickers K] [--rounds R] [--impl which] [--help]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RedisServer } from '../test/harness/redis-server.ts';
-import { benchTickers, IMPLS, workerArgs, writeReplayFile, type Impl, type WorkerCommand, type WorkerEvent } from './broker-replay-common.ts';
+import { benchTickers, HISTORY_BATCH, HISTORY_MAX_LEN, historyKey, IMPLS, workerArgs, writeReplayFile, type Impl, type WorkerCommand, type WorkerEvent } from './broker-replay-common.ts';
 import { choiceOption, intOption, parseCli, runMain, table, type OptionSpec } from './lib/cli.ts';
 import { describeMachine, machineLine } from './lib/machine.ts';
 import { Worker } from './lib/proc.ts';
@@ -20,15 +22,21 @@ import { median, ratio } from './lib/stats.ts';
 const OPTIONS = {
   trades: { type: 'string', value: 'N', default: '200000', description: 'Trades in the measured replay file (every one is published).' },
   tickers: { type: 'string', value: 'K', default: '20', description: 'Tickers, in turn; the broker has all of them registered.' },
-  rounds: { type: 'string', value: 'R', default: '3', description: 'Rounds; each runs raw then broker. Medians are reported.' },
+  rounds: { type: 'string', value: 'R', default: '3', description: 'Rounds; each runs every implementation once, in a rotating order. Medians are reported.' },
   warmup: { type: 'string', value: 'N', default: '10000', description: 'Trades in the unmeasured warm-up file each worker replays first.' },
-  window: { type: 'string', value: 'N', default: '512', description: 'raw: publishes in flight at most (the broker batches 256 a round trip, 2 in flight).' },
-  impl: { type: 'string', value: 'which', default: 'both', description: 'raw, broker or both (one alone: for profiling).' },
+  window: { type: 'string', value: 'N', default: '512', description: `raw and raw-history: updates in flight at most (raw-history sends ${HISTORY_BATCH} a script, so 512 is 2 scripts; the broker batches 256 a round trip, 2 in flight).` },
+  impl: {
+    type: 'string',
+    value: 'which',
+    default: 'all',
+    description: `raw (PUBLISH only), raw-history (XADD MAXLEN ~ ${HISTORY_MAX_LEN.toLocaleString('en-US')} and PUBLISH with the position, as the broker), broker or all (one alone: for profiling).`,
+  },
   profile: { type: 'boolean', description: 'Write V8 CPU profiles of the measured replays to artifacts/profiles/ (slows them; not for the figures).' },
   check: { type: 'boolean', description: 'Exit with code 3 when the target is missed.' },
   out: { type: 'string', value: 'file', default: 'artifacts/bench-broker-replay.json', description: 'Where to write the JSON results.' },
 } as const satisfies Record<string, OptionSpec>;
 
+/** broker/raw-history, the like-for-like comparison: the same Redis work on both sides. */
 const TARGETS = { throughputRatio: 0.8 } as const;
 
 /** How long a worker may take to start, connect, register and replay the warm-up file. */
@@ -61,18 +69,18 @@ interface Trial {
 function settingsFrom(argv: string[]): Settings {
   const v = parseCli(
     'node --import tsx bench/broker-replay.ts [options]',
-    'Updates per second the broker publishes from a replay file (ReplayFeed at speed max), against raw node-redis publishing the same messages (one private redis-server).',
+    'Updates per second the broker publishes from a replay file (ReplayFeed at speed max), against raw node-redis publishing the same messages, without and with the history the broker writes (one private redis-server).',
     OPTIONS,
     argv,
   );
-  const impl = choiceOption(v.impl, 'impl', ['raw', 'broker', 'both']);
+  const impl = choiceOption(v.impl, 'impl', [...IMPLS, 'all']);
   return {
     trades: intOption(v.trades, 'trades'),
     tickers: benchTickers(intOption(v.tickers, 'tickers')),
     rounds: intOption(v.rounds, 'rounds'),
     warmup: intOption(v.warmup, 'warmup', 0),
     window: intOption(v.window, 'window'),
-    impls: impl === 'both' ? IMPLS : [impl],
+    impls: impl === 'all' ? IMPLS : [impl],
     ...outputsFrom(v),
   };
 }
@@ -97,6 +105,7 @@ async function runTrial(server: RedisServer, s: Settings, files: { file: string;
     // Generous: at least 2,000 updates a second.
     const result = await worker.next('result', s.trades / 2 + 30_000, 'the end of the measured replay');
     if (result.published !== s.trades) throw new Error(`${impl}: published ${result.published} of ${s.trades} trades.`);
+    checkHistory(server, s, impl);
     const elapsedMs = result.endedAt - result.startedAt;
     return {
       round,
@@ -111,6 +120,17 @@ async function runTrial(server: RedisServer, s: Settings, files: { file: string;
     };
   } finally {
     await worker.stop();
+  }
+}
+
+/** raw-history and broker left a bounded history per ticker; raw left none. */
+function checkHistory(server: RedisServer, s: Settings, impl: Impl): void {
+  for (const ticker of s.tickers) {
+    const length = Number(server.cli('XLEN', historyKey(`TICKER_UPDATES_${ticker}`)));
+    const written = Math.ceil((s.warmup + s.trades) / s.tickers.length);
+    // MAXLEN ~ trims whole nodes only (100 entries each by default): at least the bound is kept.
+    const ok = impl === 'raw' ? length === 0 : length >= Math.min(written, HISTORY_MAX_LEN) && length <= written;
+    if (!ok) throw new Error(`${impl}: ${length} history entries for ${ticker} after the run.`);
   }
 }
 
@@ -142,14 +162,20 @@ function report(s: Settings, results: Partial<Record<Impl, ImplResult>>): { rati
     return [impl, int(r?.updatesPerSec ?? NaN), fixed(r?.cpuUsPerUpdate ?? NaN, 1), r?.updatesPerBatch === undefined ? '-' : fixed(r.updatesPerBatch, 0), (r?.perRound ?? []).map(int).join(' / ')];
   });
   console.log(table(['impl', 'updates/s', 'CPU µs/update', 'updates/round trip', 'per round updates/s'], rows));
-  const raw = results.raw;
   const broker = results.broker;
-  if (raw && broker) {
-    ratios.throughput = ratio(broker.updatesPerSec, raw.updatesPerSec);
-    ratios.cpuPerUpdate = ratio(broker.cpuUsPerUpdate, raw.cpuUsPerUpdate);
-    targetsMet.throughput = ratios.throughput >= TARGETS.throughputRatio;
+  const raw = results.raw;
+  const rawHistory = results['raw-history'];
+  if (broker && raw) {
+    ratios.throughputVsRaw = ratio(broker.updatesPerSec, raw.updatesPerSec);
+    ratios.cpuPerUpdateVsRaw = ratio(broker.cpuUsPerUpdate, raw.cpuUsPerUpdate);
+    console.log(`broker/raw         updates/s: ${fixed(ratios.throughputVsRaw)}x  (not like-for-like: raw writes no history);  CPU per update: ${fixed(ratios.cpuPerUpdateVsRaw)}x`);
+  }
+  if (broker && rawHistory) {
+    ratios.throughputVsRawHistory = ratio(broker.updatesPerSec, rawHistory.updatesPerSec);
+    ratios.cpuPerUpdateVsRawHistory = ratio(broker.cpuUsPerUpdate, rawHistory.cpuUsPerUpdate);
+    targetsMet.throughputVsRawHistory = ratios.throughputVsRawHistory >= TARGETS.throughputRatio;
     console.log(
-      `broker/raw updates/s: ${fixed(ratios.throughput)}x  (target >= ${TARGETS.throughputRatio}x: ${verdict(targetsMet.throughput)});  CPU per update: ${fixed(ratios.cpuPerUpdate)}x`,
+      `broker/raw-history updates/s: ${fixed(ratios.throughputVsRawHistory)}x  (like-for-like; target >= ${TARGETS.throughputRatio}x: ${verdict(targetsMet.throughputVsRawHistory)});  CPU per update: ${fixed(ratios.cpuPerUpdateVsRawHistory)}x`,
     );
   }
   return { ratios, targetsMet };
@@ -157,14 +183,23 @@ function report(s: Settings, results: Partial<Record<Impl, ImplResult>>): { rati
 
 // ---- main ----------------------------------------------------------------------------
 
+/**
+ * Each round starts one implementation later (raw, raw-history, broker; then raw-history,
+ * broker, raw; ...), so that over three rounds each runs first, second and third once.
+ */
+function roundOrder(impls: readonly Impl[], round: number): Impl[] {
+  return impls.map((_, i) => impls[(i + round - 1) % impls.length] as Impl);
+}
+
 async function runRounds(server: RedisServer, s: Settings, files: { file: string; warmupFile: string }): Promise<Trial[]> {
   const trials: Trial[] = [];
+  const width = Math.max(...s.impls.map((impl) => impl.length));
   for (let round = 1; round <= s.rounds; round++) {
-    for (const impl of s.impls) {
+    for (const impl of roundOrder(s.impls, round)) {
       const t = await runTrial(server, s, files, round, impl);
       trials.push(t);
       const batch = t.updatesPerBatch === undefined ? '' : `, ${fixed(t.updatesPerBatch, 0)} updates/round trip`;
-      console.log(`round ${round}/${s.rounds}  ${impl.padEnd(6)}  ${int(t.updatesPerSec)} updates/s  (${int(t.elapsedMs)} ms, CPU ${fixed(t.cpuUsPerUpdate, 1)} µs/update${batch})`);
+      console.log(`round ${round}/${s.rounds}  ${impl.padEnd(width)}  ${int(t.updatesPerSec)} updates/s  (${int(t.elapsedMs)} ms, CPU ${fixed(t.cpuUsPerUpdate, 1)} µs/update${batch})`);
     }
   }
   return trials;
