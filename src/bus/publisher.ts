@@ -47,6 +47,8 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   #replaying = false;
   #background: Promise<void> | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
+  #replayTimer: NodeJS.Timeout | undefined;
+  #replayAttempts = 0;
   readonly #streamWrites = new Map<string, StreamWrite>();
 
   constructor(ctx: BusContext) {
@@ -167,6 +169,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#retryTimer);
+    clearTimeout(this.#replayTimer);
     await this.#connecting?.catch(() => undefined);
     const buffer = this.#buffer;
     if (buffer) {
@@ -304,6 +307,14 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       this.#replaying = false;
     }
     if (sent > 0) logger.info({ sent, left: buffer.size, ms: Date.now() - started }, buffer.size === 0 ? 'fallback buffer replayed' : 'fallback replay interrupted');
+    // Stopped while still connected (Redis loading its data after a restart): no
+    // 'reconnected' will come to start it again, so try again shortly.
+    if (buffer.size > 0 && this.#link.isConnected && !this.#closed) {
+      clearTimeout(this.#replayTimer);
+      this.#replayTimer = setTimeout(() => void this.#replay(), backoffDelay(this.#replayAttempts++, resolveReconnect(this.#ctx.reconnect)));
+    } else {
+      this.#replayAttempts = 0;
+    }
   }
 
   #target(target: PublishTarget): ConcreteTarget {

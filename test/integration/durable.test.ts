@@ -309,4 +309,33 @@ describe('durable channels through a Redis crash', () => {
       await own.stop();
     }
   });
+  it('a publisher with a fallback buffer and a consumer wait out a Redis still loading its data (LOADING), losing nothing', async () => {
+    const own = await startRedis({ args: ['--appendonly', 'yes', '--appendfsync', 'everysec', '--enable-debug-command', 'yes'] });
+    // Enough data that loading it back after a crash takes a while, answering LOADING meanwhile.
+    assert.equal(own.cli('DEBUG', 'POPULATE', '800000', 'filler', '64'), 'OK');
+    own.cli('BGREWRITEAOF');
+    await waitFor(() => /aof_rewrite_in_progress:0/.test(own.cli('INFO', 'persistence')) && /aof_rewrite_scheduled:0/.test(own.cli('INFO', 'persistence')), 'the AOF rewrite', 30_000);
+    const opts = { redis: { url: own.url }, catalogs: [deliveryCatalog], logger: silentLogger, reconnect: { baseMs: 20, maxMs: 100 } };
+    const pub = createBus({ ...opts, fallback: true });
+    const sub = createBus(opts);
+    sub.on('error', () => undefined);
+    try {
+      const ref = Work.of({ queue: 'loading' });
+      const got = new Set<number>();
+      await sub.consume(ref, (d) => void got.add(d.n), { group: 'g', consumer: 'c1', blockMs: 200 });
+      await pub.connect();
+      for (let n = 0; n < 100; n++) await pub.publish(ref, { n });
+      await waitFor(() => got.size === 100, 'the first 100');
+      await own.kill();
+      for (let n = 100; n < 600; n++) assert.equal((await pub.publish(ref, { n })).status, 'buffered');
+      const restarting = own.restart(); // the clients reconnect while it loads
+      await waitFor(() => got.size === 600, `all 600 (have ${got.size})`, 60_000);
+      await restarting;
+      const loadingErrors = Number(/errorstat_LOADING:count=(\d+)/.exec(own.cli('INFO', 'errorstats'))?.[1] ?? 0);
+      printFigures('Redis loading after a crash', { sent: 600, delivered: got.size, lost: 600 - got.size, loading_replies: loadingErrors });
+    } finally {
+      await Promise.all([pub.close(), sub.close()]);
+      await own.stop();
+    }
+  });
 });

@@ -24,6 +24,8 @@ export interface RedisTransportOptions {
 
 export type Client = RedisClientType;
 
+const NOT_READY = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN)\b/;
+
 const SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 export abstract class RedisLink extends TypedEmitter<LinkEvents> {
@@ -147,6 +149,11 @@ export abstract class RedisLink extends TypedEmitter<LinkEvents> {
         `Redis at ${this.#options.redis.display} is not connected (${err.message}); the command did not complete.`,
         { cause: err, channel },
       );
+    }
+    // Connected, but not serving yet (loading its data after a restart, busy with a script):
+    // as good as unreachable for now, and worth trying again, not giving up on.
+    if (isErrorReply(err) && NOT_READY.test(String(err.message))) {
+      return new NotConnectedError(ErrorCode.NotConnected, `Redis at ${this.#options.redis.display} is not ready (${err.message}); try again shortly.`, { cause: err, channel });
     }
     if (err instanceof Error && 'code' in err && typeof (err as { code: unknown }).code === 'string' && String((err as { code: string }).code).startsWith('TB_ERR')) return err;
     return new TransportError(ErrorCode.Transport, `Redis (${this.#options.redis.display}): ${err?.message ?? String(error)}`, { cause: err, channel });
