@@ -87,8 +87,8 @@ Examples:
       say(`health    ${url}/health`);
       say(`metrics   ${url}/metrics`);
       if (backend.kind === 'redis') {
-        say(`watch   REDIS_URL=${backend.url} npx tickbus tail 'TICKER_UPDATES_*'`);
-        say(`add     REDIS_URL=${backend.url} npx tickbus publish BROKER_REGISTRATION '{"action":"subscribe","ticker":"TSLA"}'`);
+        say(`watch     REDIS_URL=${backend.url} npx tickbus tail 'TICKER_UPDATES_*'`);
+        say(`add       REDIS_URL=${backend.url} npx tickbus publish BROKER_REGISTRATION '{"action":"subscribe","ticker":"TSLA"}'`);
       }
       say('Ctrl-C to stop');
       await runUntilSignal(async () => {
