@@ -2,7 +2,7 @@
 // registration leases (who wants which ticker, until when) and the last price of every
 // ticker (a last-value cache a new subscriber reads at once). An in-memory twin serves
 // the embedded single-process mode.
-import { createClient, type RedisClientType } from 'redis';
+import { RedisCommands } from '../transports/redis/redis-commands.ts';
 import type { RedisConfig } from '../core/config.ts';
 
 /** One holder's claim on a ticker. `expiresAt` is epoch ms, or null for no expiry. */
@@ -41,68 +41,69 @@ function parseMember(m: string, score: number): RegistrationLease {
 }
 
 export class RedisBrokerStore implements BrokerStore {
-  readonly #client: RedisClientType;
+  readonly #client: RedisCommands;
 
-  private constructor(client: RedisClientType) {
+  private constructor(client: RedisCommands) {
     this.#client = client;
   }
 
-  /** The store's connection, shared with the heartbeat (one connection fewer). */
-  get redis(): RedisClientType {
+  /** The store's connection, shared with the heartbeat and the broker group (fewer connections). */
+  get redis(): RedisCommands {
     return this.#client;
   }
 
   static async connect(redis: RedisConfig): Promise<RedisBrokerStore> {
-    const client = createClient({
-      url: redis.url,
-      name: 'tickbus:broker-store',
-      commandOptions: { timeout: 0 },
-      disableOfflineQueue: true,
-    }) as unknown as RedisClientType;
-    client.on('error', () => {
-      // Reported through the bus's own connection events; the store retries with node-redis.
-    });
-    await client.connect();
-    return new RedisBrokerStore(client);
+    // Failures are reported through the bus's own connection events; node-redis reconnects.
+    return new RedisBrokerStore(await RedisCommands.connect(redis, { name: 'tickbus:broker-store' }));
   }
 
   async acquire(lease: RegistrationLease): Promise<void> {
-    await this.#client.zAdd(LEASES_KEY, { score: lease.expiresAt ?? Infinity, value: member(lease.ticker, lease.holder) });
+    await this.#client.send(['ZADD', LEASES_KEY, lease.expiresAt === null ? '+inf' : String(lease.expiresAt), member(lease.ticker, lease.holder)], LEASES_KEY);
   }
 
   async release(ticker: string, holder: string): Promise<boolean> {
-    return (await this.#client.zRem(LEASES_KEY, member(ticker, holder))) > 0;
+    return (await this.#client.send<number>(['ZREM', LEASES_KEY, member(ticker, holder)], LEASES_KEY)) > 0;
   }
 
   async leases(now: number): Promise<RegistrationLease[]> {
-    const rows = await this.#client.zRangeByScoreWithScores(LEASES_KEY, `(${now}`, '+inf');
-    return rows.map((r) => parseMember(String(r.value), r.score));
+    const flat = await this.#client.send<string[]>(['ZRANGE', LEASES_KEY, `(${now}`, '+inf', 'BYSCORE', 'WITHSCORES'], LEASES_KEY);
+    return pairs(flat);
   }
 
   async sweep(now: number): Promise<RegistrationLease[]> {
     // Read and remove in one script: a lease renewed between a read and a ZREM would
     // otherwise be deleted with its new expiry.
-    const reply = await this.#client.sendCommand<string[]>(['EVAL', SWEEP, '1', LEASES_KEY, String(now)]);
-    const expired: RegistrationLease[] = [];
-    for (let i = 0; i + 1 < reply.length; i += 2) expired.push(parseMember(String(reply[i]), Number(reply[i + 1])));
-    return expired;
+    const reply = await this.#client.send<string[]>(['EVAL', SWEEP, '1', LEASES_KEY, String(now)], LEASES_KEY);
+    return pairs(reply);
   }
 
   async setLastValues(values: ReadonlyMap<string, string>): Promise<void> {
-    if (values.size === 0) return;
-    const multi = this.#client.multi();
-    for (const [ticker, json] of values) multi.set(lastValueKey(ticker), json);
-    await multi.execAsPipeline();
+    // One SET a ticker, issued together (node-redis pipelines them): on a cluster each goes
+    // to the shard of its ticker.
+    await Promise.all([...values].map(([ticker, json]) => this.#client.send(['SET', lastValueKey(ticker), json], lastValueKey(ticker))));
   }
 
   async lastValue(ticker: string): Promise<string | undefined> {
-    return (await this.#client.get(lastValueKey(ticker))) ?? undefined;
+    return (await this.#client.send<string | null>(['GET', lastValueKey(ticker)], lastValueKey(ticker))) ?? undefined;
   }
 
   async close(): Promise<void> {
-    if (this.#client.isReady) await this.#client.close();
-    else if (this.#client.isOpen) this.#client.destroy();
+    await this.#client.close();
   }
+}
+
+/**
+ * [member, score, member, score, …] (RESP2, and a script's reply) or [[member, score], …]
+ * (RESP3) as leases; an infinite score is a lease without expiry.
+ */
+function pairs(reply: readonly unknown[]): RegistrationLease[] {
+  const flat = reply.length > 0 && Array.isArray(reply[0]) ? (reply as unknown[][]).flat() : reply;
+  const out: RegistrationLease[] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const score = String(flat[i + 1]).toLowerCase();
+    out.push(parseMember(String(flat[i]), score === 'inf' || score === '+inf' || score === 'infinity' ? Infinity : Number(score)));
+  }
+  return out;
 }
 
 export class MemoryBrokerStore implements BrokerStore {

@@ -52,11 +52,12 @@ export interface BusContext {
 }
 
 export function createContext(options: BusOptions, defaultCatalogs: readonly Catalog[]): BusContext {
-  const transport = pickTransport(options);
+  const resolver = new ChannelResolver(options.catalogs ?? defaultCatalogs);
+  const transport = pickTransport(options, resolver);
   const metrics = options.metrics instanceof BusMetrics ? options.metrics : new BusMetrics(options.metrics);
   return Object.freeze({
     transport,
-    resolver: new ChannelResolver(options.catalogs ?? defaultCatalogs),
+    resolver,
     sender: resolveSender(options.sender),
     limits: resolveLimits(options.limits),
     metrics,
@@ -66,12 +67,26 @@ export function createContext(options: BusOptions, defaultCatalogs: readonly Cat
   });
 }
 
-function pickTransport(options: BusOptions): Transport {
+function pickTransport(options: BusOptions, resolver: ChannelResolver): Transport {
   const t = options.transport ?? 'redis';
   if (typeof t === 'object') return t;
   if (t === 'memory') return new MemoryTransport();
   if (t === 'redis') {
-    return new RedisTransport({ redis: resolveRedisConfig(options.redis), reconnect: options.reconnect, connectTimeoutMs: options.connectTimeoutMs });
+    return new RedisTransport({ redis: resolveRedisConfig(options.redis), reconnect: options.reconnect, connectTimeoutMs: options.connectTimeoutMs, isSharded: shardedBy(resolver) });
   }
   throw new ConfigError(`Unknown transport "${String(t)}": use 'redis', 'memory' or a Transport object.`);
+}
+
+/** Which concrete channels are sharded, from the catalogs; remembered (a bounded cache). */
+function shardedBy(resolver: ChannelResolver): (channel: string) => boolean {
+  const known = new Map<string, boolean>();
+  return (channel) => {
+    let sharded = known.get(channel);
+    if (sharded === undefined) {
+      sharded = resolver.resolve(channel)?.channel.sharded ?? false;
+      if (known.size >= 100_000) known.clear();
+      known.set(channel, sharded);
+    }
+    return sharded;
+  };
 }

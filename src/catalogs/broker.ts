@@ -57,6 +57,9 @@ export const TickerUpdates = defineChannel({
   // A short history per ticker: a bot or a browser that reconnects catches up on what it
   // missed (each message carries its position), and anything older is one last-value read.
   history: { maxLen: 1_000 },
+  // On a cluster each ticker's updates stay on the shard that holds its slot (with its
+  // history stream and its broker lease), instead of being copied to every node.
+  sharded: true,
   description: 'Every price and order update of one ticker, told apart by `type`.',
 });
 

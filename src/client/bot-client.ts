@@ -3,7 +3,8 @@
 // close), receive their typed price and order updates, read the last price, and place
 // orders whose updates come back as they happen.
 import { randomUUID } from 'node:crypto';
-import { createClient, type RedisClientType } from 'redis';
+import { RedisCommands } from '../transports/redis/redis-commands.ts';
+import { parseRedisUrl } from '../core/config.ts';
 import { createBus, type TickBus } from '../bus/tick-bus.ts';
 import type { BusOptions } from '../bus/context.ts';
 import type { MessageContext, Subscription } from '../bus/subscriber.ts';
@@ -88,7 +89,7 @@ export class BotClient extends TypedEmitter<BotClientEvents> {
   readonly #tickets = new Map<string, OrderTicket>();
   readonly #lastSeen = new Map<string, PriceUpdate>();
   readonly #redisUrl: string | undefined;
-  #store: Promise<RedisClientType> | undefined;
+  #store: Promise<RedisCommands> | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -153,7 +154,7 @@ export class BotClient extends TypedEmitter<BotClientEvents> {
     if (!this.#redisUrl) return this.#lastSeen.get(symbol);
     // The promise, not the client, is cached: concurrent calls share one connection.
     this.#store ??= this.#connectStore(this.#redisUrl);
-    const json = await (await this.#store).get(lastValueKey(symbol));
+    const json = await (await this.#store).send<string | null>(['GET', lastValueKey(symbol)], lastValueKey(symbol));
     if (json === null) return this.#lastSeen.get(symbol);
     const parsed = PriceUpdateSchema.safeParse(JSON.parse(json));
     return parsed.success ? parsed.data : this.#lastSeen.get(symbol);
@@ -247,11 +248,11 @@ export class BotClient extends TypedEmitter<BotClientEvents> {
     for (const symbol of this.#watched.keys()) await this.#register(symbol);
   }
 
-  async #connectStore(url: string): Promise<RedisClientType> {
-    const client = createClient({ url, name: `tickbus:bot:${this.clientId}`, commandOptions: { timeout: 0 } }) as unknown as RedisClientType;
-    client.on('error', (error: Error) => this.bus.context.logger.warn({ err: error }, 'bot last-price connection error'));
-    await client.connect();
-    return client;
+  #connectStore(url: string): Promise<RedisCommands> {
+    return RedisCommands.connect(parseRedisUrl(url, 'the bus\'s Redis URL'), {
+      name: `tickbus:bot:${this.clientId}`,
+      onError: (error) => this.bus.context.logger.warn({ err: error }, 'bot last-price connection error'),
+    });
   }
 }
 

@@ -58,6 +58,13 @@ export interface ChannelSpec<T extends string, S extends StandardSchemaV1> {
    * Needs the envelope wire format: the position travels in the envelope.
    */
   history?: boolean | Retention;
+  /**
+   * On a Redis Cluster, travel by sharded pub/sub (SPUBLISH / SSUBSCRIBE): a message goes
+   * only to the shard that owns the channel's slot, instead of to every node. For busy
+   * families of channels (one per ticker). Pattern subscriptions do not see sharded
+   * channels on a cluster; on one Redis the flag changes nothing. @default false
+   */
+  sharded?: boolean;
 }
 
 export interface Channel<T extends string = string, S extends StandardSchemaV1 = StandardSchemaV1> {
@@ -71,6 +78,8 @@ export interface Channel<T extends string = string, S extends StandardSchemaV1 =
   readonly retention: ResolvedRetention | undefined;
   /** True for a pub/sub channel that keeps a history stream. */
   readonly hasHistory: boolean;
+  /** Sharded pub/sub on a Redis Cluster. */
+  readonly sharded: boolean;
   readonly paramNames: readonly ParamNames<T>[];
   readonly params: { readonly [K in ParamNames<T>]: ChannelParam };
   /** True when the name has parameters (a template such as `TICKER_UPDATES_{ticker}`). */
@@ -176,6 +185,7 @@ export function defineChannel<const T extends string, S extends StandardSchemaV1
     delivery,
     retention,
     hasHistory: delivery === 'pubsub' && retention !== undefined,
+    sharded: spec.sharded === true,
     paramNames: names,
     params,
     isTemplate: isTemplate as Channel<T, S>['isTemplate'],

@@ -5,8 +5,17 @@ import { ConfigError, preview } from './errors.ts';
 import { DEFAULTS } from './defaults.ts';
 
 export interface RedisOptions {
-  /** `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Wins over host/port. */
+  /**
+   * `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Wins over host/port.
+   * A Redis Cluster: `redis-cluster://[user:password@]host:port,host:port,…` (or
+   * `rediss-cluster://`), listing seed nodes; the rest of the cluster is discovered.
+   */
   url?: string;
+  /**
+   * Redis Cluster seed nodes, as `host:port` or `redis://host:port`; the same as the
+   * `redis-cluster://` URL form. Credentials and TLS come from the other options.
+   */
+  cluster?: readonly string[];
   host?: string;
   port?: number;
   db?: number;
@@ -16,7 +25,15 @@ export interface RedisOptions {
   tls?: boolean;
 }
 
+/** One seed node of a Redis Cluster. */
+export interface ClusterSeed {
+  readonly host: string;
+  readonly port: number;
+}
+
 export interface RedisConfig {
+  /** The seed nodes when this is a Redis Cluster; undefined for one Redis. */
+  readonly cluster: readonly ClusterSeed[] | undefined;
   readonly host: string;
   readonly port: number;
   readonly db: number;
@@ -32,6 +49,13 @@ export interface RedisConfig {
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
 export function resolveRedisConfig(options: RedisOptions = {}, env: NodeJS.ProcessEnv = process.env): RedisConfig {
+  if (options.cluster !== undefined) {
+    if (options.url !== undefined || options.host !== undefined || options.port !== undefined) throw new ConfigError('Give either "cluster" (seed nodes) or url/host/port, not both.');
+    if (options.db !== undefined && options.db !== 0) throw new ConfigError('Redis Cluster has only database 0; drop the "db" option.');
+    const seeds = options.cluster.map((node, i) => parseSeed(node.replace(/^rediss?:\/\//, ''), `the "cluster" option's node ${i + 1}`));
+    if (seeds.length === 0) throw new ConfigError('The "cluster" option lists no seed nodes; give at least one host:port.');
+    return build({ cluster: seeds, host: seeds[0]!.host, port: seeds[0]!.port, db: 0, username: options.username, password: options.password, tls: options.tls ?? false });
+  }
   const hasExplicit = options.url !== undefined || options.host !== undefined || options.port !== undefined;
   let base: RedisConfig;
   if (options.url !== undefined) base = parseRedisUrl(options.url, 'the "url" option');
@@ -43,7 +67,12 @@ export function resolveRedisConfig(options: RedisOptions = {}, env: NodeJS.Proce
   if (typeof host !== 'string' || host.length === 0) throw new ConfigError('Redis host is empty: pass { host } or set REDIS_URL.');
   checkPort(port, 'the "port" option');
   if (!Number.isInteger(db) || db < 0) throw new ConfigError(`Redis db ${String(db)} is not a non-negative integer.`);
+  if (base.cluster) {
+    if (options.host !== undefined || options.port !== undefined) throw new ConfigError('A redis-cluster:// URL names its seed nodes; drop the host and port options.');
+    return build({ ...base, username: options.username ?? base.username, password: options.password ?? base.password, tls: options.tls ?? base.tls });
+  }
   return build({
+    cluster: undefined,
     host,
     port,
     db,
@@ -64,7 +93,40 @@ export function maskUrl(text: string): string {
   return text.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }
 
+const CLUSTER_URL = /^(rediss?)-cluster:\/\/(?:([^@/]*)@)?([^/?#@]+)\/?(\d*)$/;
+
+/** One `host:port` (or `[v6]:port`) of a seed list. */
+function parseSeed(text: string, where: string): ClusterSeed {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(text.trim());
+  if (!m) throw new ConfigError(`${where}: "${preview(text)}" is not host:port (e.g. 10.0.0.5:7000).`);
+  const port = Number(m[3]);
+  checkPort(port, where);
+  return { host: (m[1] ?? m[2]) as string, port };
+}
+
+/** `redis-cluster://[user:password@]host:port,host:port,…` */
+function parseClusterUrl(text: string, where: string): RedisConfig {
+  const m = CLUSTER_URL.exec(text);
+  if (!m) throw new ConfigError(`${where} "${preview(maskUrl(text))}" is not a cluster URL. Expected redis-cluster://[user:password@]host:port,host:port,…`);
+  if (m[4] !== '' && m[4] !== '0') throw new ConfigError(`${where}: Redis Cluster has only database 0; drop "/${m[4]}".`);
+  const auth = m[2] ?? '';
+  const colon = auth.indexOf(':');
+  const user = colon === -1 ? auth : auth.slice(0, colon);
+  const password = colon === -1 ? undefined : auth.slice(colon + 1);
+  const seeds = (m[3] as string).split(',').map((node, i) => parseSeed(node, `${where}, node ${i + 1}`));
+  return build({
+    cluster: seeds,
+    host: seeds[0]!.host,
+    port: seeds[0]!.port,
+    db: 0,
+    username: user ? decodeURIComponent(user) : undefined,
+    password: password ? decodeURIComponent(password) : undefined,
+    tls: m[1] === 'rediss',
+  });
+}
+
 export function parseRedisUrl(text: string, where: string): RedisConfig {
+  if (/^rediss?-cluster:/.test(text)) return parseClusterUrl(text, where);
   let url: URL;
   try {
     url = new URL(text);
@@ -84,6 +146,7 @@ export function parseRedisUrl(text: string, where: string): RedisConfig {
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   if (!host) throw new ConfigError(`${where} names no host; use e.g. redis://localhost:6379.`);
   return build({
+    cluster: undefined,
     host,
     port,
     db,
@@ -98,11 +161,13 @@ function build(c: Omit<RedisConfig, 'url' | 'display'>): RedisConfig {
   const hostPart = c.host.includes(':') ? `[${c.host}]` : c.host;
   const user = c.username ? encodeURIComponent(c.username) : '';
   const auth = (secret: string | undefined) => (secret === undefined ? (user ? `${user}@` : '') : `${user}:${secret}@`);
-  const tail = `${hostPart}:${c.port}/${c.db}`;
+  const tail = c.cluster ? c.cluster.map((n) => `${n.host.includes(':') ? `[${n.host}]` : n.host}:${n.port}`).join(',') : `${hostPart}:${c.port}/${c.db}`;
+  const schemeName = c.cluster ? `${scheme}-cluster` : scheme;
   return Object.freeze({
     ...c,
-    url: `${scheme}://${auth(c.password === undefined ? undefined : encodeURIComponent(c.password))}${tail}`,
-    display: `${scheme}://${auth(c.password === undefined ? undefined : '***')}${tail}`,
+    cluster: c.cluster ? Object.freeze(c.cluster.map((n) => Object.freeze({ ...n }))) : undefined,
+    url: `${schemeName}://${auth(c.password === undefined ? undefined : encodeURIComponent(c.password))}${tail}`,
+    display: `${schemeName}://${auth(c.password === undefined ? undefined : '***')}${tail}`,
   });
 }
 

@@ -48,6 +48,11 @@ export const ErrorCode = {
   DuplicateJob: 'TB_ERR_DUPLICATE_JOB',
   /** Jobs: no record of this job (never submitted, or older than 24 hours). */
   UnknownJob: 'TB_ERR_UNKNOWN_JOB',
+  /**
+   * A publish carried a fencing token that is no longer the holder of its lease (another
+   * broker took the ticker over); Redis refused it, and nothing was written.
+   */
+  Fenced: 'TB_ERR_FENCED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -148,6 +153,14 @@ export class ConfigError extends BusError {
 
 export class TransportError extends BusError {
   override name = 'TransportError';
+}
+
+/** A fenced publish whose lease has passed to another holder: refused by Redis, not written. */
+export class FencedError extends BusError {
+  override name = 'FencedError';
+  constructor(channel: string) {
+    super(ErrorCode.Fenced, `Publishing on "${preview(channel)}" was refused: this process no longer holds its lease (another one took it over). Stop publishing it.`, { channel });
+  }
 }
 
 /** A short, printable preview of untrusted text for error messages and logs. */

@@ -3,7 +3,7 @@
 // `jobs:user:<user_id>` (a sorted set by creation time) for listing. Every status change is
 // one Lua script that checks the status it starts from, so two workers, or a worker and a
 // cancel, can never both win.
-import { createClient, type RedisClientType } from 'redis';
+import { hashReply, RedisCommands } from '../transports/redis/redis-commands.ts';
 import type { RedisConfig } from '../core/config.ts';
 
 export type JobStatus = 'submitted' | 'running' | 'completed' | 'failed' | 'cancelled' | 'cancelling';
@@ -32,12 +32,16 @@ export const JOB_TTL_SECONDS = 24 * 3600;
 export const jobKey = (jobId: string): string => `job:${jobId}`;
 export const userJobsKey = (userId: string): string => `jobs:user:${userId}`;
 
-// Creates the record unless it exists; indexes it under its user.
+// Creates the record unless it exists. The user's index is written after it, by a second
+// command: on a cluster the record and the index live on different shards (their key names
+// are the seed's, without a shared hash tag), so one script cannot hold both.
 const CREATE = `if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
-redis.call('EXPIRE', KEYS[2], ARGV[1])
+return 1`;
+
+const INDEX = `redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1`;
 
 // Moves the status from one of ARGV[1] (comma-separated) to ARGV[2] and sets the fields
@@ -93,31 +97,30 @@ function parse(hash: Record<string, string>): JobRecord | undefined {
 }
 
 export class JobStore {
-  readonly #client: RedisClientType;
+  readonly #client: RedisCommands;
 
-  private constructor(client: RedisClientType) {
+  private constructor(client: RedisCommands) {
     this.#client = client;
   }
 
   static async connect(redis: RedisConfig, name = 'tickbus:jobs'): Promise<JobStore> {
-    const client = createClient({ url: redis.url, name, commandOptions: { timeout: 0 }, disableOfflineQueue: true }) as unknown as RedisClientType;
-    client.on('error', () => {
-      // Commands fail with their own errors while the connection is down; node-redis reconnects.
-    });
-    await client.connect();
-    return new JobStore(client);
+    // Commands fail with their own errors while the connection is down; node-redis reconnects.
+    return new JobStore(await RedisCommands.connect(redis, { name }));
   }
 
   /** Records a new job; false when a job with that id exists. */
   async create(request: { job_id: string; job_type: string; user_id: string }, now = new Date()): Promise<boolean> {
     const iso = now.toISOString();
     const fields = ['job_id', request.job_id, 'job_type', request.job_type, 'user_id', request.user_id, 'status', 'submitted', 'progress', '0', 'attempts', '0', 'created_at', iso, 'updated_at', iso, 'job_data', JSON.stringify(request)];
-    const created = await this.#client.sendCommand<number>(['EVAL', CREATE, '2', jobKey(request.job_id), userJobsKey(request.user_id), String(JOB_TTL_SECONDS), String(now.getTime()), ...fields]);
-    return created === 1;
+    const created = await this.#client.send<number>(['EVAL', CREATE, '1', jobKey(request.job_id), String(JOB_TTL_SECONDS), ...fields], jobKey(request.job_id));
+    if (created !== 1) return false;
+    const index = userJobsKey(request.user_id);
+    await this.#client.send(['EVAL', INDEX, '1', index, String(JOB_TTL_SECONDS), String(now.getTime()), request.job_id], index);
+    return true;
   }
 
   async get(jobId: string): Promise<JobRecord | undefined> {
-    return parse(await this.#client.hGetAll(jobKey(jobId)));
+    return parse(hashReply(await this.#client.send(['HGETALL', jobKey(jobId)], jobKey(jobId))));
   }
 
   /**
@@ -126,25 +129,25 @@ export class JobStore {
    */
   async transition(jobId: string, from: readonly JobStatus[], to: JobStatus, fields: Record<string, string | number> = {}): Promise<JobStatus | undefined> {
     const flat = Object.entries({ updated_at: new Date().toISOString(), ...fields }).flatMap(([k, v]) => [k, String(v)]);
-    const found = await this.#client.sendCommand<string | null>(['EVAL', TRANSITION, '1', jobKey(jobId), from.join(','), to, ...flat]);
+    const found = await this.#client.send<string | null>(['EVAL', TRANSITION, '1', jobKey(jobId), from.join(','), to, ...flat], jobKey(jobId));
     return (found ?? undefined) as JobStatus | undefined;
   }
 
   /** Sets fields without a status change (progress), if the job is in one of `when`. */
   async update(jobId: string, when: readonly JobStatus[], fields: Record<string, string | number>): Promise<boolean> {
     const flat = Object.entries({ updated_at: new Date().toISOString(), ...fields }).flatMap(([k, v]) => [k, String(v)]);
-    const found = await this.#client.sendCommand<string | null>(['EVAL', UPDATE, '1', jobKey(jobId), when.join(','), '', ...flat]);
+    const found = await this.#client.send<string | null>(['EVAL', UPDATE, '1', jobKey(jobId), when.join(','), '', ...flat], jobKey(jobId));
     return found !== null && when.includes(found as JobStatus);
   }
 
   /** The jobs of one user, newest first (those whose record has not expired). */
   async list(userId: string, limit = 50): Promise<JobRecord[]> {
-    const ids = await this.#client.zRange(userJobsKey(userId), 0, limit - 1, { REV: true });
+    const ids = await this.#client.send<string[]>(['ZRANGE', userJobsKey(userId), '0', String(limit - 1), 'REV'], userJobsKey(userId));
     const records = await Promise.all(ids.map((id) => this.get(id)));
     return records.filter((r): r is JobRecord => r !== undefined);
   }
 
   async close(): Promise<void> {
-    if (this.#client.isOpen) await this.#client.close();
+    await this.#client.close();
   }
 }

@@ -2,7 +2,7 @@
 // and keeps (when on Redis) in one hash so that `tickbus health` can show every service at
 // once instead of waiting for the next beat.
 import { hostname } from 'node:os';
-import type { RedisClientType } from 'redis';
+import type { RedisCommands } from '../transports/redis/redis-commands.ts';
 import type { TickBus } from '../bus/tick-bus.ts';
 import type { Logger } from '../core/logger.ts';
 import { ServiceHealth, type Heartbeat } from '../catalogs/system.ts';
@@ -21,7 +21,7 @@ export interface HeartbeatOptions {
   health: () => HealthReport | Promise<HealthReport>;
   counters?: () => Record<string, number> | Promise<Record<string, number>>;
   /** A Redis client for the heartbeat hash; none in memory mode. */
-  store?: Pick<RedisClientType, 'hSet'>;
+  store?: Pick<RedisCommands, 'send'>;
   logger: Logger;
 }
 
@@ -64,7 +64,7 @@ export class HeartbeatPublisher {
         timestamp: new Date().toISOString(),
       };
       await this.#o.bus.publish(ServiceHealth, beat);
-      await this.#o.store?.hSet(HEARTBEATS_KEY, this.instance, JSON.stringify(beat));
+      await this.#o.store?.send(['HSET', HEARTBEATS_KEY, this.instance, JSON.stringify(beat)], HEARTBEATS_KEY);
     } catch (error) {
       this.#o.logger.warn({ err: error }, 'heartbeat not published');
     }

@@ -38,6 +38,12 @@ export interface StreamWrite {
   readonly publish: boolean;
   readonly maxLen: number | undefined;
   readonly maxAgeMs: number | undefined;
+  /**
+   * Publish only while `tickbus:{<channel>}:owner` holds this token (a lease's fencing
+   * token), checked in the same atomic step as the write: a process whose lease passed to
+   * another is refused (FencedError), never interleaved with the new holder.
+   */
+  readonly fence?: string;
 }
 
 /** What happened to one message. */
@@ -65,6 +71,11 @@ export interface PublishLink extends Link {
   publish(channel: string, payload: string, stream?: StreamWrite): Promise<PublishReceipt>;
   /** Publishes many payloads in one round trip, in order. */
   publishBatch(messages: readonly Outbound[]): Promise<PublishReceipt[]>;
+}
+
+/** The key whose value a fenced publish on `channel` must match (same slot as the channel). */
+export function fenceKey(channel: string): string {
+  return `tickbus:{${channel}}:owner`;
 }
 
 export interface SubscribeLink extends Link {

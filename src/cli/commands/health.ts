@@ -1,9 +1,8 @@
 // `tickbus health`: every tickbus service (from its heartbeats) and Redis itself, in one
 // table; `--watch` keeps it live.
 import type { Command } from 'commander';
-import { createClient, type RedisClientType } from 'redis';
+import { hashReply, RedisCommands } from '../../transports/redis/redis-commands.ts';
 import { resolveRedisConfig } from '../../core/config.ts';
-import { NotConnectedError, ErrorCode } from '../../core/errors.ts';
 import { HeartbeatSchema, type Heartbeat } from '../../catalogs/system.ts';
 import { HEARTBEATS_KEY } from '../../ops/heartbeat.ts';
 import { addConnectionOptions, type ConnectionOptions } from './shared.ts';
@@ -23,14 +22,15 @@ export interface HealthSnapshot {
   services: Array<Heartbeat & { liveness: Liveness; age_seconds: number }>;
 }
 
-export async function healthSnapshot(client: RedisClientType, target: string): Promise<HealthSnapshot> {
+/** On a cluster the Redis figures are those of the node that holds the heartbeats. */
+export async function healthSnapshot(client: RedisCommands, target: string): Promise<HealthSnapshot> {
   const started = performance.now();
-  await client.ping();
+  await client.send(['PING'], HEARTBEATS_KEY);
   const ping = performance.now() - started;
-  const info = parseInfo(await client.info());
-  const channels = await client.sendCommand<unknown[]>(['PUBSUB', 'CHANNELS']);
-  const numpat = Number(await client.sendCommand(['PUBSUB', 'NUMPAT']));
-  const raw = await client.hGetAll(HEARTBEATS_KEY);
+  const info = parseInfo(await client.send<string>(['INFO'], HEARTBEATS_KEY));
+  const channels = await client.send<unknown[]>(['PUBSUB', 'CHANNELS'], HEARTBEATS_KEY);
+  const numpat = Number(await client.send(['PUBSUB', 'NUMPAT'], HEARTBEATS_KEY));
+  const raw = hashReply(await client.send(['HGETALL', HEARTBEATS_KEY], HEARTBEATS_KEY));
   const now = Date.now();
   const services = Object.values(raw)
     .map((json) => HeartbeatSchema.safeParse(JSON.parse(json)))
@@ -103,13 +103,7 @@ Examples:
     )
     .action(async (options: ConnectionOptions & { watch?: boolean; json?: boolean }) => {
       const cfg = resolveRedisConfig(options.redisUrl ? { url: options.redisUrl } : {});
-      const client = createClient({ url: cfg.url, name: 'tickbus:health', socket: { connectTimeout: 1500, reconnectStrategy: false } }) as unknown as RedisClientType;
-      client.on('error', () => undefined); // reported by connect() below
-      try {
-        await client.connect();
-      } catch (error) {
-        throw new NotConnectedError(ErrorCode.NotConnected, `Could not connect to Redis at ${cfg.display} (${(error as Error).message}). Point REDIS_URL or --redis-url at the Redis your services use.`, { cause: error });
-      }
+      const client = await RedisCommands.connect(cfg, { name: 'tickbus:health', connectTimeoutMs: 1500, reconnect: false });
       try {
         if (!options.watch) {
           const snapshot = await healthSnapshot(client, cfg.display);

@@ -1,12 +1,12 @@
 // One node-redis connection with the bus's manners: bounded reconnection with back-off,
 // no offline queue, no per-command timeout, and its socket events turned into the bus's
 // connected / disconnected / reconnected events and typed errors.
-import { createClient, type RedisClientType } from 'redis';
 import { TypedEmitter } from '../../core/typed-emitter.ts';
 import { ErrorCode, NotConnectedError, TransportError } from '../../core/errors.ts';
-import { backoffDelay, resolveReconnect, type ReconnectOptions, type RedisConfig } from '../../core/config.ts';
+import { type ReconnectOptions, type RedisConfig } from '../../core/config.ts';
 import { DEFAULTS } from '../../core/defaults.ts';
 import type { LinkEvents } from '../transport.ts';
+import { openConn, type RedisConn } from './redis-conn.ts';
 
 export interface RedisTransportOptions {
   redis: RedisConfig;
@@ -20,86 +20,87 @@ export interface RedisTransportOptions {
    * one PUBLISH each when Redis refuses scripts. @default true
    */
   coalescePublishes?: boolean;
+  /**
+   * On a cluster, the channels that travel by sharded pub/sub (SPUBLISH / SSUBSCRIBE):
+   * the bus answers from its catalogs. On one Redis every channel is classic pub/sub.
+   */
+  isSharded?: (channel: string) => boolean;
 }
 
-export type Client = RedisClientType;
-
-const NOT_READY = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN)\b/;
+// MASTERDOWN, CLUSTERDOWN, TRYAGAIN: a cluster shard between a lost master and its promoted
+// replica; LOADING, BUSY: a Redis reading its data or running a long script.
+const NOT_READY = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b/;
 
 const SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 export abstract class RedisLink extends TypedEmitter<LinkEvents> {
-  protected readonly client: Client;
-  #everConnected = false;
-  #down = false;
+  protected readonly conn: RedisConn;
   #closing = false;
   /** A first connection attempt that timed out: stop its retries, but allow connect() again. */
   #abandoned = false;
+  #everConnected = false;
+  /** Collects the reason a first connection attempt fails, for connect()'s message. */
+  #lastError: ((err: Error) => void) | undefined;
   readonly #options: RedisTransportOptions;
 
   constructor(options: RedisTransportOptions, role: string) {
     super();
     this.#options = options;
-    const reconnect = resolveReconnect(options.reconnect);
     const cfg = options.redis;
-    this.client = createClient({
-      socket: {
-        host: cfg.host,
-        port: cfg.port,
-        tls: cfg.tls,
-        connectTimeout: options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
-        reconnectStrategy: (retries: number) => (this.#closing || this.#abandoned ? false : backoffDelay(retries, reconnect)),
-      } as never,
-      database: cfg.db,
-      username: cfg.username,
-      password: cfg.password,
-      name: `${options.clientName ?? 'tickbus'}:${role}`,
-      // Fail fast while disconnected instead of queueing without bound (the delivery
-      // layer's fallback buffer decides what to keep).
-      disableOfflineQueue: true,
-      // node-redis's default per-command timeout makes each publish about 4x slower.
-      commandOptions: { timeout: 0 },
-    });
-    this.client.on('error', (err: Error) => {
-      // Before the first connection, connect() reports the failure once, with advice.
-      if (!this.#closing && this.#everConnected) this.emit('error', new TransportError(ErrorCode.Transport, `Redis (${cfg.display}): ${err.message}`, { cause: err }));
-    });
-    this.client.on('reconnecting', () => {
-      if (this.#closing || !this.#everConnected || this.#down) return;
-      this.#down = true;
-      this.emit('disconnected', new NotConnectedError(ErrorCode.NotConnected, `Lost the connection to Redis at ${cfg.display}; reconnecting.`));
-    });
-    this.client.on('ready', () => {
-      if (!this.#everConnected) {
-        this.#everConnected = true;
-        this.emit('connected');
-      } else if (this.#down) {
-        this.#down = false;
-        this.emit('reconnected');
-      }
-    });
+    this.conn = openConn(
+      {
+        redis: cfg,
+        reconnect: options.reconnect,
+        connectTimeoutMs: options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+        name: `${options.clientName ?? 'tickbus'}:${role}`,
+        giveUp: () => this.#closing || this.#abandoned,
+      },
+      {
+        // Before the first connection, connect() reports the failure once, with advice.
+        error: (err) => {
+          this.#lastError?.(err);
+          if (!this.#closing && this.#everConnected) this.emit('error', new TransportError(ErrorCode.Transport, `Redis (${cfg.display}): ${err.message}`, { cause: err }));
+        },
+        down: (cause) => {
+          if (this.#closing || !this.#everConnected) return;
+          this.emit('disconnected', new NotConnectedError(ErrorCode.NotConnected, `Lost the connection to Redis at ${cfg.display} (${cause.message}); reconnecting.`));
+        },
+        up: () => {
+          if (!this.#closing) this.emit('reconnected');
+        },
+        ready: () => {
+          if (this.#everConnected) return;
+          this.#everConnected = true;
+          this.emit('connected');
+        },
+      },
+    );
+  }
+
+  /** True on a Redis Cluster. */
+  protected get clustered(): boolean {
+    return this.conn.kind === 'cluster';
   }
 
   get isConnected(): boolean {
-    return this.client.isReady;
+    return this.conn.isReady;
   }
 
   async connect(): Promise<void> {
-    if (this.client.isOpen) return;
+    if (this.conn.isOpen) return;
     this.#abandoned = false;
     const cfg = this.#options.redis;
     const timeoutMs = this.#options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
     let lastError: Error | undefined;
-    const onError = (err: Error) => (lastError = err);
-    this.client.on('error', onError);
+    this.#lastError = (err: Error) => (lastError = err);
     try {
       await Promise.race([
-        this.client.connect(),
+        this.conn.connect(),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
             this.#abandoned = true;
-            this.client.destroy();
+            this.conn.destroy();
             const why = lastError ? `${lastError.message}` : 'no answer';
             reject(
               new NotConnectedError(
@@ -113,22 +114,22 @@ export abstract class RedisLink extends TypedEmitter<LinkEvents> {
       ]);
     } finally {
       clearTimeout(timer);
-      this.client.off('error', onError);
+      this.#lastError = undefined;
     }
   }
 
   async close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
-    if (this.client.isReady) {
+    if (this.conn.isReady) {
       try {
-        await this.client.close();
+        await this.conn.close();
         return;
       } catch {
         // fall through: the socket is already gone, destroy what is left
       }
     }
-    if (this.client.isOpen) this.client.destroy();
+    if (this.conn.isOpen) this.conn.destroy();
   }
 
   /** Maps node-redis's offline and closed errors to the bus's typed ones. */

@@ -49,15 +49,15 @@ class BlockingReader extends RedisLink {
     super(options, 'xread');
   }
 
-  read(args: string[]): Promise<unknown> {
-    return this.client.sendCommand(args).catch((error: unknown) => {
+  read(args: string[], key: string): Promise<unknown> {
+    return this.conn.send(args, key).catch((error: unknown) => {
       throw this.translate(error);
     });
   }
 
   /** Ends a blocked read now instead of waiting for its timeout. */
   destroy(): void {
-    if (this.client.isOpen) this.client.destroy();
+    if (this.conn.isOpen) this.conn.destroy();
   }
 }
 
@@ -72,9 +72,10 @@ export class RedisStreamLink extends RedisLink implements StreamLink {
     this.#options = options;
   }
 
-  async #command<T>(args: string[]): Promise<T> {
+  /** One command, routed by `key` (its stream, on a cluster). */
+  async #command<T>(args: string[], key: string): Promise<T> {
     try {
-      return await this.client.sendCommand<T>(args);
+      return await this.conn.send<T>(args, key);
     } catch (error) {
       throw this.translate(error);
     }
@@ -82,7 +83,7 @@ export class RedisStreamLink extends RedisLink implements StreamLink {
 
   async ensureGroup(key: string, group: string, start: string): Promise<boolean> {
     try {
-      await this.client.sendCommand(['XGROUP', 'CREATE', key, group, start, 'MKSTREAM']);
+      await this.conn.send(['XGROUP', 'CREATE', key, group, start, 'MKSTREAM'], key);
       return true;
     } catch (error) {
       if (isErrorReply(error) && String((error as Error).message).startsWith('BUSYGROUP')) return false;
@@ -97,7 +98,7 @@ export class RedisStreamLink extends RedisLink implements StreamLink {
     if (from === '>' && blockMs > 0) args.push('BLOCK', String(blockMs));
     args.push('STREAMS', key, from);
     // node-redis hands the reply back as {key: entries} (a map), or as [[key, entries]].
-    const reply = (await reader.read(args)) as Array<[string, RawEntry[]]> | Record<string, RawEntry[]> | null;
+    const reply = (await reader.read(args, key)) as Array<[string, RawEntry[]]> | Record<string, RawEntry[]> | null;
     if (!reply) return [];
     const entries = Array.isArray(reply) ? reply[0]?.[1] : reply[key];
     return (entries ?? []).map(toEntry);
@@ -105,26 +106,26 @@ export class RedisStreamLink extends RedisLink implements StreamLink {
 
   ack(key: string, group: string, ids: readonly string[]): Promise<number> {
     if (ids.length === 0) return Promise.resolve(0);
-    return this.#command<number>(['XACK', key, group, ...ids]);
+    return this.#command<number>(['XACK', key, group, ...ids], key);
   }
 
   async claim(key: string, group: string, consumer: string, minIdleMs: number, cursor: string, count: number): Promise<{ cursor: string; entries: StreamEntry[]; deleted: string[] }> {
-    const [next, raw, deleted] = await this.#command<[string, RawEntry[], string[] | undefined]>(['XAUTOCLAIM', key, group, consumer, String(minIdleMs), cursor, 'COUNT', String(count)]);
+    const [next, raw, deleted] = await this.#command<[string, RawEntry[], string[] | undefined]>(['XAUTOCLAIM', key, group, consumer, String(minIdleMs), cursor, 'COUNT', String(count)], key);
     return { cursor: next, entries: raw.map(toEntry), deleted: deleted ?? [] };
   }
 
   async reclaim(key: string, group: string, consumer: string, id: string): Promise<StreamEntry | undefined> {
-    const raw = await this.#command<RawEntry[]>(['XCLAIM', key, group, consumer, '0', id]);
+    const raw = await this.#command<RawEntry[]>(['XCLAIM', key, group, consumer, '0', id], key);
     return raw[0] ? toEntry(raw[0]) : undefined;
   }
 
   async touch(key: string, group: string, consumer: string, id: string): Promise<void> {
-    await this.#command(['XCLAIM', key, group, consumer, '0', id, 'JUSTID']);
+    await this.#command(['XCLAIM', key, group, consumer, '0', id, 'JUSTID'], key);
   }
 
   async deliveries(key: string, group: string, ids: readonly string[]): Promise<Map<string, number>> {
     const out = new Map<string, number>();
-    const replies = await Promise.all(ids.map((id) => this.#command<Array<[string, string, number, number]>>(['XPENDING', key, group, id, id, '1'])));
+    const replies = await Promise.all(ids.map((id) => this.#command<Array<[string, string, number, number]>>(['XPENDING', key, group, id, id, '1'], key)));
     for (const reply of replies) {
       const row = reply[0];
       if (row) out.set(row[0], Number(row[3]));
@@ -134,16 +135,16 @@ export class RedisStreamLink extends RedisLink implements StreamLink {
 
   async deadLetter(key: string, group: string, id: string, deadKey: string, fields: Readonly<Record<string, string>>, maxLen: number): Promise<void> {
     const flat = Object.entries(fields).flat();
-    await this.#command(['EVAL', DEAD_LETTER, '2', key, deadKey, String(maxLen), group, id, ...flat]);
+    await this.#command(['EVAL', DEAD_LETTER, '2', key, deadKey, String(maxLen), group, id, ...flat], key);
   }
 
   async range(key: string, startId: string, count: number, exclusive: boolean): Promise<StreamEntry[]> {
-    const raw = await this.#command<RawEntry[]>(['XRANGE', key, exclusive ? `(${startId}` : startId, '+', 'COUNT', String(count)]);
+    const raw = await this.#command<RawEntry[]>(['XRANGE', key, exclusive ? `(${startId}` : startId, '+', 'COUNT', String(count)], key);
     return raw.map(toEntry);
   }
 
   async rangeFields(key: string, startId: string, count: number): Promise<Array<{ id: string; fields: Record<string, string> }>> {
-    const raw = await this.#command<RawEntry[]>(['XRANGE', key, startId, '+', 'COUNT', String(count)]);
+    const raw = await this.#command<RawEntry[]>(['XRANGE', key, startId, '+', 'COUNT', String(count)], key);
     return raw.map(([id, flat]) => {
       const fields: Record<string, string> = {};
       for (let i = 0; flat && i < flat.length; i += 2) fields[flat[i] as string] = flat[i + 1] as string;
@@ -152,19 +153,19 @@ export class RedisStreamLink extends RedisLink implements StreamLink {
   }
 
   async requeue(deadKey: string, key: string, id: string, maxLen: number): Promise<string | undefined> {
-    const reply = await this.#command<string | null>(['EVAL', REQUEUE, '2', deadKey, key, id, String(maxLen)]);
+    const reply = await this.#command<string | null>(['EVAL', REQUEUE, '2', deadKey, key, id, String(maxLen)], deadKey);
     return reply ?? undefined;
   }
 
   async latest(key: string): Promise<StreamEntry | undefined> {
-    const raw = await this.#command<RawEntry[]>(['XREVRANGE', key, '+', '-', 'COUNT', '1']);
+    const raw = await this.#command<RawEntry[]>(['XREVRANGE', key, '+', '-', 'COUNT', '1'], key);
     return raw[0] ? toEntry(raw[0]) : undefined;
   }
 
   async info(key: string): Promise<StreamInfo | undefined> {
     let reply: unknown[] | Record<string, unknown>;
     try {
-      reply = await this.client.sendCommand<unknown[] | Record<string, unknown>>(['XINFO', 'STREAM', key]);
+      reply = await this.conn.send<unknown[] | Record<string, unknown>>(['XINFO', 'STREAM', key], key);
     } catch (error) {
       if (isErrorReply(error) && /no such key/i.test(String((error as Error).message))) return undefined;
       throw this.translate(error);
@@ -185,7 +186,7 @@ export class RedisStreamLink extends RedisLink implements StreamLink {
 
   async groupPosition(key: string, group: string): Promise<GroupPosition | undefined> {
     // A list of maps (objects), or of flat field/value lists.
-    const groups = await this.#command<Array<Record<string, unknown> | unknown[]>>(['XINFO', 'GROUPS', key]);
+    const groups = await this.#command<Array<Record<string, unknown> | unknown[]>>(['XINFO', 'GROUPS', key], key);
     for (const g of groups) {
       const fields = Array.isArray(g) ? Object.fromEntries(Array.from({ length: g.length / 2 }, (_, i) => [String(g[2 * i]), g[2 * i + 1]])) : g;
       if (fields.name === group) {

@@ -5,36 +5,42 @@
 // typed ones.
 import type { MessageSink, Outbound, PublishLink, PublishReceipt, StreamLink, StreamWrite, SubscribeLink, Transport } from '../transport.ts';
 import { isErrorReply, RedisLink, type RedisTransportOptions } from './redis-link.ts';
+import { ErrorCode, FencedError, TransportError } from '../../core/errors.ts';
 import { RedisStreamLink } from './redis-stream-link.ts';
 
 export type { RedisTransportOptions };
 
 /**
- * Publishes several messages in one command: a Lua script that PUBLISHes each pair of its
- * arguments and returns the receiver counts. node-redis's cost per command (a promise, a
- * queue entry, a reply to parse) is most of what a publish costs the client; publishes
- * issued in the same turn of the event loop share one command instead. EVAL (not EVALSHA)
- * keeps it stateless: nothing to reload after SCRIPT FLUSH or a restart.
+ * Publishes several messages in one command: a Lua script that PUBLISHes (or, ARGV[1],
+ * SPUBLISHes) each pair of the other arguments and returns the receiver counts.
+ * node-redis's cost per command (a promise, a queue entry, a reply to parse) is most of
+ * what a publish costs the client; publishes issued in the same turn of the event loop share
+ * one command instead. EVAL (not EVALSHA) keeps it stateless: nothing to reload after
+ * SCRIPT FLUSH, a restart or a failover.
  */
 // pcall, not call: a refused PUBLISH (an ACL on one channel) must not abort the rest of the
 // batch half-way, since a script has no rollback; its error comes back in its place.
 const PUBLISH_MANY =
-  "local n = {} for i = 1, #ARGV, 2 do local r = redis.pcall('PUBLISH', ARGV[i], ARGV[i + 1]) if type(r) == 'table' then n[#n + 1] = tostring(r.err) else n[#n + 1] = r end end return n";
+  "local cmd = ARGV[1] local n = {} for i = 2, #ARGV, 2 do local r = redis.pcall(cmd, ARGV[i], ARGV[i + 1]) if type(r) == 'table' then n[#n + 1] = tostring(r.err) else n[#n + 1] = r end end return n";
 
 /**
- * The same for messages that write a stream entry, five arguments each: channel ('' for a
+ * The same for messages that write a stream entry, seven arguments each: channel ('' for a
  * durable channel: no PUBLISH), payload, stream key ('' for none), MAXLEN ('' for none),
- * MINID ('' for none). A history message is appended first, and then published with its new
- * position added to the envelope (the payload's closing brace replaced), in one atomic step:
- * a subscriber never sees a position history does not hold. Each reply is {receivers,
- * position} or {-1, error}.
+ * MINID ('' for none), the publish command (PUBLISH or SPUBLISH) and a fencing token ('' for
+ * none). A history message is appended first, and then published with its new position
+ * added to the envelope (the payload's closing brace replaced), in one atomic step: a
+ * subscriber never sees a position history does not hold. A fenced message is written only
+ * while its channel's owner key holds the token. Each reply is {receivers, position},
+ * {-1, error} or {-2, 'FENCED'}.
  */
 const STREAM_MANY = `local out = {}
-for i = 1, #ARGV, 5 do
-  local ch, p, key, maxlen, minid = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+for i = 1, #ARGV, 7 do
+  local ch, p, key, maxlen, minid, cmd, fence = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
   local r
-  if key == '' then
-    r = redis.pcall('PUBLISH', ch, p)
+  if fence ~= '' and redis.call('GET', 'tickbus:{' .. ch .. '}:owner') ~= fence then
+    r = {-2, 'FENCED'}
+  elseif key == '' then
+    r = redis.pcall(cmd, ch, p)
     if type(r) == 'table' then r = {-1, tostring(r.err)} else r = {r, ''} end
   else
     local id
@@ -45,7 +51,7 @@ for i = 1, #ARGV, 5 do
       if minid ~= '' then redis.pcall('XTRIM', key, 'MINID', '~', minid) end
       local n = 0
       if ch ~= '' then
-        n = redis.pcall('PUBLISH', ch, string.sub(p, 1, -2) .. ',"position":"' .. id .. '"}')
+        n = redis.pcall(cmd, ch, string.sub(p, 1, -2) .. ',"position":"' .. id .. '"}')
         if type(n) == 'table' then n = -1 end
       end
       r = {n, id}
@@ -58,35 +64,48 @@ return out`;
 /**
  * The common case of STREAM_MANY, in fewer arguments: every message of the chunk is a
  * history message with the same MAXLEN and no age bound, on the standard stream key of its
- * channel. Two arguments a message (channel, payload) after the MAXLEN, and a flat reply of
- * receivers and position a message: less for node-redis to encode and parse, and for Redis.
+ * channel, published by the same command, all fenced or none. ARGV: MAXLEN, the publish
+ * command, '1' when fenced; then channel, payload (and the token, when fenced) a message.
+ * A flat reply of receivers and position a message: less for node-redis to encode and
+ * parse, and for Redis. The keys are built here from the channel name; on a cluster the
+ * chunk is one slot's and KEYS[1] routes it (the hash tag is the channel name, so a
+ * channel, its stream and its owner key share the slot).
  */
-const HISTORY_MANY = `local maxlen = ARGV[1]
+const HISTORY_MANY = `local maxlen, cmd = ARGV[1], ARGV[2]
+local step = 2
+if ARGV[3] == '1' then step = 3 end
 local out = {}
-for i = 2, #ARGV, 2 do
+for i = 4, #ARGV, step do
   local ch, p = ARGV[i], ARGV[i + 1]
-  local id = redis.pcall('XADD', 'tickbus:{' .. ch .. '}:stream', 'MAXLEN', '~', maxlen, '*', 'payload', p)
-  if type(id) == 'table' then
-    out[#out + 1] = -1
-    out[#out + 1] = tostring(id.err)
+  if step == 3 and redis.call('GET', 'tickbus:{' .. ch .. '}:owner') ~= ARGV[i + 2] then
+    out[#out + 1] = -2
+    out[#out + 1] = 'FENCED'
   else
-    local n = redis.pcall('PUBLISH', ch, string.sub(p, 1, -2) .. ',"position":"' .. id .. '"}')
-    if type(n) == 'table' then n = -1 end
-    out[#out + 1] = n
-    out[#out + 1] = id
+    local id = redis.pcall('XADD', 'tickbus:{' .. ch .. '}:stream', 'MAXLEN', '~', maxlen, '*', 'payload', p)
+    if type(id) == 'table' then
+      out[#out + 1] = -1
+      out[#out + 1] = tostring(id.err)
+    else
+      local n = redis.pcall(cmd, ch, string.sub(p, 1, -2) .. ',"position":"' .. id .. '"}')
+      if type(n) == 'table' then n = -1 end
+      out[#out + 1] = n
+      out[#out + 1] = id
+    end
   end
 end
 return out`;
 
 /** The MAXLEN every message of the chunk shares, when HISTORY_MANY can carry the chunk. */
 function sharedHistoryMaxLen(chunk: readonly PendingPublish[]): number | undefined {
-  const first = chunk[0]?.stream;
-  if (!first?.publish || first.maxLen === undefined || first.maxAgeMs !== undefined) return undefined;
+  const first = chunk[0];
+  const s0 = first?.stream;
+  if (!first || !s0?.publish || s0.maxLen === undefined || s0.maxAgeMs !== undefined) return undefined;
+  const fenced = s0.fence !== undefined;
   for (const p of chunk) {
     const s = p.stream;
-    if (!s?.publish || s.maxLen !== first.maxLen || s.maxAgeMs !== undefined || s.key !== `tickbus:{${p.channel}}:stream`) return undefined;
+    if (!s?.publish || s.maxLen !== s0.maxLen || s.maxAgeMs !== undefined || s.key !== `tickbus:{${p.channel}}:stream` || p.sharded !== first.sharded || (s.fence !== undefined) !== fenced) return undefined;
   }
-  return first.maxLen;
+  return s0.maxLen;
 }
 
 /**
@@ -103,6 +122,8 @@ interface PendingPublish {
   readonly channel: string;
   readonly payload: string;
   readonly stream: StreamWrite | undefined;
+  /** SPUBLISH on a cluster. */
+  readonly sharded: boolean;
   readonly resolve: (receipt: PublishReceipt) => void;
   readonly reject: (error: Error) => void;
 }
@@ -112,10 +133,12 @@ function sent(receivers: number): PublishReceipt {
   return { status: 'sent', receivers, position: undefined };
 }
 
-/** The five script arguments of one message. */
-function streamArgs(args: string[], channel: string, payload: string, stream: StreamWrite | undefined): void {
+/** The seven script arguments of one message. */
+function streamArgs(args: string[], p: PendingPublish): void {
+  const { channel, payload, stream } = p;
+  const cmd = p.sharded ? 'SPUBLISH' : 'PUBLISH';
   if (!stream) {
-    args.push(channel, payload, '', '', '');
+    args.push(channel, payload, '', '', '', cmd, '');
     return;
   }
   args.push(
@@ -125,16 +148,22 @@ function streamArgs(args: string[], channel: string, payload: string, stream: St
     stream.maxLen === undefined ? '' : String(stream.maxLen),
     // Trimmed by the publisher's clock: a skewed clock keeps history a little longer or shorter.
     stream.maxAgeMs === undefined ? '' : `${Date.now() - stream.maxAgeMs}-0`,
+    cmd,
+    stream.fence ?? '',
   );
 }
 
 /** Turns one STREAM_MANY reply into a receipt, or the error Redis gave. */
-function streamReceipt(reply: unknown): PublishReceipt | Error {
+function streamReceipt(reply: unknown, channel: string): PublishReceipt | Error {
   const [n, second] = reply as [number, string];
+  if (n === -2) return new FencedError(channel);
   if (n === -1 && second && !/^\d+-\d+$/.test(second)) return new Error(second);
   if (n === -1) return new Error('PUBLISH refused after the history entry was written');
   return { status: 'sent', receivers: n, position: second === '' ? undefined : second };
 }
+
+/** The slot a message travels in on a cluster; classic pub/sub goes to any node (-1). */
+const CLASSIC = -1;
 
 class RedisPublishLink extends RedisLink implements PublishLink {
   #pending: PendingPublish[] = [];
@@ -148,10 +177,13 @@ class RedisPublishLink extends RedisLink implements PublishLink {
   #mode: 'script' | 'plain';
   /** In plain mode, stream messages take two commands each: chained, to keep their order. */
   #plainChain: Promise<unknown> = Promise.resolve();
+  readonly #isSharded: (channel: string) => boolean;
 
   constructor(options: RedisTransportOptions) {
     super(options, 'pub');
     this.#mode = options.coalescePublishes === false ? 'plain' : 'script';
+    // Sharded pub/sub exists only on a cluster; on one Redis the seeds' services SUBSCRIBE.
+    this.#isSharded = this.clustered && options.isSharded ? options.isSharded : () => false;
   }
 
   readonly #rethrow = (error: unknown): never => {
@@ -174,7 +206,7 @@ class RedisPublishLink extends RedisLink implements PublishLink {
     await super.connect();
     if (this.#mode !== 'script') return;
     try {
-      await this.client.sendCommand(['EVAL', 'return 1', '0']);
+      await this.conn.send(['EVAL', 'return 1', '0'], undefined);
     } catch (error) {
       if (isErrorReply(error)) this.#mode = 'plain'; // NOPERM, scripting disabled, a proxy
     }
@@ -184,20 +216,21 @@ class RedisPublishLink extends RedisLink implements PublishLink {
     // A durable append is one XADD: no script to batch it in (Redis runs a command faster
     // than a script), and node-redis pipelines what is issued together anyway. Every message
     // of a channel takes the same path, so a channel's order holds.
-    if (stream !== undefined && !stream.publish && (stream.maxLen === undefined || stream.maxAgeMs === undefined)) return this.#append(stream, payload);
+    if (stream !== undefined && !stream.publish && stream.fence === undefined && (stream.maxLen === undefined || stream.maxAgeMs === undefined)) return this.#append(stream, payload);
+    const sharded = this.#isSharded(channel);
     if (this.#mode === 'plain') {
-      if (stream) return this.#plainStream(channel, payload, stream);
-      return this.client.publish(channel, payload).then(sent, this.#rethrow);
+      if (stream) return this.#plainStream(channel, payload, stream, sharded);
+      return this.conn.publish(channel, payload, sharded).then(sent, this.#rethrow);
     }
     // Nothing queued or scripted ahead of it (order holds) and the connection is not busy:
     // send it now (a history message as a script of one), with no batching delay.
     if (this.#pending.length === 0 && this.#scriptsInFlight === 0 && this.#inFlight < DIRECT_IN_FLIGHT) {
-      if (stream !== undefined) return new Promise<PublishReceipt>((resolve, reject) => this.#send([{ channel, payload, stream, resolve, reject }]));
+      if (stream !== undefined) return new Promise<PublishReceipt>((resolve, reject) => this.#send([{ channel, payload, stream, sharded, resolve, reject }]));
       this.#inFlight++;
-      return this.client.publish(channel, payload).then(this.#sentOne, this.#failedOne);
+      return this.conn.publish(channel, payload, sharded).then(this.#sentOne, this.#failedOne);
     }
     return new Promise<PublishReceipt>((resolve, reject) => {
-      this.#pending.push({ channel, payload, stream, resolve, reject });
+      this.#pending.push({ channel, payload, stream, sharded, resolve, reject });
       if (!this.#scheduled) {
         this.#scheduled = true;
         setImmediate(this.#flush);
@@ -213,7 +246,7 @@ class RedisPublishLink extends RedisLink implements PublishLink {
   /** Sends what is queued and waits for every answer (resends included) before closing. */
   override async close(): Promise<void> {
     this.#flush();
-    if (this.#inFlight > 0 && this.client.isReady) await new Promise<void>((resolve) => this.#idle.push(resolve));
+    if (this.#inFlight > 0 && this.conn.isReady) await new Promise<void>((resolve) => this.#idle.push(resolve));
     await this.#plainChain.catch(() => undefined);
     await super.close();
   }
@@ -227,6 +260,24 @@ class RedisPublishLink extends RedisLink implements PublishLink {
     this.#scheduled = false;
     const all = this.#pending;
     this.#pending = [];
+    if (!this.clustered) {
+      this.#chunked(all);
+      return;
+    }
+    // A script runs on one shard: group by slot (a channel's messages keep their order,
+    // they all go to its slot), with classic publishes in a group of their own.
+    const groups = new Map<number, PendingPublish[]>();
+    for (const p of all) {
+      const slot = p.stream === undefined && !p.sharded ? CLASSIC : this.conn.slot(p.channel);
+      const group = groups.get(slot);
+      if (group) group.push(p);
+      else groups.set(slot, [p]);
+    }
+    for (const group of groups.values()) this.#chunked(group);
+  };
+
+  /** Sends messages in chunks bounded by count and size. */
+  #chunked(all: PendingPublish[]): void {
     let start = 0;
     while (start < all.length) {
       let end = start;
@@ -238,55 +289,63 @@ class RedisPublishLink extends RedisLink implements PublishLink {
       this.#send(all.slice(start, end));
       start = end;
     }
-  };
+  }
 
   #send(chunk: PendingPublish[]): void {
     if (this.#mode === 'plain') {
       for (const p of chunk) this.publish(p.channel, p.payload, p.stream).then(p.resolve, p.reject);
       return;
     }
+    const first = chunk[0] as PendingPublish;
     const withStream = chunk.some((p) => p.stream !== undefined);
     if (chunk.length === 1 && !withStream) {
-      const p = chunk[0] as PendingPublish;
       this.#inFlight++;
-      this.client.publish(p.channel, p.payload).then(
+      this.conn.publish(first.channel, first.payload, first.sharded).then(
         (receivers) => {
           this.#answered();
-          p.resolve(sent(receivers));
+          first.resolve(sent(receivers));
         },
         (error: unknown) => {
           this.#answered();
-          this.#fail(p, error);
+          this.#fail(first, error);
         },
       );
       return;
     }
+    // On a cluster the chunk is one slot's (or classic publishes, for any node): its first
+    // channel routes it, and stands as the key the script declares.
+    const route = this.clustered && (withStream || first.sharded) ? first.channel : undefined;
+    const keys = route === undefined ? ['0'] : ['1', route];
     const historyMaxLen = withStream ? sharedHistoryMaxLen(chunk) : undefined;
     let args: string[];
     if (historyMaxLen !== undefined) {
-      args = ['EVAL', HISTORY_MANY, '0', String(historyMaxLen)];
-      for (const p of chunk) args.push(p.channel, p.payload);
-    } else {
-      args = ['EVAL', withStream ? STREAM_MANY : PUBLISH_MANY, '0'];
-      if (withStream) for (const p of chunk) streamArgs(args, p.channel, p.payload, p.stream);
+      const fenced = first.stream?.fence !== undefined;
+      args = ['EVAL', HISTORY_MANY, ...keys, String(historyMaxLen), first.sharded ? 'SPUBLISH' : 'PUBLISH', fenced ? '1' : '0'];
+      if (fenced) for (const p of chunk) args.push(p.channel, p.payload, p.stream?.fence as string);
       else for (const p of chunk) args.push(p.channel, p.payload);
+    } else if (withStream) {
+      args = ['EVAL', STREAM_MANY, ...keys];
+      for (const p of chunk) streamArgs(args, p);
+    } else {
+      args = ['EVAL', PUBLISH_MANY, ...keys, first.sharded ? 'SPUBLISH' : 'PUBLISH'];
+      for (const p of chunk) args.push(p.channel, p.payload);
     }
     this.#inFlight++;
     this.#scriptsInFlight++;
-    this.client.sendCommand<unknown[]>(args).then(
+    this.conn.send<unknown[]>(args, route).then(
       (replies) => {
         this.#scriptsInFlight--;
         for (let i = 0; i < chunk.length; i++) {
           const p = chunk[i] as PendingPublish;
           if (historyMaxLen !== undefined) {
-            const receipt = streamReceipt([replies[2 * i], replies[2 * i + 1]]);
+            const receipt = streamReceipt([replies[2 * i], replies[2 * i + 1]], p.channel);
             if (receipt instanceof Error) this.#fail(p, receipt);
             else p.resolve(receipt);
             continue;
           }
           const reply = replies[i];
           if (withStream) {
-            const receipt = streamReceipt(reply);
+            const receipt = streamReceipt(reply, p.channel);
             if (receipt instanceof Error) this.#fail(p, receipt);
             else p.resolve(receipt);
           } else if (typeof reply === 'number') p.resolve(sent(reply));
@@ -296,7 +355,7 @@ class RedisPublishLink extends RedisLink implements PublishLink {
       },
       (error: unknown) => {
         this.#scriptsInFlight--;
-        if (isErrorReply(error)) {
+        if (isErrorReply(error) && !NOT_READY_REPLY.test(String((error as Error).message))) {
           // The script did not run (scripts became unavailable after connect): publish one
           // by one from now on, starting with this chunk, in its place in the order.
           this.#mode = 'plain';
@@ -313,7 +372,7 @@ class RedisPublishLink extends RedisLink implements PublishLink {
     const args = stream.maxLen !== undefined ? ['XADD', stream.key, 'MAXLEN', '~', String(stream.maxLen)] : ['XADD', stream.key, 'MINID', '~', `${Date.now() - (stream.maxAgeMs as number)}-0`];
     args.push('*', 'payload', payload);
     this.#inFlight++;
-    return this.client.sendCommand<string>(args).then(this.#appended, this.#failedOne);
+    return this.conn.send<string>(args, stream.key).then(this.#appended, this.#failedOne);
   }
 
   readonly #appended = (position: string): PublishReceipt => {
@@ -322,13 +381,15 @@ class RedisPublishLink extends RedisLink implements PublishLink {
   };
 
   /** Without scripts: XADD, then PUBLISH with the position; not atomic, but in order. */
-  #plainStream(channel: string, payload: string, stream: StreamWrite): Promise<PublishReceipt> {
+  #plainStream(channel: string, payload: string, stream: StreamWrite, sharded: boolean): Promise<PublishReceipt> {
     const run = async (): Promise<PublishReceipt> => {
+      // A fence needs the check and the write in one step; without scripts there is none.
+      if (stream.fence !== undefined) throw new TransportError(ErrorCode.Transport, `Fenced publishing on "${channel}" needs Lua scripts (EVAL), which this Redis refuses.`, { channel });
       const xadd = [stream.key];
       if (stream.maxLen !== undefined) xadd.push('MAXLEN', '~', String(stream.maxLen));
-      const position = await this.client.sendCommand<string>(['XADD', ...xadd, '*', 'payload', payload]);
-      if (stream.maxAgeMs !== undefined) await this.client.sendCommand(['XTRIM', stream.key, 'MINID', '~', `${Date.now() - stream.maxAgeMs}-0`]);
-      const receivers = stream.publish ? await this.client.publish(channel, `${payload.slice(0, -1)},"position":"${position}"}`) : 0;
+      const position = await this.conn.send<string>(['XADD', ...xadd, '*', 'payload', payload], stream.key);
+      if (stream.maxAgeMs !== undefined) await this.conn.send(['XTRIM', stream.key, 'MINID', '~', `${Date.now() - stream.maxAgeMs}-0`], stream.key);
+      const receivers = stream.publish ? await this.conn.publish(channel, `${payload.slice(0, -1)},"position":"${position}"}`, sharded) : 0;
       return { status: 'sent', receivers, position };
     };
     const result = this.#plainChain.then(run, run).catch(this.#rethrow);
@@ -337,35 +398,39 @@ class RedisPublishLink extends RedisLink implements PublishLink {
   }
 
   #fail(p: PendingPublish, error: unknown): void {
-    const translated = this.translate(error);
+    const translated = error instanceof FencedError ? error : this.translate(error);
     this.emit('publishFailed', translated);
     p.reject(translated);
   }
 }
 
+/** Replies that mean "not now" rather than "scripts are refused". */
+const NOT_READY_REPLY = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|MOVED|ASK)\b/;
+
 class RedisSubscribeLink extends RedisLink implements SubscribeLink {
   readonly #sink: MessageSink;
   readonly #exact = (message: string, channel: string) => this.#sink(channel, message, undefined);
   readonly #patternListeners = new Map<string, (message: string, channel: string) => void>();
+  readonly #isSharded: (channel: string) => boolean;
 
   constructor(options: RedisTransportOptions, sink: MessageSink) {
     super(options, 'sub');
     this.#sink = sink;
+    this.#isSharded = this.clustered && options.isSharded ? options.isSharded : () => false;
   }
 
   async subscribe(channels: readonly string[]): Promise<void> {
-    if (channels.length === 0) return;
     try {
-      await this.client.subscribe([...channels], this.#exact);
+      // One call a channel: on a cluster each sharded channel goes to its own shard.
+      await Promise.all(channels.map((c) => this.conn.subscribe(c, this.#exact, this.#isSharded(c))));
     } catch (error) {
       throw this.translate(error);
     }
   }
 
   async unsubscribe(channels: readonly string[]): Promise<void> {
-    if (channels.length === 0) return;
     try {
-      await this.client.unsubscribe([...channels], this.#exact);
+      await Promise.all(channels.map((c) => this.conn.unsubscribe(c, this.#exact, this.#isSharded(c))));
     } catch (error) {
       throw this.translate(error);
     }
@@ -378,7 +443,7 @@ class RedisSubscribeLink extends RedisLink implements SubscribeLink {
         // node-redis does not pass the pattern to the listener: bind it here.
         const listener = (message: string, channel: string) => this.#sink(channel, message, pattern);
         this.#patternListeners.set(pattern, listener);
-        await this.client.pSubscribe(pattern, listener);
+        await this.conn.pSubscribe(pattern, listener);
       }
     } catch (error) {
       throw this.translate(error);
@@ -391,7 +456,7 @@ class RedisSubscribeLink extends RedisLink implements SubscribeLink {
         const listener = this.#patternListeners.get(pattern);
         if (!listener) continue;
         this.#patternListeners.delete(pattern);
-        await this.client.pUnsubscribe(pattern, listener);
+        await this.conn.pUnsubscribe(pattern, listener);
       }
     } catch (error) {
       throw this.translate(error);

@@ -1,0 +1,283 @@
+// The one place that knows whether tickbus talks to one Redis or to a Redis Cluster. Both
+// sit behind the same small surface: send a command (routed by its key on a cluster),
+// publish (sharded or not), subscribe, and report the connection going down and coming
+// back. Everything above it (links, stores, the broker) is written once.
+import { createClient, createCluster, type RedisClientType, type RedisClusterType } from 'redis';
+import calculateSlot from 'cluster-key-slot';
+import { backoffDelay, resolveReconnect, type ReconnectOptions, type RedisConfig } from '../../core/config.ts';
+
+export type Listener = (message: string, channel: string) => void;
+
+export interface ConnOptions {
+  redis: RedisConfig;
+  reconnect?: ReconnectOptions;
+  connectTimeoutMs: number;
+  /** CLIENT SETNAME on every connection. */
+  name: string;
+  /** Stop reconnecting (closing, or a first connection given up on). */
+  giveUp: () => boolean;
+  /**
+   * On a cluster: how long a node may stay unreachable before the topology is read again
+   * (a replica promoted in its place). @default 1000
+   */
+  topologyRefreshMs?: number;
+}
+
+export interface ConnHooks {
+  /** The connection (one node, on a cluster) was lost and is being re-established. */
+  down(cause: Error): void;
+  /** Everything is reachable again (on a cluster: every shard has a ready master). */
+  up(): void;
+  /** The first connection is ready. */
+  ready(): void;
+  error(error: Error): void;
+}
+
+export interface RedisConn {
+  readonly kind: 'single' | 'cluster';
+  readonly isReady: boolean;
+  readonly isOpen: boolean;
+  connect(): Promise<void>;
+  close(): Promise<void>;
+  destroy(): void;
+  /** One command; `key` routes it on a cluster (undefined: any node). */
+  send<T>(args: string[], key: string | undefined): Promise<T>;
+  /** PUBLISH, or SPUBLISH for a sharded channel on a cluster (one Redis: always PUBLISH). */
+  publish(channel: string, payload: string, sharded: boolean): Promise<number>;
+  /** The hash slot of a key (0 on one Redis: everything is one shard). */
+  slot(key: string): number;
+  subscribe(channel: string, listener: Listener, sharded: boolean): Promise<void>;
+  unsubscribe(channel: string, listener: Listener, sharded: boolean): Promise<void>;
+  pSubscribe(pattern: string, listener: Listener): Promise<void>;
+  pUnsubscribe(pattern: string, listener: Listener): Promise<void>;
+  /** A fresh connection of the same kind, for blocking reads. */
+  duplicate(hooks: ConnHooks): RedisConn;
+}
+
+/** The cluster form of a config, for messages ("redis-cluster://a:7000,b:7001"). */
+export function isCluster(redis: RedisConfig): boolean {
+  return redis.cluster !== undefined;
+}
+
+export function openConn(options: ConnOptions, hooks: ConnHooks): RedisConn {
+  return options.redis.cluster ? new ClusterConn(options, hooks) : new SingleConn(options, hooks);
+}
+
+function nodeOptions(options: ConnOptions) {
+  const reconnect = resolveReconnect(options.reconnect);
+  const cfg = options.redis;
+  return {
+    socket: {
+      connectTimeout: options.connectTimeoutMs,
+      tls: cfg.tls,
+      reconnectStrategy: (retries: number) => (options.giveUp() ? false : backoffDelay(retries, reconnect)),
+    } as never,
+    username: cfg.username,
+    password: cfg.password,
+    name: options.name,
+    // Fail fast while disconnected instead of queueing without bound (the delivery
+    // layer's fallback buffer decides what to keep).
+    disableOfflineQueue: true,
+    // node-redis's default per-command timeout makes each publish about 4x slower.
+    commandOptions: { timeout: 0 },
+  };
+}
+
+class SingleConn implements RedisConn {
+  readonly kind = 'single';
+  readonly #client: RedisClientType;
+  readonly #options: ConnOptions;
+  #everReady = false;
+  #down = false;
+
+  constructor(options: ConnOptions, hooks: ConnHooks) {
+    this.#options = options;
+    const cfg = options.redis;
+    this.#client = createClient({ ...nodeOptions(options), socket: { ...(nodeOptions(options).socket as object), host: cfg.host, port: cfg.port } as never, database: cfg.db });
+    this.#client.on('error', (err: Error) => hooks.error(err));
+    this.#client.on('reconnecting', () => {
+      if (!this.#everReady || this.#down) return;
+      this.#down = true;
+      hooks.down(new Error('connection lost'));
+    });
+    this.#client.on('ready', () => {
+      if (!this.#everReady) {
+        this.#everReady = true;
+        hooks.ready();
+      } else if (this.#down) {
+        this.#down = false;
+        hooks.up();
+      }
+    });
+  }
+
+  get isReady(): boolean {
+    return this.#client.isReady;
+  }
+  get isOpen(): boolean {
+    return this.#client.isOpen;
+  }
+  async connect(): Promise<void> {
+    await this.#client.connect();
+  }
+  async close(): Promise<void> {
+    await this.#client.close();
+  }
+  destroy(): void {
+    this.#client.destroy();
+  }
+  send<T>(args: string[]): Promise<T> {
+    return this.#client.sendCommand<T>(args);
+  }
+  publish(channel: string, payload: string): Promise<number> {
+    // One Redis: the seeds' services SUBSCRIBE, so every channel is classic pub/sub here.
+    return this.#client.publish(channel, payload);
+  }
+  slot(): number {
+    return 0;
+  }
+  async subscribe(channel: string, listener: Listener): Promise<void> {
+    await this.#client.subscribe(channel, listener);
+  }
+  async unsubscribe(channel: string, listener: Listener): Promise<void> {
+    await this.#client.unsubscribe(channel, listener);
+  }
+  async pSubscribe(pattern: string, listener: Listener): Promise<void> {
+    await this.#client.pSubscribe(pattern, listener);
+  }
+  async pUnsubscribe(pattern: string, listener: Listener): Promise<void> {
+    await this.#client.pUnsubscribe(pattern, listener);
+  }
+  duplicate(hooks: ConnHooks): RedisConn {
+    return new SingleConn(this.#options, hooks);
+  }
+}
+
+/** How often a cluster that lost a node is checked for being whole again. */
+const PROBE_MS = 100;
+/** Probe rounds between two readings of the topology while a node is down. */
+const REDISCOVER_EVERY = 5;
+
+class ClusterConn implements RedisConn {
+  readonly kind = 'cluster';
+  readonly #cluster: RedisClusterType;
+  readonly #options: ConnOptions;
+  readonly #hooks: ConnHooks;
+  #down = false;
+  #probe: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(options: ConnOptions, hooks: ConnHooks) {
+    this.#options = options;
+    this.#hooks = hooks;
+    const seeds = options.redis.cluster ?? [];
+    const scheme = options.redis.tls ? 'rediss' : 'redis';
+    this.#cluster = createCluster({
+      rootNodes: seeds.map((s) => ({ url: `${scheme}://${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}` })),
+      defaults: nodeOptions(options),
+      commandOptions: { timeout: 0 },
+      // A master that stops answering is replaced by its replica after the cluster's node
+      // timeout; read the topology again soon, so that commands and sharded subscriptions
+      // move to the promoted replica without waiting for a MOVED.
+      topologyRefreshOnReconnectionAttemptStrategy: options.topologyRefreshMs ?? 1000,
+    });
+    this.#cluster.on('error', (err: Error) => hooks.error(err));
+    // While a node is known to be down its client keeps failing to reconnect: the first
+    // failure is news, the rest (until the cluster is whole again) are not.
+    this.#cluster.on('node-error', (err: Error) => {
+      if (!this.#closed && !this.#down) hooks.error(err);
+    });
+    this.#cluster.on('node-reconnecting', () => this.#lost());
+  }
+
+  #lost(): void {
+    if (this.#closed || !this.#cluster.isReady || this.#down) return;
+    this.#down = true;
+    this.#hooks.down(new Error('a cluster node connection was lost'));
+    let rounds = 0;
+    this.#probe = setInterval(() => {
+      // node-redis reads the topology again only on a MOVED, or as its reconnection attempts
+      // (spaced by back-off) come up; a promoted replica is found sooner by asking.
+      if (++rounds % REDISCOVER_EVERY === 0) void this.#rediscover();
+      if (this.#whole()) {
+        clearInterval(this.#probe);
+        this.#probe = undefined;
+        this.#down = false;
+        this.#hooks.up();
+      }
+    }, PROBE_MS);
+    this.#probe.unref();
+  }
+
+  async #rediscover(): Promise<void> {
+    try {
+      await (this.#cluster as unknown as { _slots: { rediscover(start?: unknown): Promise<void> } })._slots.rediscover();
+    } catch {
+      // no node answered: the next round tries again
+    }
+  }
+
+  /** Every shard has a ready master connection, and so has every subscription connection in use. */
+  #whole(): boolean {
+    const cluster = this.#cluster as unknown as {
+      masters: Array<{ client?: { isReady: boolean }; pubSub?: { client: { isReady: boolean } } }>;
+      slots: Array<{ master: { client?: { isReady: boolean } } } | undefined>;
+      pubSubNode?: { client: { isReady: boolean } };
+    };
+    for (const m of cluster.masters) {
+      if (!m.client?.isReady) return false;
+      if (m.pubSub && !m.pubSub.client.isReady) return false;
+    }
+    if (cluster.pubSubNode && !cluster.pubSubNode.client.isReady) return false;
+    // The slot table covers every slot with a master whose client is ready.
+    for (let i = 0; i < 16384; i += 512) if (!cluster.slots[i]?.master.client?.isReady) return false;
+    return true;
+  }
+
+  get isReady(): boolean {
+    return this.#cluster.isReady;
+  }
+  get isOpen(): boolean {
+    return this.#cluster.isOpen;
+  }
+  async connect(): Promise<void> {
+    await this.#cluster.connect();
+    this.#hooks.ready();
+  }
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#probe);
+    await this.#cluster.close();
+  }
+  destroy(): void {
+    this.#closed = true;
+    clearInterval(this.#probe);
+    this.#cluster.destroy();
+  }
+  send<T>(args: string[], key: string | undefined): Promise<T> {
+    return this.#cluster.sendCommand<T>(key, false, args);
+  }
+  publish(channel: string, payload: string, sharded: boolean): Promise<number> {
+    return sharded ? this.#cluster.sPublish(channel, payload) : this.#cluster.publish(channel, payload);
+  }
+  slot(key: string): number {
+    return calculateSlot(key);
+  }
+  async subscribe(channel: string, listener: Listener, sharded: boolean): Promise<void> {
+    if (sharded) await this.#cluster.sSubscribe(channel, listener);
+    else await this.#cluster.subscribe(channel, listener);
+  }
+  async unsubscribe(channel: string, listener: Listener, sharded: boolean): Promise<void> {
+    if (sharded) await this.#cluster.sUnsubscribe(channel, listener);
+    else await this.#cluster.unsubscribe(channel, listener as never);
+  }
+  async pSubscribe(pattern: string, listener: Listener): Promise<void> {
+    await this.#cluster.pSubscribe(pattern, listener);
+  }
+  async pUnsubscribe(pattern: string, listener: Listener): Promise<void> {
+    await this.#cluster.pUnsubscribe(pattern, listener);
+  }
+  duplicate(hooks: ConnHooks): RedisConn {
+    return new ClusterConn(this.#options, hooks);
+  }
+}
