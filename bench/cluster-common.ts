@@ -59,7 +59,7 @@ export function priceUpdate(ticker: string, seq: number, now: number): { type: '
 const WORKER_OPTIONS = {
   url: { type: 'string', value: 'url', description: 'The cluster: redis-cluster://host:port,...' },
   tickers: { type: 'string', value: 'list', description: 'This worker\'s tickers, comma-separated.' },
-  window: { type: 'string', value: 'N', default: '2048', description: 'Publisher, flood mode: publishes in flight at most.' },
+  window: { type: 'string', value: 'N', default: '512', description: 'Publisher, flood mode: publishes in flight at most.' },
 } as const satisfies Record<string, OptionSpec>;
 
 export interface WorkerConfig {

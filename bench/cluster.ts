@@ -11,6 +11,8 @@
 // configuration; rounds alternate the order; medians. Writes artifacts/bench-cluster.json.
 //
 //   node --import tsx bench/cluster.ts [--quick] [--tickers N] [--seconds S] [--rounds R] [--help]
+import { loadavg } from 'node:os';
+import { resolve } from 'node:path';
 import { createCluster } from 'redis';
 import { keySlot } from '../test/harness/redis-cluster.ts';
 import { UsageError, intOption, parseCli, positiveOption, runMain, table, type OptionSpec } from './lib/cli.ts';
@@ -19,7 +21,6 @@ import { describeMachine, machineLine, type Machine } from './lib/machine.ts';
 import { Worker } from './lib/proc.ts';
 import { LATENCY_HEADERS, fixed, int, latencyCells, writeResults } from './lib/report.ts';
 import { median, medianSummary, medians, ratio, summarize, type Summary } from './lib/stats.ts';
-import { resolve } from 'node:path';
 import { commandCalls, machineCpuMicros, procCpuMicros, startBenchCluster, type BenchCluster, type Shard } from './cluster-redis.ts';
 import {
   HISTORY_MAX_LEN,
@@ -45,8 +46,8 @@ const OPTIONS = {
   subscribers: { type: 'string', value: 'N', default: '2', description: 'Subscriber processes; each subscribes every N-th ticker (every ticker has one subscriber).' },
   seconds: { type: 'string', value: 'S', default: '8', description: 'Measured seconds of the throughput window (publishers as fast as they go).' },
   warmup: { type: 'string', value: 'S', default: '2', description: 'Seconds of publishing before each measured window.' },
-  window: { type: 'string', value: 'N', default: '2048', description: 'Publishes in flight per publisher at most, in the throughput window.' },
-  rate: { type: 'string', value: 'R', default: '10000', description: 'Updates per second (all publishers) in the latency window; 0 for no latency window.' },
+  window: { type: 'string', value: 'N', default: '512', description: 'Publishes in flight per publisher at most, in the throughput window.' },
+  rate: { type: 'string', value: 'R', default: '3000', description: 'Updates per second (all publishers) in the latency window, 10 a ticker with the default tickers: well below what 1 shard carries here; 0 for no latency window.' },
   'latency-seconds': { type: 'string', value: 'S', default: '5', description: 'Measured seconds of the latency window.' },
   rounds: { type: 'string', value: 'N', default: '3', description: 'Rounds; each runs every cluster size once, alternating the order. Medians are reported.' },
   quick: { type: 'boolean', description: 'A short check: 1 round, 3 s windows (1 s warm-up, 2 s latency window). Explicit options win.' },
@@ -92,6 +93,8 @@ interface Figures {
   subscriberUsPerUpdate: number;
   /** The whole machine's busy CPU (every process, ours and others), in cores. */
   machineCores: number;
+  /** This parent process (it mostly sleeps; redis-cli for the command counts). */
+  parentCores: number;
 }
 
 interface Trial {
@@ -186,6 +189,8 @@ async function prefillHistory(cluster: BenchCluster, tickers: readonly string[])
 
 interface Snapshot {
   at: number;
+  /** This (the parent's) process.cpuUsage(), user + system, µs. */
+  parentCpu: number;
   redisCpu: number[];
   machine: { busy: number; total: number };
   pubs: Marked[];
@@ -200,13 +205,14 @@ async function snapshot(cluster: BenchCluster, pubs: readonly Pub[], subs: reado
   // Redis and the machine first, read at once from /proc; then the workers, which answer
   // with their own clocks; then the command counts (a few ms later: a small error on them).
   const at = epochMs();
+  const own = process.cpuUsage();
   const redisCpu = cluster.shards.map((s) => procCpuMicros(s.pid));
   const machine = machineCpuMicros();
   for (const w of [...pubs, ...subs]) w.send({ type: 'mark' });
   const pubMarks = await Promise.all(pubs.map((w) => w.next('marked', 30_000)));
   const subMarks = await Promise.all(subs.map((w) => w.next('marked', 30_000)));
   const calls = cluster.shards.map(commandCalls);
-  return { at, redisCpu, machine, pubs: pubMarks, subs: subMarks, calls };
+  return { at, parentCpu: own.user + own.system, redisCpu, machine, pubs: pubMarks, subs: subMarks, calls };
 }
 
 function figures(a: Snapshot, b: Snapshot): Figures {
@@ -239,6 +245,7 @@ function figures(a: Snapshot, b: Snapshot): Figures {
     publisherUsPerUpdate: (sum(publisherCores) * windowMs * 1000) / updates,
     subscriberUsPerUpdate: (sum(subscriberCores) * windowMs * 1000) / delivered,
     machineCores: (b.machine.busy - a.machine.busy) / (windowMs * 1000),
+    parentCores: (b.parentCpu - a.parentCpu) / (windowMs * 1000),
   };
 }
 
@@ -339,7 +346,7 @@ async function runTrial(s: Settings, shards: number, round: number): Promise<Tri
 
 // ---- report --------------------------------------------------------------------------
 
-const NUMERIC = ['publishedPerSec', 'deliveredPerSec', 'redisUsPerUpdate', 'updatesPerScript', 'publisherUsPerUpdate', 'subscriberUsPerUpdate', 'machineCores'] as const;
+const NUMERIC = ['publishedPerSec', 'deliveredPerSec', 'redisUsPerUpdate', 'updatesPerScript', 'publisherUsPerUpdate', 'subscriberUsPerUpdate', 'machineCores', 'parentCores'] as const;
 
 interface ConfigResult {
   shards: number;
@@ -400,10 +407,10 @@ function saturation(r: ConfigResult, cpus: number): string {
     ...t.publisherCores.map((c, i) => ({ what: `publisher ${i + 1}`, cores: c })),
     ...t.subscriberCores.map((c, i) => ({ what: `subscriber ${i + 1}`, cores: c })),
   ];
-  const ours = sum(procs.map((p) => p.cores));
+  const ours = sum(procs.map((p) => p.cores)) + t.parentCores;
   const busiest = procs.reduce((a, b) => (b.cores > a.cores ? b : a));
   const parts = [
-    `machine ${fixed(t.machineCores)} of ${cpus} cores busy (these processes ${fixed(ours)}: redis ${fixed(sum(t.shardCores))}, publishers ${fixed(sum(t.publisherCores))}, subscribers ${fixed(sum(t.subscriberCores))}; the rest, the parent and anything else, ${fixed(t.machineCores - ours)})`,
+    `machine ${fixed(t.machineCores)} of ${cpus} cores busy: the benchmark ${fixed(ours)} (redis ${fixed(sum(t.shardCores))}, publishers ${fixed(sum(t.publisherCores))}, subscribers ${fixed(sum(t.subscriberCores))}, parent ${fixed(t.parentCores)}), other processes ${fixed(t.machineCores - ours)}`,
   ];
   const flat = procs.filter((p) => p.cores >= 0.9);
   if (flat.length > 0) parts.push(`at a full core: ${flat.map((p) => `${p.what} (${fixed(p.cores)})`).join(', ')}`);
@@ -531,7 +538,9 @@ async function main(): Promise<number> {
   const unclean = results.filter((r) => !r.clean);
   if (unclean.length > 0) console.log(`\nNOT CLEAN: ${unclean.map((r) => shardLabel(r.shards)).join(', ')} lost, repeated or reordered updates, or had errors (see the rounds above).`);
 
-  const settings = { ...s, tickers: s.tickers.length, tickerNames: s.tickers };
+  const [l1, l5, l15] = loadavg().map((x) => Math.round(x * 100) / 100);
+  console.log(`\nLoad average at the end: ${l1} ${l5} ${l15} (at the start: ${machine.loadAverage.join(' ')}).`);
+  const settings = { ...s, tickers: s.tickers.length, tickerNames: s.tickers, loadAverageAtEnd: [l1, l5, l15] };
   return writeResults({ profileDir: undefined, check: false, out: s.out }, { benchmark: 'cluster', machine, settings, targets: {}, results, ratios, targetsMet: {}, trials });
 }
 

@@ -231,6 +231,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
       channel = target;
       if (!target.isTemplate) fixed = { channel, params: {} };
     }
+    if (kind === 'pattern' && this.#ctx.transport.shardedPubSub === true) this.#refuseShardedPattern(key, channel);
     if (channel?.delivery === 'durable') {
       if (kind !== 'exact') throw new ConfigError(`"${channel.template}" is durable: subscribe to one channel of it (channel.of({ … })); each has a stream of its own.`);
       return this.#consume(key, handler as MessageHandler<unknown>, options);
@@ -290,6 +291,26 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
   }
 
   /** A durable channel's subscription: a member of a consumer group (see Consumer). */
+  /**
+   * On a Redis Cluster, sharded channels travel by SSUBSCRIBE, which takes names only: a
+   * pattern over them would silently receive nothing, so it is refused. A glob is refused
+   * when its literal start and a sharded family's could name the same channel.
+   */
+  #refuseShardedPattern(glob: string, channel: Channel | undefined): void {
+    const literal = (g: string) => g.slice(0, g.search(/[*?[\\]|$/));
+    const start = literal(glob);
+    const families = channel ? [channel] : this.#ctx.resolver.channels();
+    for (const family of families) {
+      if (!family.sharded) continue;
+      const prefix = literal(family.pattern());
+      if (prefix.startsWith(start) || start.startsWith(prefix)) {
+        throw new ConfigError(
+          `"${preview(glob)}" would match ${family.template}, which travels by sharded pub/sub on this Redis Cluster; patterns cannot see sharded channels. Subscribe to each one by name (e.g. ${family.template.replace(/\{(\w+)\}/g, '…')} via .of({ … })).`,
+        );
+      }
+    }
+  }
+
   async #consume(name: string, handler: MessageHandler<unknown>, options: SubscribeOptions): Promise<Subscription> {
     const consumer = createConsumer(this.#ctx, name, handler, { ...options.durable, group: options.group ?? this.#ctx.sender });
     consumer.on('error', (error) => this.emit('error', error));

@@ -151,6 +151,8 @@ export interface Transport {
   readonly kind: string;
   /** Where the transport points, safe to print (no password). */
   readonly target: string;
+  /** True on a Redis Cluster: channels declared sharded travel by SPUBLISH / SSUBSCRIBE. */
+  readonly shardedPubSub?: boolean;
   createPublishLink(): PublishLink;
   createSubscribeLink(sink: MessageSink): SubscribeLink;
   /** Undefined when the transport has no streams (memory): durable channels need Redis. */

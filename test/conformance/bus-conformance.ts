@@ -12,6 +12,7 @@ import {
   UnknownChannelError,
   ValidationError,
   tickstock,
+  tradingEvents,
   type TickBus,
   type BusOptions,
 } from '../../src/index.ts';
@@ -20,10 +21,17 @@ import { Inbox, sleep, waitFor } from '../harness/wait.ts';
 export interface ConformanceSetup {
   /** A new bus on the transport under test (each test closes what it makes). */
   makeBus(options?: BusOptions): TickBus;
-  /** Puts a raw payload on a channel, bypassing tickbus entirely. */
+  /** Puts a raw payload on a channel, bypassing tickbus entirely (SPUBLISH for a sharded channel on a cluster). */
   rawPublish(channel: string, payload: string | Buffer): Promise<void>;
   teardown(): Promise<void>;
+  /**
+   * A Redis Cluster: ticker channels are sharded there, and a pattern over them is refused
+   * (SSUBSCRIBE takes names only); the pattern cases run on a classic family instead.
+   */
+  cluster?: boolean;
 }
+
+const priceEvent = (symbol: string, p = '150.25') => ({ event_type: 'price.updated' as const, symbol, price: p, timestamp: '2025-04-24T09:45:00.000Z' });
 
 const price = (symbol: string, p = 150.25) => ({ type: 'price' as const, timestamp: '2025-04-24T09:45:00.000Z', price: p, volume: 1000, symbol });
 
@@ -67,13 +75,23 @@ export function runConformance(name: string, setup: () => Promise<ConformanceSet
       const a = bus();
       const b = bus();
       await a.subscribe(TickerUpdates.of({ ticker: 'TWO' }), () => {});
-      await b.subscribe(TickerUpdates, () => {});
+      await b.subscribe(env.cluster ? TickerUpdates.of({ ticker: 'TWO' }) : TickerUpdates, () => {});
       assert.equal((await pub.publish(TickerUpdates.of({ ticker: 'TWO' }), price('TWO'))).receivers, 2);
     });
 
     it('subscribes every channel of a template by pattern, with parameters parsed back', async () => {
       const pub = bus();
       const sub = bus();
+      if (env.cluster) {
+        await assert.rejects(sub.subscribe(TickerUpdates, () => {}), (e: BusError) => e.code === ErrorCode.Config && /sharded/.test(e.message));
+        const events = new Inbox<[string, string | undefined]>();
+        await sub.subscribe(tradingEvents.PriceUpdated, (_data, ctx) => events.push([ctx.params.symbol, ctx.pattern]));
+        for (const t of ['AAPL', 'MSFT', 'BRK.B']) await pub.publish(tradingEvents.PriceUpdated.of({ symbol: t }), priceEvent(t));
+        const seen = await events.waitFor(3);
+        assert.deepEqual(seen.map((g) => g[0]).sort(), ['AAPL', 'BRK.B', 'MSFT']);
+        assert.ok(seen.every((g) => g[1] === 'price.updated.*'));
+        return;
+      }
       const inbox = new Inbox<[string, string | undefined]>();
       await sub.subscribe(TickerUpdates, (_data, ctx) => inbox.push([ctx.params.ticker, ctx.pattern]));
       for (const t of ['AAPL', 'MSFT', 'BRK.B']) await pub.publish(TickerUpdates.of({ ticker: t }), price(t));
@@ -86,6 +104,20 @@ export function runConformance(name: string, setup: () => Promise<ConformanceSet
       const pub = bus();
       const sub = bus();
       const inbox = new Inbox<unknown>();
+      if (env.cluster) {
+        await assert.rejects(sub.subscribe('TICKER_UPDATES_MS?T', () => {}), (e: BusError) => e.code === ErrorCode.Config);
+        await assert.rejects(sub.subscribe('*', () => {}), (e: BusError) => e.code === ErrorCode.Config);
+        await sub.subscribe('price.updated.MS?T', (data) => inbox.push(data));
+        await sub.subscribe('TICKER_UPDATES_MSFT', (data) => inbox.push(data));
+        await pub.publish('price.updated.MSFT', priceEvent('MSFT', '300.5'));
+        await pub.publish('TICKER_UPDATES_MSFT', price('MSFT', 300.5));
+        await pub.publish(tradingEvents.PriceUpdated.of({ symbol: 'MSXX' }), priceEvent('MSXX'));
+        const got = await inbox.waitFor(2);
+        assert.deepEqual(got.map((g) => String((g as { price: unknown }).price)).sort(), ['300.5', '300.5']);
+        await sleep(50);
+        assert.equal(inbox.items.length, 2);
+        return;
+      }
       await sub.subscribe('TICKER_UPDATES_MS?T', (data) => inbox.push(data));
       await pub.publish('TICKER_UPDATES_MSFT', price('MSFT', 300.5));
       await pub.publish(TickerUpdates.of({ ticker: 'MSXX' }), price('MSXX'));
@@ -199,11 +231,14 @@ export function runConformance(name: string, setup: () => Promise<ConformanceSet
       const seen: string[] = [];
       let releaseSlow!: () => void;
       const slowGate = new Promise<void>((r) => (releaseSlow = r));
-      await sub.subscribe(TickerUpdates, async (data, ctx) => {
+      const handler = async (data: { type: string; price?: number | null }, ctx: { params: { ticker: string } }) => {
         if (data.type !== 'price') return;
         if (ctx.params.ticker === 'SLOW' && data.price === 1) await slowGate;
         seen.push(`${ctx.params.ticker}:${data.price}`);
-      });
+      };
+      // One pattern, or (on a cluster, where ticker channels are sharded) each by name.
+      if (env.cluster) for (const t of ['SLOW', 'FAST']) await sub.subscribe(TickerUpdates.of({ ticker: t }), handler);
+      else await sub.subscribe(TickerUpdates, handler);
       for (let i = 1; i <= 5; i++) await pub.publish(TickerUpdates.of({ ticker: 'SLOW' }), price('SLOW', i));
       for (let i = 1; i <= 5; i++) await pub.publish(TickerUpdates.of({ ticker: 'FAST' }), price('FAST', i));
       await waitFor(() => seen.length === 5, 'FAST messages while SLOW is blocked');
@@ -248,23 +283,37 @@ export function runConformance(name: string, setup: () => Promise<ConformanceSet
       assert.equal(a.items.length, 0, 'handler A was unsubscribed');
       await sub.unsubscribe(TickerUpdates.of({ ticker: 'UNS' }));
       assert.equal((await pub.publish(TickerUpdates.of({ ticker: 'UNS' }), price('UNS'))).receivers, 0);
-      assert.equal((await pub.publish(BrokerRegistration, { action: 'subscribe', ticker: 'X' })).receivers, 1);
+      // On a cluster a classic PUBLISH counts only the subscribers of the node that took it
+      // (Redis's rule), so there the proof is what arrives, not the count.
+      const registered = await pub.publish(BrokerRegistration, { action: 'subscribe', ticker: 'X' });
+      if (!env.cluster) assert.equal(registered.receivers, 1);
       await b.waitFor(2);
       await sub.unsubscribe();
       assert.deepEqual(sub.subscriber.subscriptions(), { channels: [], patterns: [] });
-      assert.equal((await pub.publish(BrokerRegistration, { action: 'subscribe', ticker: 'X' })).receivers, 0);
+      const after = await pub.publish(BrokerRegistration, { action: 'subscribe', ticker: 'Y' });
+      if (!env.cluster) assert.equal(after.receivers, 0);
+      await sleep(50);
+      assert.equal(b.items.length, 2, 'nothing arrives after unsubscribing everything');
     });
 
     it('publishes a batch in one call, in order; one invalid item sends none', async () => {
       const pub = bus();
       const sub = bus();
       const inbox = new Inbox<number>();
-      await sub.subscribe(TickerUpdates, (d) => inbox.push(d.type === 'price' ? (d.price ?? -1) : -1));
+      const onPrice = (d: { type: string; price?: number | null }) => inbox.push(d.type === 'price' ? (d.price ?? -1) : -1);
+      if (env.cluster) for (const t of ['ODD', 'EVEN']) await sub.subscribe(TickerUpdates.of({ ticker: t }), onPrice);
+      else await sub.subscribe(TickerUpdates, onPrice);
       const counts = await pub.publishBatch(Array.from({ length: 50 }, (_, i) => ({ channel: TickerUpdates.of({ ticker: i % 2 ? 'ODD' : 'EVEN' }), data: price('X', i) })));
       assert.equal(counts.length, 50);
       assert.ok(counts.every((c) => c.status === 'sent' && c.receivers === 1));
       await inbox.waitFor(50);
-      assert.deepEqual(inbox.items, Array.from({ length: 50 }, (_, i) => i));
+      if (env.cluster) {
+        // Two channels may live on two shards: the order holds per channel.
+        assert.deepEqual(inbox.items.filter((n) => n % 2 === 0), Array.from({ length: 25 }, (_, i) => 2 * i));
+        assert.deepEqual(inbox.items.filter((n) => n % 2 === 1), Array.from({ length: 25 }, (_, i) => 2 * i + 1));
+      } else {
+        assert.deepEqual(inbox.items, Array.from({ length: 50 }, (_, i) => i));
+      }
       await assert.rejects(
         pub.publishBatch([
           { channel: TickerUpdates.of({ ticker: 'ODD' }), data: price('X', 99) },
@@ -291,8 +340,13 @@ export function runConformance(name: string, setup: () => Promise<ConformanceSet
       const errors: BusError[] = [];
       sub.on('error', (e) => errors.push(e));
       const inbox = new Inbox<unknown>();
-      await sub.subscribe(TickerUpdates, (d) => inbox.push(d));
-      await env.rawPublish('TICKER_UPDATES_a b', JSON.stringify({ data: price('AB'), timestamp: 't', sender: 's' }));
+      if (env.cluster) {
+        await sub.subscribe(tradingEvents.PriceUpdated, (d) => inbox.push(d));
+        await env.rawPublish('price.updated.a b', JSON.stringify(priceEvent('AB')));
+      } else {
+        await sub.subscribe(TickerUpdates, (d) => inbox.push(d));
+        await env.rawPublish('TICKER_UPDATES_a b', JSON.stringify({ data: price('AB'), timestamp: 't', sender: 's' }));
+      }
       await waitFor(() => errors.length === 1, 'one error');
       assert.equal(errors[0]?.code, ErrorCode.InvalidChannelParam);
       assert.equal(inbox.items.length, 0);

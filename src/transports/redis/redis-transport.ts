@@ -467,11 +467,13 @@ class RedisSubscribeLink extends RedisLink implements SubscribeLink {
 export class RedisTransport implements Transport {
   readonly kind = 'redis';
   readonly target: string;
+  readonly shardedPubSub: boolean;
   readonly options: RedisTransportOptions;
 
   constructor(options: RedisTransportOptions) {
     this.options = options;
     this.target = options.redis.display;
+    this.shardedPubSub = options.redis.cluster !== undefined;
   }
 
   createPublishLink(): PublishLink {
