@@ -95,6 +95,8 @@ interface Figures {
   machineCores: number;
   /** This parent process (it mostly sleeps; redis-cli for the command counts). */
   parentCores: number;
+  /** The machine's busy CPU less the benchmark's processes: other load, in cores. */
+  otherCores: number;
 }
 
 interface Trial {
@@ -120,6 +122,7 @@ interface Trial {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sum = (xs: readonly number[]) => xs.reduce((s, n) => s + n, 0);
 const START_MS = 60_000;
 
 function settingsFrom(argv: string[]): Settings {
@@ -230,12 +233,14 @@ function figures(a: Snapshot, b: Snapshot): Figures {
   const totalXadds = xadds.reduce((s, n) => s + n, 0);
   const publisherCores = cores(a.pubs, b.pubs);
   const subscriberCores = cores(a.subs, b.subs);
-  const sum = (xs: number[]) => xs.reduce((s, n) => s + n, 0);
+  const shardCores = redisDelta.map((d) => d / (windowMs * 1000));
+  const machineCores = (b.machine.busy - a.machine.busy) / (windowMs * 1000);
+  const parentCores = (b.parentCpu - a.parentCpu) / (windowMs * 1000);
   return {
     windowMs,
     publishedPerSec,
     deliveredPerSec,
-    shardCores: redisDelta.map((d) => d / (windowMs * 1000)),
+    shardCores,
     shardUsPerUpdate: redisDelta.map((d) => d / updates),
     redisUsPerUpdate: sum(redisDelta) / updates,
     shardUpdateShare: xadds.map((n) => n / totalXadds),
@@ -244,8 +249,9 @@ function figures(a: Snapshot, b: Snapshot): Figures {
     subscriberCores,
     publisherUsPerUpdate: (sum(publisherCores) * windowMs * 1000) / updates,
     subscriberUsPerUpdate: (sum(subscriberCores) * windowMs * 1000) / delivered,
-    machineCores: (b.machine.busy - a.machine.busy) / (windowMs * 1000),
-    parentCores: (b.parentCpu - a.parentCpu) / (windowMs * 1000),
+    machineCores,
+    parentCores,
+    otherCores: machineCores - sum(shardCores) - sum(publisherCores) - sum(subscriberCores) - parentCores,
   };
 }
 
@@ -346,7 +352,7 @@ async function runTrial(s: Settings, shards: number, round: number): Promise<Tri
 
 // ---- report --------------------------------------------------------------------------
 
-const NUMERIC = ['publishedPerSec', 'deliveredPerSec', 'redisUsPerUpdate', 'updatesPerScript', 'publisherUsPerUpdate', 'subscriberUsPerUpdate', 'machineCores', 'parentCores'] as const;
+const NUMERIC = ['publishedPerSec', 'deliveredPerSec', 'redisUsPerUpdate', 'updatesPerScript', 'publisherUsPerUpdate', 'subscriberUsPerUpdate', 'machineCores', 'parentCores', 'otherCores'] as const;
 
 interface ConfigResult {
   shards: number;
@@ -397,7 +403,6 @@ function summarizeConfig(trials: Trial[]): ConfigResult {
 
 const shardLabel = (n: number) => `${n} shard${n === 1 ? '' : 's'}`;
 const list = (xs: number[], digits = 2) => xs.map((x) => fixed(x, digits)).join(' / ');
-const sum = (xs: number[]) => xs.reduce((s, n) => s + n, 0);
 
 /** What ran out: a process at a full core, or the machine's CPUs all busy. */
 function saturation(r: ConfigResult, cpus: number): string {
@@ -407,10 +412,9 @@ function saturation(r: ConfigResult, cpus: number): string {
     ...t.publisherCores.map((c, i) => ({ what: `publisher ${i + 1}`, cores: c })),
     ...t.subscriberCores.map((c, i) => ({ what: `subscriber ${i + 1}`, cores: c })),
   ];
-  const ours = sum(procs.map((p) => p.cores)) + t.parentCores;
   const busiest = procs.reduce((a, b) => (b.cores > a.cores ? b : a));
   const parts = [
-    `machine ${fixed(t.machineCores)} of ${cpus} cores busy: the benchmark ${fixed(ours)} (redis ${fixed(sum(t.shardCores))}, publishers ${fixed(sum(t.publisherCores))}, subscribers ${fixed(sum(t.subscriberCores))}, parent ${fixed(t.parentCores)}), other processes ${fixed(t.machineCores - ours)}`,
+    `machine ${fixed(t.machineCores)} of ${cpus} cores busy: redis ${fixed(sum(t.shardCores))}, publishers ${fixed(sum(t.publisherCores))}, subscribers ${fixed(sum(t.subscriberCores))}, parent ${fixed(t.parentCores)}, other processes ${fixed(t.otherCores)}`,
   ];
   const flat = procs.filter((p) => p.cores >= 0.9);
   if (flat.length > 0) parts.push(`at a full core: ${flat.map((p) => `${p.what} (${fixed(p.cores)})`).join(', ')}`);
@@ -527,7 +531,7 @@ async function main(): Promise<number> {
       const lat = t.latency ? `; at ${int(s.rate)}/s p50 ${fixed(t.latency.latencyMs.p50)} p99 ${fixed(t.latency.latencyMs.p99)} ms` : '';
       const problems = [t.lost && `${int(t.lost)} lost`, t.extra && `${int(t.extra)} extra`, t.outOfOrder && `${int(t.outOfOrder)} out of order`, t.replayed && `${int(t.replayed)} replayed`, t.unheard && `${int(t.unheard)} unheard`, t.errors && `${int(t.errors)} errors (${t.firstError})`, t.disconnects && `${t.disconnects} disconnects`].filter(Boolean);
       console.log(
-        `round ${round}/${s.rounds}  ${shardLabel(shards).padEnd(9)} ${int(th.deliveredPerSec)} delivered/s, ${int(th.publishedPerSec)} published/s, redis cores ${list(th.shardCores)}, machine ${fixed(th.machineCores)}${lat}  ` +
+        `round ${round}/${s.rounds}  ${shardLabel(shards).padEnd(9)} ${int(th.deliveredPerSec)} delivered/s, ${int(th.publishedPerSec)} published/s, redis cores ${list(th.shardCores)}, clients ${fixed(sum(th.publisherCores) + sum(th.subscriberCores))}, machine ${fixed(th.machineCores)} (others ${fixed(th.otherCores)})${lat}  ` +
           `(tickers per shard ${t.tickersPerShard.join(' / ')}; history ${t.historyMin}-${t.historyMax}; ${int(t.published)} published, ${problems.length === 0 ? 'none lost' : problems.join(', ')})`,
       );
     }

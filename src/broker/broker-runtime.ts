@@ -21,6 +21,12 @@ export interface BrokerRuntimeOptions extends Omit<BrokerServiceOptions, 'bus' |
   sender?: string;
   /** Heartbeat interval on tickbus.health. @default 5000 */
   heartbeatMs?: number;
+  /**
+   * With Redis: this broker's name among the brokers sharing the tickers, and how long a
+   * dead broker's tickers wait before moving (its lease). @default a unique name, 3000 ms
+   */
+  memberId?: string;
+  leaseMs?: number;
 }
 
 export interface BrokerRuntime {
@@ -50,7 +56,8 @@ export async function startBrokerRuntime(options: BrokerRuntimeOptions): Promise
   try {
     await bus.connect();
     store = options.redisUrl ? await RedisBrokerStore.connect(resolveRedisConfig({ url: options.redisUrl })) : new MemoryBrokerStore();
-    const service = new BrokerService({ ...options, bus, store, registry });
+    const group = store instanceof RedisBrokerStore ? { redis: store.redis, memberId: options.memberId, leaseMs: options.leaseMs } : undefined;
+    const service = new BrokerService({ ...options, bus, store, registry, group });
     await service.start();
     const heartbeat = new HeartbeatPublisher({
       bus,

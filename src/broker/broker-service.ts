@@ -12,6 +12,8 @@ import { BrokerMetrics } from './broker-metrics.ts';
 import type { BrokerStore } from './broker-store.ts';
 import type { FeedSink, MarketDataFeed, OrderEvent, TradeTick } from './feeds/feed.ts';
 import { UpdateBatcher } from './update-batcher.ts';
+import { BrokerGroup } from './broker-group.ts';
+import type { RedisCommands } from '../transports/redis/redis-commands.ts';
 import type { HealthReport } from '../ops/ops-server.ts';
 
 type TickerRef = ReturnType<typeof TickerUpdates.of>;
@@ -55,11 +57,18 @@ export interface BrokerServiceOptions {
   sweepIntervalMs?: number;
   coalesceMs?: number;
   maxCoalesceMs?: number;
+  /**
+   * Share the tickers with the other brokers on the same Redis: each ticker is streamed by
+   * exactly one live broker, under a fenced lease. Undefined: this broker streams every
+   * registered ticker by itself (the in-memory mode).
+   */
+  group?: { redis: RedisCommands; memberId?: string; leaseMs?: number };
 }
 
 export class BrokerService {
   readonly metrics: BrokerMetrics;
-  readonly #o: Required<Omit<BrokerServiceOptions, 'bus' | 'store' | 'feed' | 'registry' | 'logger'>>;
+  readonly #o: Required<Omit<BrokerServiceOptions, 'bus' | 'store' | 'feed' | 'registry' | 'logger' | 'group'>>;
+  readonly #group: BrokerGroup | undefined;
   readonly #bus: TickBus;
   readonly #store: BrokerStore;
   readonly #feed: MarketDataFeed;
@@ -93,7 +102,13 @@ export class BrokerService {
       maxCoalesceMs: options.maxCoalesceMs ?? BROKER_DEFAULTS.maxCoalesceMs,
     };
     this.metrics = new BrokerMetrics(options.registry);
-    this.#batcher = new UpdateBatcher(this.#bus.publisher, this.#store, this.metrics, this.#log);
+    this.#group = options.group ? new BrokerGroup({ ...options.group, logger: this.#log, onChange: () => this.#schedule() }) : undefined;
+    this.#batcher = new UpdateBatcher(this.#bus.publisher, this.#store, this.metrics, this.#log, {
+      onFenced: (channel) => {
+        const ticker = TickerUpdates.parse(channel)?.ticker;
+        if (ticker !== undefined) this.#group?.lost(ticker);
+      },
+    });
     this.#sink = {
       trade: (tick) => this.#onTrade(tick),
       order: (event) => this.#onOrderEvent(event),
@@ -117,9 +132,11 @@ export class BrokerService {
     this.#bus.on('error', (error) => this.#onBusError(error));
     await this.#bus.subscribe(BrokerRegistration, (registration) => this.#onRegistration(registration));
     await this.#bus.subscribe(OrderRequests, (order) => this.#onOrderRequest(order));
+    await this.#group?.start();
     if (this.#feed.updatesInPlace) {
-      await this.#feed.start([...this.#holders.keys()], this.#sink);
-      this.#streaming = new Set(this.#holders.keys());
+      const desired = await this.#desired();
+      await this.#feed.start([...desired], this.#sink);
+      this.#streaming = desired;
     } else {
       await this.#reconcile();
     }
@@ -139,6 +156,8 @@ export class BrokerService {
     await this.#reconciling;
     await this.#feed.stop();
     await this.#batcher.drain();
+    // Last: the others take the tickers over only once nothing more goes out from here.
+    await this.#group?.stop();
     this.#log.info('broker stopped');
   }
 
@@ -154,6 +173,7 @@ export class BrokerService {
       tickers: this.#streaming.size,
       ticker_list: this.tickers.slice(0, 100),
       leases: this.#leaseCount(),
+      ...(this.#group ? { group: { member: this.#group.memberId, members: this.#group.members.length } } : {}),
     };
   }
 
@@ -255,7 +275,15 @@ export class BrokerService {
 
   async #reconcile(): Promise<void> {
     if (this.#stopping) return; // the feed is being stopped: never restart it
-    const desired = new Set(this.#holders.keys());
+    let desired: Set<string>;
+    try {
+      desired = await this.#desired();
+    } catch (error) {
+      this.#log.warn({ err: error }, 'could not settle the ticker split with the other brokers; retrying');
+      this.#schedule();
+      return;
+    }
+    if (this.#stopping) return;
     const add = [...desired].filter((t) => !this.#streaming.has(t));
     const remove = [...this.#streaming].filter((t) => !desired.has(t));
     if (add.length === 0 && remove.length === 0) return;
@@ -279,6 +307,12 @@ export class BrokerService {
     }
   }
 
+  /** The tickers to stream: every registered one, or (in a group) those this broker holds. */
+  async #desired(): Promise<Set<string>> {
+    const wanted = new Set(this.#holders.keys());
+    return this.#group ? await this.#group.settle(wanted) : wanted;
+  }
+
   #gauges(): void {
     this.metrics.tickers.set(this.#streaming.size);
     this.metrics.leases.set(this.#leaseCount());
@@ -294,6 +328,9 @@ export class BrokerService {
 
   async #onOrderRequest(order: OrderRequestMessage): Promise<void> {
     if (this.#stopping) return;
+    // In a group every broker hears every order: the one streaming the ticker routes it
+    // (or, for a ticker nobody streams, the one the split would give it to).
+    if (this.#group && !(await this.#group.routes(order.symbol))) return;
     try {
       await this.#feed.placeOrder(order);
       this.metrics.orders.labels('routed').inc();
@@ -324,8 +361,14 @@ export class BrokerService {
   #onTrade(tick: TradeTick): void | Promise<void> {
     // A trade for a ticker nobody holds any more (the feed has not caught up yet) is dropped.
     if (!this.#holders.has(tick.symbol)) return;
+    // In a group, only while this broker holds the ticker's lease, and fenced by it.
+    let fence: string | undefined;
+    if (this.#group) {
+      fence = this.#group.fence(tick.symbol);
+      if (fence === undefined) return;
+    }
     const data = { type: 'price' as const, price: tick.price, volume: tick.volume, symbol: tick.symbol, timestamp: tick.timestamp };
-    return this.#batcher.enqueue({ channel: this.#ref(tick.symbol), data }, 'price', tick.symbol);
+    return this.#batcher.enqueue(fence === undefined ? { channel: this.#ref(tick.symbol), data } : { channel: this.#ref(tick.symbol), data, fence }, 'price', tick.symbol);
   }
 
   #onOrderEvent(event: OrderEvent): void | Promise<void> {

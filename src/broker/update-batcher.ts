@@ -18,6 +18,8 @@ export interface UpdateBatcherOptions {
    * garbage collections and cost more to collect (measured with bench/broker-replay.ts).
    */
   maxInFlight?: number;
+  /** A publish was refused because its fencing token is stale (another broker took the ticker). */
+  onFenced?: (channel: string) => void;
 }
 
 interface Queued {
@@ -36,6 +38,7 @@ export class UpdateBatcher {
   #idle: Array<() => void> = [];
   readonly #maxBatch: number;
   readonly #maxInFlight: number;
+  readonly #onFenced: ((channel: string) => void) | undefined;
   readonly #throttle = new LogThrottle(5);
 
   constructor(
@@ -47,6 +50,7 @@ export class UpdateBatcher {
   ) {
     this.#maxBatch = options.maxBatch ?? 256;
     this.#maxInFlight = options.maxInFlight ?? 2;
+    this.#onFenced = options.onFenced;
   }
 
   enqueue(item: BatchItem, type: 'price' | 'order', lastValueOf?: string): void | Promise<void> {
@@ -84,7 +88,14 @@ export class UpdateBatcher {
       await this.publisher.publishBatch(batch.map((q) => q.item));
       this.#published(batch);
     } catch (error) {
-      if (batch.length > 1 && !isConnectionError(error)) {
+      const code = (error as BusError).code;
+      if (code === ErrorCode.Fenced) {
+        // Redis refused the stale holder's updates (the others of the batch went out): no
+        // retry, which would repeat those; the ticker is given up.
+        this.#onFenced?.((error as BusError).channel ?? '');
+        this.#failed(error as BusError, 1);
+        published = [];
+      } else if (batch.length > 1 && !isConnectionError(error)) {
         // One bad update (invalid, too large) must not sink its whole batch: send them one
         // by one, so only the bad one is lost (and counted).
         const ok = await Promise.all(batch.map((q) => this.#sendOne(q)));
@@ -114,6 +125,7 @@ export class UpdateBatcher {
       this.#published([q]);
       return true;
     } catch (error) {
+      if ((error as BusError).code === ErrorCode.Fenced) this.#onFenced?.((error as BusError).channel ?? '');
       this.#failed(error as BusError, 1);
       return false;
     }

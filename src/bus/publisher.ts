@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { streamKey, type Channel, type ChannelRef, type ChannelParams } from '../core/channel.ts';
 import { backoffDelay, resolveReconnect } from '../core/config.ts';
 import { EnvelopeWriter, exceedsBytes } from '../core/envelope.ts';
-import { BusError, ClosedError, DecodeError, ErrorCode, NotConnectedError } from '../core/errors.ts';
+import { BusError, ClosedError, ConfigError, DecodeError, ErrorCode, NotConnectedError } from '../core/errors.ts';
 import { check, validationError, type CheckResult, type InferInput, type StandardSchemaV1 } from '../core/schema.ts';
 import { TypedEmitter } from '../core/typed-emitter.ts';
 import type { Outbound, PublishLink, PublishReceipt, StreamWrite } from '../transports/transport.ts';
@@ -34,6 +34,12 @@ export type PublisherEvents = {
 export interface BatchItem {
   channel: PublishTarget;
   data: unknown;
+  /**
+   * A fencing token: publish only while the channel's owner key (`tickbus:{<channel>}:owner`)
+   * holds it, checked atomically with the write; otherwise the publish fails with
+   * TB_ERR_FENCED and nothing is written. For channels with a stream (history or durable).
+   */
+  fence?: string;
 }
 
 export class Publisher extends TypedEmitter<PublisherEvents> {
@@ -147,17 +153,18 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
    */
   async publishBatch(items: readonly BatchItem[]): Promise<PublishReceipt[]> {
     if (this.#closed) throw new ClosedError('publisher');
-    const messages: Array<{ name: string; channel: Channel; payload: string }> = [];
+    const messages: Array<{ name: string; channel: Channel; payload: string; fence: string | undefined }> = [];
     for (const item of items) {
       const target = item.channel;
       const concrete = typeof target === 'object' && target.kind === 'ref' ? target : this.#target(target);
       const channel = concrete.channel;
+      if (item.fence !== undefined && channel.retention === undefined) throw new ConfigError(`A fenced publish needs a channel with a stream (history or durable); "${concrete.name}" has none.`);
       let checked = check(channel.schema, item.data);
       if (checked instanceof Promise) checked = await checked;
-      messages.push({ name: concrete.name, channel, payload: this.#payload(concrete.name, channel, checked) });
+      messages.push({ name: concrete.name, channel, payload: this.#payload(concrete.name, channel, checked), fence: item.fence });
     }
     // One after the other into the transport's queue: they go out together, in order.
-    return Promise.all(messages.map((m) => this.#send(m.name, m.channel, m.payload)));
+    return Promise.all(messages.map((m) => this.#send(m.name, m.channel, m.payload, m.fence)));
   }
 
   /**
@@ -183,11 +190,12 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     this.removeAllListeners();
   }
 
-  #send(name: string, channel: Channel, payload: string): Promise<PublishReceipt> {
+  #send(name: string, channel: Channel, payload: string, fence?: string): Promise<PublishReceipt> {
     // Counted when handed over; a transport failure is counted by the 'publishFailed'
     // listener, so the hot path adds no promise of its own.
     this.#ctx.metrics.publishedCell(channel.template).n++;
-    const stream = channel.retention === undefined ? undefined : this.#streamWrite(name, channel);
+    let stream = channel.retention === undefined ? undefined : this.#streamWrite(name, channel);
+    if (fence !== undefined && stream) stream = { ...stream, fence };
     if (this.#buffer) return this.#sendOrKeep({ channel: name, payload, stream });
     if (!this.#ready) return this.connect().then(() => this.#link.publish(name, payload, stream));
     return this.#link.publish(name, payload, stream);

@@ -52,6 +52,8 @@ export class Session {
   #latestPrice = new Map<string, number>();
   /** Live updates of a room held back while its history is replayed to this client. */
   readonly #held = new Map<Room, RoomItem[]>();
+  /** After a resume: the last position sent from history, and how to compare. Live copies at or before it are late (pub/sub can lag a history read). */
+  readonly #floor = new Map<Room, { after: string; newer: (position: string, than: string) => boolean }>();
   #dropped = 0;
   #health: SessionHealth = 'ok';
   #droppingSince = 0;
@@ -108,10 +110,9 @@ export class Session {
     const held = this.#held.get(room);
     this.#held.delete(room);
     if (!held) return;
-    for (const item of held) {
-      if (after !== undefined && item.position !== undefined && !newer(item.position, after)) continue;
-      this.push(room, item);
-    }
+    if (after === undefined) this.#floor.delete(room);
+    else this.#floor.set(room, { after, newer });
+    for (const item of held) this.push(room, item);
   }
 
   /** One live update of a room this client is in. Returns true when the session wants a flush. */
@@ -121,6 +122,12 @@ export class Session {
     if (held) {
       held.push(item);
       return false;
+    }
+    const floor = this.#floor.get(room);
+    if (floor !== undefined && item.position !== undefined) {
+      if (!floor.newer(item.position, floor.after)) return false;
+      // Pub/sub is in order: once a newer one comes, no late copy can follow.
+      this.#floor.delete(room);
     }
     if (!this.#checkPressure()) return false;
     if (this.#limits.batchMs === 0 && this.#health === 'ok') {
@@ -162,7 +169,7 @@ export class Session {
 
   /** May this session take a room's shared chunk from the next flush on? */
   canShare(room: Room): boolean {
-    return !this.closed && this.#health === 'ok' && !this.#held.has(room);
+    return !this.closed && this.#health === 'ok' && !this.#held.has(room) && !this.#floor.has(room);
   }
 
   /** Sends updates read from history, in one batch, ahead of live ones. */

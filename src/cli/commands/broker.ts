@@ -21,6 +21,9 @@ export interface BrokerCliOptions {
   leaseTtl: string;
   port: string;
   host: string;
+  name?: string;
+  sender?: string;
+  failoverMs?: string;
 }
 
 export function addBrokerOptions(cmd: Command): Command {
@@ -50,11 +53,19 @@ export function registerBroker(program: Command): void {
   )
     .option('--port <n>', 'port of /health and /metrics', '9464')
     .option('--host <addr>', 'address of /health and /metrics', '127.0.0.1')
+    .option('--name <name>', "this broker's name among the brokers sharing the tickers (default: host-pid-random)")
+    .option('--sender <name>', 'the sender written into every update', 'broker_service')
+    .option('--failover-ms <ms>', "how long a dead broker's tickers wait before another takes them (its lease)", '3000')
     .addHelpText(
       'after',
       `
+Several brokers on the same Redis (or cluster) share the registered tickers: each ticker
+is streamed by exactly one live broker, under a fenced lease; when a broker dies, the
+others take its tickers within about --failover-ms.
+
 Examples:
   $ tickbus broker                                   # simulated market on $REDIS_URL
+  $ tickbus broker --redis-url redis-cluster://10.0.0.1:7000,10.0.0.2:7000 --name broker-a
   $ tickbus broker --feed replay --file trades.ndjson --speed max
   $ APCA_API_KEY_ID=… APCA_API_SECRET_KEY=… tickbus broker --feed alpaca
 
@@ -80,6 +91,9 @@ export async function runtimeOptions(options: BrokerCliOptions, redisUrl: string
     opsHost: options.host,
     maxTickers: number(options.maxTickers, '--max-tickers', 1),
     anonymousLeaseTtlSeconds: number(options.leaseTtl, '--lease-ttl'),
+    ...(options.name === undefined ? {} : { memberId: options.name }),
+    ...(options.sender === undefined ? {} : { sender: options.sender }),
+    ...(options.failoverMs === undefined ? {} : { leaseMs: number(options.failoverMs, '--failover-ms', 100) }),
   };
 }
 
