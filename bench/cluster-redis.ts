@@ -6,7 +6,7 @@
 // killed. Also: the CPU time of a process and of the whole machine, read from /proc at
 // the same moment for every shard, and each shard's command counts.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { answersPing } from '../src/runtime/backend.ts';
@@ -183,13 +183,22 @@ export async function startBenchCluster(shards: number): Promise<BenchCluster> {
 
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
-/** A process's CPU time so far (user + system, every thread) from /proc, in microseconds. */
+/**
+ * A process's CPU time so far, every thread, in microseconds: the scheduler's running time
+ * of each thread (/proc/<pid>/task/<tid>/schedstat, in ns), which is what INFO cpu reports
+ * for redis-server, but read at once for every shard and without a command to the server.
+ * /proc/<pid>/stat counts in clock ticks (10 ms), too coarse for a shard at a tenth of a core.
+ */
 export function procCpuMicros(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The fields after the command name, which is in parentheses and may hold spaces.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // utime and stime: fields 14 and 15 of the line, 12 and 13 after the name and state.
-  return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return ns / 1000;
 }
 
 /** The whole machine's CPU time so far (/proc/stat), busy and in all, in microseconds of CPU. */

@@ -124,6 +124,8 @@ interface Trial {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sum = (xs: readonly number[]) => xs.reduce((s, n) => s + n, 0);
 const START_MS = 60_000;
+/** Other processes' CPU in a window above which the report says the run was disturbed, cores. */
+const DISTURBED_CORES = 0.2;
 
 function settingsFrom(argv: string[]): Settings {
   const v = parseCli(
@@ -539,6 +541,12 @@ async function main(): Promise<number> {
 
   const results = s.shards.map((n) => summarizeConfig(trials.filter((t) => t.shards === n)));
   const ratios = report(s, machine, results);
+  const disturbed = trials.filter((t) => Math.max(t.throughput.otherCores, t.latency?.otherCores ?? 0) > DISTURBED_CORES);
+  if (disturbed.length > 0) {
+    console.log(
+      `\nOther processes used more than ${DISTURBED_CORES} cores during ${disturbed.map((t) => `round ${t.round} ${shardLabel(t.shards)} (${fixed(Math.max(t.throughput.otherCores, t.latency?.otherCores ?? 0))})`).join(', ')}: those figures are lower than this machine gives; rerun on a quiet machine for the record.`,
+    );
+  }
   const unclean = results.filter((r) => !r.clean);
   if (unclean.length > 0) console.log(`\nNOT CLEAN: ${unclean.map((r) => shardLabel(r.shards)).join(', ')} lost, repeated or reordered updates, or had errors (see the rounds above).`);
 

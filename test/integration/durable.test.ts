@@ -9,16 +9,16 @@ import { startRedis, type RedisServer } from '../harness/redis-server.ts';
 import { Inbox, waitFor } from '../harness/wait.ts';
 import { silentLogger } from '../harness/quiet.ts';
 import { CliProcess } from '../harness/cli.ts';
-import { printFigures, useRedisBuses } from '../harness/delivery.ts';
+import { printFigures, useRedisBuses, type TestRedis } from '../harness/delivery.ts';
 import { Work, WorkSchema, deliveryCatalog } from '../fixtures/delivery-channels.ts';
 
 const CONSUMER_SCRIPT = fileURLToPath(new URL('../fixtures/durable-consumer.ts', import.meta.url));
 
 
-describe('durable channels', () => {
-  const redis = useRedisBuses([deliveryCatalog]);
+for (const backend of ['redis', 'cluster'] as const) describe(`durable channels (${backend})`, () => {
+  const redis = useRedisBuses([deliveryCatalog], backend);
   const bus = redis.bus.bind(redis);
-  let server: RedisServer;
+  let server: TestRedis;
   before(() => {
     server = redis.server;
   });

@@ -63,14 +63,14 @@ export function openConn(options: ConnOptions, hooks: ConnHooks): RedisConn {
   return options.redis.cluster ? new ClusterConn(options, hooks) : new SingleConn(options, hooks);
 }
 
-function nodeOptions(options: ConnOptions) {
+function nodeOptions(options: ConnOptions, closed: () => boolean) {
   const reconnect = resolveReconnect(options.reconnect);
   const cfg = options.redis;
   return {
     socket: {
       connectTimeout: options.connectTimeoutMs,
       tls: cfg.tls,
-      reconnectStrategy: (retries: number) => (options.giveUp() ? false : backoffDelay(retries, reconnect)),
+      reconnectStrategy: (retries: number) => (options.giveUp() || closed() ? false : backoffDelay(retries, reconnect)),
     } as never,
     username: cfg.username,
     password: cfg.password,
@@ -89,11 +89,13 @@ class SingleConn implements RedisConn {
   readonly #options: ConnOptions;
   #everReady = false;
   #down = false;
+  #destroyed = false;
 
   constructor(options: ConnOptions, hooks: ConnHooks) {
     this.#options = options;
     const cfg = options.redis;
-    this.#client = createClient({ ...nodeOptions(options), socket: { ...(nodeOptions(options).socket as object), host: cfg.host, port: cfg.port } as never, database: cfg.db });
+    const node = nodeOptions(options, () => this.#destroyed);
+    this.#client = createClient({ ...node, socket: { ...(node.socket as object), host: cfg.host, port: cfg.port } as never, database: cfg.db });
     this.#client.on('error', (err: Error) => hooks.error(err));
     this.#client.on('reconnecting', () => {
       if (!this.#everReady || this.#down) return;
@@ -121,9 +123,11 @@ class SingleConn implements RedisConn {
     await this.#client.connect();
   }
   async close(): Promise<void> {
+    this.#destroyed = true;
     await this.#client.close();
   }
   destroy(): void {
+    this.#destroyed = true;
     this.#client.destroy();
   }
   send<T>(args: string[]): Promise<T> {
@@ -174,7 +178,7 @@ class ClusterConn implements RedisConn {
     const scheme = options.redis.tls ? 'rediss' : 'redis';
     this.#cluster = createCluster({
       rootNodes: seeds.map((s) => ({ url: `${scheme}://${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}` })),
-      defaults: nodeOptions(options),
+      defaults: nodeOptions(options, () => this.#closed),
       commandOptions: { timeout: 0 },
       // A master that stops answering is replaced by its replica after the cluster's node
       // timeout; read the topology again soon, so that commands and sharded subscriptions

@@ -57,7 +57,8 @@ class BlockingReader extends RedisLink {
 
   /** Ends a blocked read now instead of waiting for its timeout. */
   destroy(): void {
-    if (this.conn.isOpen) this.conn.destroy();
+    // Also while it is still connecting (a cluster client opens a connection per node).
+    this.conn.destroy();
   }
 }
 
