@@ -5,7 +5,7 @@ import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, ErrorCode, createBus, deadLetterKey, defineChannel, streamKey, type BusError } from '../../src/index.ts';
-import { startRedis, type RedisServer } from '../harness/redis-server.ts';
+import { startRedis } from '../harness/redis-server.ts';
 import { Inbox, waitFor } from '../harness/wait.ts';
 import { silentLogger } from '../harness/quiet.ts';
 import { CliProcess } from '../harness/cli.ts';

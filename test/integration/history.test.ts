@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, startRedis, type RedisServer } from '../harness/redis-server.ts';
+import { freePort, startRedis } from '../harness/redis-server.ts';
 import { CliProcess } from '../harness/cli.ts';
 import { contiguous, printFigures, useRedisBuses, type TestRedis } from '../harness/delivery.ts';
 import { Inbox, waitFor } from '../harness/wait.ts';
