@@ -157,6 +157,10 @@ class SingleConn implements RedisConn {
   }
 }
 
+interface EventEmitterLike {
+  on(event: string, listener: (...args: never[]) => void): unknown;
+}
+
 /** How often a cluster that lost a node is checked for being whole again. */
 const PROBE_MS = 100;
 /** Probe rounds between two readings of the topology while a node is down. */
@@ -170,6 +174,7 @@ class ClusterConn implements RedisConn {
   #down = false;
   #probe: NodeJS.Timeout | undefined;
   #closed = false;
+  readonly #watched = new WeakSet<EventEmitterLike>();
 
   constructor(options: ConnOptions, hooks: ConnHooks) {
     this.#options = options;
@@ -194,16 +199,17 @@ class ClusterConn implements RedisConn {
     this.#cluster.on('node-reconnecting', () => this.#lost());
   }
 
-  #lost(): void {
+  #lost(why = 'a cluster node connection was lost'): void {
     if (this.#closed || !this.#cluster.isReady || this.#down) return;
     this.#down = true;
-    this.#hooks.down(new Error('a cluster node connection was lost'));
+    this.#hooks.down(new Error(why));
     let rounds = 0;
     this.#probe = setInterval(() => {
       // node-redis reads the topology again only on a MOVED, or as its reconnection attempts
       // (spaced by back-off) come up; a promoted replica is found sooner by asking.
       if (++rounds % REDISCOVER_EVERY === 0) void this.#rediscover();
       if (this.#whole()) {
+        this.#watchMoves();
         clearInterval(this.#probe);
         this.#probe = undefined;
         this.#down = false;
@@ -211,6 +217,22 @@ class ClusterConn implements RedisConn {
       }
     }, PROBE_MS);
     this.#probe.unref();
+  }
+
+  /**
+   * A slot that moves (resharding) takes its sharded channels with it: Redis tells the
+   * subscriber (SUNSUBSCRIBE) and node-redis subscribes again on the new owner, but what was
+   * published between the two is missed. Reported as a short loss of connection, so that
+   * the bus re-subscribes and catches its history channels up from their last positions.
+   */
+  #watchMoves(): void {
+    const cluster = this.#cluster as unknown as { masters: Array<{ pubSub?: { client: EventEmitterLike } }> };
+    for (const m of cluster.masters) {
+      const client = m.pubSub?.client;
+      if (!client || this.#watched.has(client)) continue;
+      this.#watched.add(client);
+      client.on('sharded-channel-moved', (channel: string) => this.#lost(`sharded channel ${channel} moved with its slot`));
+    }
   }
 
   async #rediscover(): Promise<void> {
@@ -268,8 +290,12 @@ class ClusterConn implements RedisConn {
     return calculateSlot(key);
   }
   async subscribe(channel: string, listener: Listener, sharded: boolean): Promise<void> {
-    if (sharded) await this.#cluster.sSubscribe(channel, listener);
-    else await this.#cluster.subscribe(channel, listener);
+    if (!sharded) {
+      await this.#cluster.subscribe(channel, listener);
+      return;
+    }
+    await this.#cluster.sSubscribe(channel, listener);
+    this.#watchMoves();
   }
   async unsubscribe(channel: string, listener: Listener, sharded: boolean): Promise<void> {
     if (sharded) await this.#cluster.sUnsubscribe(channel, listener);

@@ -314,7 +314,9 @@ class RedisPublishLink extends RedisLink implements PublishLink {
     }
     // On a cluster the chunk is one slot's (or classic publishes, for any node): its first
     // channel routes it, and stands as the key the script declares.
-    const route = this.clustered && (withStream || first.sharded) ? first.channel : undefined;
+    // The stream key, not the channel, when there is one: while its slot migrates, Redis
+    // sends the script to whichever node holds the stream (ASK) by its declared key.
+    const route = this.clustered && (withStream || first.sharded) ? (first.stream?.key ?? first.channel) : undefined;
     const keys = route === undefined ? ['0'] : ['1', route];
     const historyMaxLen = withStream ? sharedHistoryMaxLen(chunk) : undefined;
     let args: string[];
