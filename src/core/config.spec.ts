@@ -314,3 +314,43 @@ describe('backoffDelay', () => {
     assert.ok(seen.size > 5, 'the delay is jittered');
   });
 });
+
+describe('Redis Cluster configuration', () => {
+  it('reads the redis-cluster:// form: seed nodes, credentials, TLS', () => {
+    const c = parseRedisUrl('redis-cluster://app:s%40cret@10.0.0.1:7000,10.0.0.2:7001,[::1]:7002', 'test');
+    assert.deepEqual(c.cluster, [
+      { host: '10.0.0.1', port: 7000 },
+      { host: '10.0.0.2', port: 7001 },
+      { host: '::1', port: 7002 },
+    ]);
+    assert.equal(c.username, 'app');
+    assert.equal(c.password, 's@cret');
+    assert.equal(c.tls, false);
+    assert.equal(c.url, 'redis-cluster://app:s%40cret@10.0.0.1:7000,10.0.0.2:7001,[::1]:7002');
+    assert.equal(c.display, 'redis-cluster://app:***@10.0.0.1:7000,10.0.0.2:7001,[::1]:7002');
+    assert.equal(parseRedisUrl('rediss-cluster://h:7000', 'test').tls, true);
+    // The URL a config prints reads back to the same config.
+    assert.deepEqual(parseRedisUrl(c.url, 'again'), c);
+  });
+
+  it('takes seed nodes as an option, and REDIS_URL in the cluster form', () => {
+    const c = resolveRedisConfig({ cluster: ['127.0.0.1:7000', 'redis://127.0.0.1:7001'], password: 'pw' }, {});
+    assert.deepEqual(c.cluster, [
+      { host: '127.0.0.1', port: 7000 },
+      { host: '127.0.0.1', port: 7001 },
+    ]);
+    assert.equal(c.display, 'redis-cluster://:***@127.0.0.1:7000,127.0.0.1:7001');
+    const fromEnv = resolveRedisConfig({}, { REDIS_URL: 'redis-cluster://a:7000,b:7001' });
+    assert.equal(fromEnv.cluster?.length, 2);
+    assert.equal(resolveRedisConfig({}, {}).cluster, undefined);
+  });
+
+  it('refuses what a cluster cannot be, saying what to write instead', () => {
+    configError(() => parseRedisUrl('redis-cluster://a:7000/2', 'REDIS_URL'), /only database 0/);
+    configError(() => parseRedisUrl('redis-cluster://a,b:7001', 'REDIS_URL'), /host:port/);
+    configError(() => parseRedisUrl('redis-cluster://a:99999', 'REDIS_URL'), /port/);
+    configError(() => resolveRedisConfig({ cluster: [] }, {}), /no seed nodes/);
+    configError(() => resolveRedisConfig({ cluster: ['a:1'], url: 'redis://b' }, {}), /not both/);
+    configError(() => resolveRedisConfig({ url: 'redis-cluster://a:7000', host: 'b' }, {}), /drop the host/);
+  });
+});
