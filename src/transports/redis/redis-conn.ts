@@ -120,6 +120,7 @@ class SingleConn implements RedisConn {
     return this.#client.isOpen;
   }
   async connect(): Promise<void> {
+    this.#destroyed = false; // a first attempt given up on may be followed by another
     await this.#client.connect();
   }
   async close(): Promise<void> {
@@ -267,6 +268,7 @@ class ClusterConn implements RedisConn {
     return this.#cluster.isOpen;
   }
   async connect(): Promise<void> {
+    this.#closed = false; // a first attempt given up on may be followed by another
     await this.#cluster.connect();
     this.#hooks.ready();
   }
