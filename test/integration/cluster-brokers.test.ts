@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createBus, BrokerRegistration, TickerUpdates, type TickBus } from '../../src/index.ts';
 import { startCluster, type RedisCluster } from '../harness/redis-cluster.ts';
-import { CliProcess } from '../harness/cli.ts';
+import { CliProcess, runCli } from '../harness/cli.ts';
 import { silentLogger } from '../harness/quiet.ts';
 import { waitFor } from '../harness/wait.ts';
 
@@ -49,7 +49,15 @@ describe('several brokers on a Redis Cluster', () => {
         if (data.type === 'price') seen.get(t)?.push({ sender: ctx.sender ?? '?', at: Date.now(), position: ctx.position ?? '' });
       });
     }
-    for (const t of TICKERS) await pub.publish(BrokerRegistration, { action: 'subscribe', ticker: t });
+    for (const t of TICKERS.slice(1)) await pub.publish(BrokerRegistration, { action: 'subscribe', ticker: t });
+    // The CLI on a cluster: registering knows brokers are there (a classic PUBLISH's count is
+    // per node, so it asks the group), and a pattern over sharded ticker channels is refused.
+    const registered = await runCli(['register', TICKERS[0] as string, '--redis-url', cluster.url]);
+    assert.equal(registered.code, 0, registered.stderr);
+    assert.match(registered.stdout, /registered AAPL \((1 receiver|\d brokers? live in the cluster)/);
+    const tail = await runCli(['tail', 'TICKER_UPDATES_*', '--redis-url', cluster.url]);
+    assert.notEqual(tail.code, 0);
+    assert.match(tail.stderr, /sharded pub\/sub[\s\S]*by name/);
 
     // Settled: every ticker streams from one broker, and all three brokers have some.
     const ownerOf = (t: string, since: number) => new Set((seen.get(t) ?? []).filter((s) => s.at >= since).map((s) => s.sender));

@@ -5,6 +5,25 @@ import { BrokerRegistration } from '../../catalogs/broker.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { CliError } from '../errors.ts';
 import { addConnectionOptions, commandBus, type ConnectionOptions } from './shared.ts';
+import { MEMBERS_KEY } from '../../broker/broker-group.ts';
+import { RedisTransport } from '../../transports/redis/redis-transport.ts';
+import { RedisCommands } from '../../transports/redis/redis-commands.ts';
+import type { TickBus } from '../../bus/tick-bus.ts';
+
+/**
+ * On a Redis Cluster a PUBLISH counts only the subscribers of the node that took it, so a
+ * 0 there proves nothing: ask how many brokers are alive (they heartbeat their membership).
+ */
+async function liveBrokers(bus: TickBus): Promise<number> {
+  const transport = bus.context.transport;
+  if (!(transport instanceof RedisTransport) || !transport.shardedPubSub) return 0;
+  const redis = await RedisCommands.connect(transport.options.redis, { name: 'tickbus:cli', reconnect: false });
+  try {
+    return Number(await redis.send(['ZCOUNT', MEMBERS_KEY, `(${Date.now()}`, '+inf'], MEMBERS_KEY));
+  } finally {
+    await redis.close();
+  }
+}
 
 interface RegisterOptions extends ConnectionOptions {
   clientId?: string;
@@ -43,6 +62,11 @@ Exit codes: 0 a broker received it, 3 invalid ticker, 4 Redis unreachable, 5 no 
             ...(options.clientId ? { client_id: options.clientId } : {}),
             ...(ttl !== undefined ? { ttl_seconds: ttl } : {}),
           });
+          const brokers = receivers === 0 ? await liveBrokers(bus) : 0;
+          if (receivers === 0 && brokers > 0) {
+            process.stdout.write(`${name}ed ${ticker.trim().toUpperCase()} (${brokers} broker${brokers === 1 ? '' : 's'} live in the cluster)\n`);
+            return;
+          }
           if (receivers === 0) {
             throw new CliError(`No broker is listening on ${BrokerRegistration.template} at ${bus.context.transport.target}: start one with \`tickbus broker\` (or \`tickbus up\`).`, ExitCode.NoReceiver);
           }
