@@ -248,6 +248,18 @@ export function runConformance(name: string, setup: () => Promise<ConformanceSet
       assert.deepEqual(seen.slice(5), ['SLOW:1', 'SLOW:2', 'SLOW:3', 'SLOW:4', 'SLOW:5']);
     });
 
+    it('keeps the order of one channel’s messages, one at a time or fired together (on a cluster: whatever node takes them)', async () => {
+      const pub = bus();
+      const sub = bus();
+      const seen: string[] = [];
+      await sub.subscribe(BrokerRegistration, (d) => void seen.push(d.ticker));
+      const names = Array.from({ length: 150 }, (_, i) => `T${i}`);
+      for (const t of names) await pub.publish(BrokerRegistration, { action: 'subscribe', ticker: t });
+      await Promise.all(names.map((t) => pub.publish(BrokerRegistration, { action: 'unsubscribe', ticker: t })));
+      await waitFor(() => seen.length === 300, 'every registration');
+      assert.deepEqual(seen, [...names, ...names]);
+    });
+
     it('drops the oldest queued messages of a handler that falls too far behind, and says so', async () => {
       const pub = bus();
       const sub = bus({ limits: { maxPendingPerChannel: 3 } });

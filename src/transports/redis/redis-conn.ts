@@ -162,6 +162,8 @@ interface EventEmitterLike {
   on(event: string, listener: (...args: never[]) => void): unknown;
 }
 
+const CLASSIC_PUBLISH = "return redis.call('PUBLISH', ARGV[1], ARGV[2])";
+
 /** How often a cluster that lost a node is checked for being whole again. */
 const PROBE_MS = 100;
 /** Probe rounds between two readings of the topology while a node is down. */
@@ -286,7 +288,11 @@ class ClusterConn implements RedisConn {
     return this.#cluster.sendCommand<T>(key, false, args);
   }
   publish(channel: string, payload: string, sharded: boolean): Promise<number> {
-    return sharded ? this.#cluster.sPublish(channel, payload) : this.#cluster.publish(channel, payload);
+    if (sharded) return this.#cluster.sPublish(channel, payload);
+    // node-redis sends a PUBLISH to any node, in turn; two publishes on one channel could
+    // then reach a subscriber by two routes, out of order. A script is routed by the key it
+    // is given: the channel's own slot, so a channel's publishes share one connection.
+    return this.#cluster.sendCommand<number>(channel, false, ['EVAL', CLASSIC_PUBLISH, '0', channel, payload]);
   }
   slot(key: string): number {
     return calculateSlot(key);

@@ -162,9 +162,6 @@ function streamReceipt(reply: unknown, channel: string): PublishReceipt | Error 
   return { status: 'sent', receivers: n, position: second === '' ? undefined : second };
 }
 
-/** The slot a message travels in on a cluster; classic pub/sub goes to any node (-1). */
-const CLASSIC = -1;
-
 class RedisPublishLink extends RedisLink implements PublishLink {
   #pending: PendingPublish[] = [];
   #scheduled = false;
@@ -264,11 +261,12 @@ class RedisPublishLink extends RedisLink implements PublishLink {
       this.#chunked(all);
       return;
     }
-    // A script runs on one shard: group by slot (a channel's messages keep their order,
-    // they all go to its slot), with classic publishes in a group of their own.
+    // A script runs on one shard: group by the slot of the channel (a channel's messages
+    // keep their order: they all go to one node, on one connection). Classic publishes too,
+    // though any node could take them, so that two of one channel never take two routes.
     const groups = new Map<number, PendingPublish[]>();
     for (const p of all) {
-      const slot = p.stream === undefined && !p.sharded ? CLASSIC : this.conn.slot(p.channel);
+      const slot = this.conn.slot(p.channel);
       const group = groups.get(slot);
       if (group) group.push(p);
       else groups.set(slot, [p]);
@@ -312,12 +310,11 @@ class RedisPublishLink extends RedisLink implements PublishLink {
       );
       return;
     }
-    // On a cluster the chunk is one slot's (or classic publishes, for any node): its first
-    // channel routes it, and stands as the key the script declares.
-    // The stream key, not the channel, when there is one: while its slot migrates, Redis
-    // sends the script to whichever node holds the stream (ASK) by its declared key.
-    const route = this.clustered && (withStream || first.sharded) ? (first.stream?.key ?? first.channel) : undefined;
-    const keys = route === undefined ? ['0'] : ['1', route];
+    // On a cluster the chunk is one slot's: its first stream key (or channel) routes it. A
+    // script that writes a stream or SPUBLISHes declares it, so that while the slot migrates
+    // Redis sends the script (ASK) to whichever node holds the stream.
+    const route = this.clustered ? (first.stream?.key ?? first.channel) : undefined;
+    const keys = route === undefined || !(withStream || first.sharded) ? ['0'] : ['1', route];
     const historyMaxLen = withStream ? sharedHistoryMaxLen(chunk) : undefined;
     let args: string[];
     if (historyMaxLen !== undefined) {
