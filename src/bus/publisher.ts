@@ -56,6 +56,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   #replayTimer: NodeJS.Timeout | undefined;
   #replayAttempts = 0;
   readonly #streamWrites = new Map<string, StreamWrite>();
+  readonly #fencedWrites = new Map<string, StreamWrite>();
 
   constructor(ctx: BusContext) {
     super();
@@ -194,8 +195,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     // Counted when handed over; a transport failure is counted by the 'publishFailed'
     // listener, so the hot path adds no promise of its own.
     this.#ctx.metrics.publishedCell(channel.template).n++;
-    let stream = channel.retention === undefined ? undefined : this.#streamWrite(name, channel);
-    if (fence !== undefined && stream) stream = { ...stream, fence };
+    const stream = channel.retention === undefined ? undefined : fence === undefined ? this.#streamWrite(name, channel) : this.#fencedWrite(name, channel, fence);
     if (this.#buffer) return this.#sendOrKeep({ channel: name, payload, stream });
     if (!this.#ready) return this.connect().then(() => this.#link.publish(name, payload, stream));
     return this.#link.publish(name, payload, stream);
@@ -204,6 +204,16 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   async #publishAsync(name: string, channel: Channel, checked: Promise<CheckResult<unknown>>): Promise<PublishReceipt> {
     const payload = this.#payload(name, channel, await checked);
     return this.#send(name, channel, payload);
+  }
+
+  /** The stream write of a fenced publish: one object per channel while its token lasts. */
+  #fencedWrite(name: string, channel: Channel, fence: string): StreamWrite {
+    const cached = this.#fencedWrites.get(name);
+    if (cached?.fence === fence) return cached;
+    const write: StreamWrite = Object.freeze({ ...this.#streamWrite(name, channel), fence });
+    if (this.#fencedWrites.size >= STREAM_WRITE_CACHE) this.#fencedWrites.clear();
+    this.#fencedWrites.set(name, write);
+    return write;
   }
 
   #streamWrite(name: string, channel: Channel): StreamWrite {

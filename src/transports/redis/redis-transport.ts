@@ -75,9 +75,17 @@ const HISTORY_MANY = `local maxlen, cmd = ARGV[1], ARGV[2]
 local step = 2
 if ARGV[3] == '1' then step = 3 end
 local out = {}
+local held = {}
 for i = 4, #ARGV, step do
   local ch, p = ARGV[i], ARGV[i + 1]
-  if step == 3 and redis.call('GET', 'tickbus:{' .. ch .. '}:owner') ~= ARGV[i + 2] then
+  local fenced = false
+  if step == 3 then
+    -- One GET a channel and token per chunk: a script runs alone, so the answer holds.
+    local key = ch .. '\0' .. ARGV[i + 2]
+    if held[key] == nil then held[key] = redis.call('GET', 'tickbus:{' .. ch .. '}:owner') == ARGV[i + 2] end
+    fenced = not held[key]
+  end
+  if fenced then
     out[#out + 1] = -2
     out[#out + 1] = 'FENCED'
   else
