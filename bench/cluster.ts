@@ -176,7 +176,7 @@ function tickersPerShard(cluster: BenchCluster, tickers: readonly string[]): num
  * the measured XADDs trim as in steady state; returns a client for the checks.
  */
 async function prefillHistory(cluster: BenchCluster, tickers: readonly string[]) {
-  const client = createCluster({ rootNodes: cluster.shards.map((s) => ({ url: `redis://127.0.0.1:${s.port}` })), defaults: { commandOptions: { timeout: 0 } } as never });
+  const client = createCluster({ rootNodes: cluster.shards.map((s) => ({ url: `redis://127.0.0.1:${s.port}` })), defaults: { commandOptions: { timeout: 0 } } as never, commandOptions: { timeout: 0 } });
   client.on('error', () => undefined);
   await client.connect();
   const script = "for i = 1, tonumber(ARGV[1]) do redis.call('XADD', KEYS[1], '*', 'payload', ARGV[2]) end return redis.call('XLEN', KEYS[1])";
@@ -548,12 +548,14 @@ async function main(): Promise<number> {
     );
   }
   const unclean = results.filter((r) => !r.clean);
-  if (unclean.length > 0) console.log(`\nNOT CLEAN: ${unclean.map((r) => shardLabel(r.shards)).join(', ')} lost, repeated or reordered updates, or had errors (see the rounds above).`);
+  if (unclean.length > 0) console.log(`\nNOT CLEAN (exit code 1): ${unclean.map((r) => shardLabel(r.shards)).join(', ')} lost, repeated or reordered updates, or had errors (see the rounds above).`);
 
   const [l1, l5, l15] = loadavg().map((x) => Math.round(x * 100) / 100);
   console.log(`\nLoad average at the end: ${l1} ${l5} ${l15} (at the start: ${machine.loadAverage.join(' ')}).`);
   const settings = { ...s, tickers: s.tickers.length, tickerNames: s.tickers, loadAverageAtEnd: [l1, l5, l15] };
-  return writeResults({ profileDir: undefined, check: false, out: s.out }, { benchmark: 'cluster', machine, settings, targets: {}, results, ratios, targetsMet: {}, trials });
+  const code = writeResults({ profileDir: undefined, check: false, out: s.out }, { benchmark: 'cluster', machine, settings, targets: {}, results, ratios, targetsMet: {}, trials });
+  // A lost, repeated or reordered update, or an error, fails the run.
+  return unclean.length > 0 ? 1 : code;
 }
 
 runMain(main);
