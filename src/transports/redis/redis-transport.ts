@@ -134,6 +134,8 @@ interface PendingPublish {
   readonly sharded: boolean;
   readonly resolve: (receipt: PublishReceipt) => void;
   readonly reject: (error: Error) => void;
+  /** Sent again on its own after a node refused it (slots moved): once only. */
+  readonly resent?: boolean;
 }
 
 /** A receipt for a plain PUBLISH. */
@@ -269,12 +271,14 @@ class RedisPublishLink extends RedisLink implements PublishLink {
       this.#chunked(all);
       return;
     }
-    // A script runs on one shard: group by the slot of the channel (a channel's messages
-    // keep their order: they all go to one node, on one connection). Classic publishes too,
-    // though any node could take them, so that two of one channel never take two routes.
-    const groups = new Map<number, PendingPublish[]>();
+    // A script runs on one node: group by the node that serves the channel's slot (a
+    // channel's messages keep their order: they all go to one node, on one connection).
+    // The scripts declare they may touch keys of several slots of that node. Classic
+    // publishes too, though any node could take them, so that two of one channel never
+    // take two routes.
+    const groups = new Map<string, PendingPublish[]>();
     for (const p of all) {
-      const slot = this.conn.slot(p.channel);
+      const slot = this.conn.nodeOf(p.channel);
       const group = groups.get(slot);
       if (group) group.push(p);
       else groups.set(slot, [p]);
@@ -325,16 +329,17 @@ class RedisPublishLink extends RedisLink implements PublishLink {
     const keys = route === undefined || !(withStream || first.sharded) ? ['0'] : ['1', route];
     const historyMaxLen = withStream ? sharedHistoryMaxLen(chunk) : undefined;
     let args: string[];
+    const flags = this.clustered ? CROSS_SLOT : '';
     if (historyMaxLen !== undefined) {
       const fenced = first.stream?.fence !== undefined;
-      args = ['EVAL', HISTORY_MANY, ...keys, String(historyMaxLen), first.sharded ? 'SPUBLISH' : 'PUBLISH', fenced ? '1' : '0'];
+      args = ['EVAL', flags + HISTORY_MANY, ...keys, String(historyMaxLen), first.sharded ? 'SPUBLISH' : 'PUBLISH', fenced ? '1' : '0'];
       if (fenced) for (const p of chunk) args.push(p.channel, p.payload, p.stream?.fence as string);
       else for (const p of chunk) args.push(p.channel, p.payload);
     } else if (withStream) {
-      args = ['EVAL', STREAM_MANY, ...keys];
+      args = ['EVAL', flags + STREAM_MANY, ...keys];
       for (const p of chunk) streamArgs(args, p);
     } else {
-      args = ['EVAL', PUBLISH_MANY, ...keys, first.sharded ? 'SPUBLISH' : 'PUBLISH'];
+      args = ['EVAL', flags + PUBLISH_MANY, ...keys, first.sharded ? 'SPUBLISH' : 'PUBLISH'];
       for (const p of chunk) args.push(p.channel, p.payload);
     }
     this.#inFlight++;
@@ -342,22 +347,27 @@ class RedisPublishLink extends RedisLink implements PublishLink {
     this.conn.send<unknown[]>(args, route).then(
       (replies) => {
         this.#scriptsInFlight--;
+        // On a cluster whose slots moved since the chunk was grouped, the node refuses the
+        // messages whose keys it no longer serves: they go again, one at a time, by the
+        // cluster client, which follows the redirection (their order within a channel holds).
+        const misplaced: PendingPublish[] = [];
+        const settle = (p: PendingPublish, receipt: PublishReceipt | Error) => {
+          if (!(receipt instanceof Error)) p.resolve(receipt);
+          else if (this.clustered && p.resent !== true && MISPLACED.test(receipt.message)) misplaced.push(p);
+          else this.#fail(p, receipt);
+        };
         for (let i = 0; i < chunk.length; i++) {
           const p = chunk[i] as PendingPublish;
           if (historyMaxLen !== undefined) {
-            const receipt = streamReceipt([replies[2 * i], replies[2 * i + 1]], p.channel);
-            if (receipt instanceof Error) this.#fail(p, receipt);
-            else p.resolve(receipt);
+            settle(p, streamReceipt([replies[2 * i], replies[2 * i + 1]], p.channel));
             continue;
           }
           const reply = replies[i];
-          if (withStream) {
-            const receipt = streamReceipt(reply, p.channel);
-            if (receipt instanceof Error) this.#fail(p, receipt);
-            else p.resolve(receipt);
-          } else if (typeof reply === 'number') p.resolve(sent(reply));
-          else this.#fail(p, new Error(String(reply)));
+          if (withStream) settle(p, streamReceipt(reply, p.channel));
+          else if (typeof reply === 'number') p.resolve(sent(reply));
+          else settle(p, new Error(String(reply)));
         }
+        for (const p of misplaced) this.#send([{ ...p, resent: true }]);
         this.#answered();
       },
       (error: unknown) => {
@@ -410,6 +420,15 @@ class RedisPublishLink extends RedisLink implements PublishLink {
     p.reject(translated);
   }
 }
+
+/**
+ * On a cluster the publish scripts may touch keys (and shard channels) of several slots,
+ * all served by the node they run on (Redis 7 script flags).
+ */
+const CROSS_SLOT = '#!lua flags=allow-cross-slot-keys\n';
+
+/** A script's per-message error that means "not on this node": send it again, routed. */
+const MISPLACED = /non local key|MOVED|ASK|CROSSSLOT|TRYAGAIN|CLUSTERDOWN|not served/i;
 
 /** Replies that mean "not now" rather than "scripts are refused". */
 const NOT_READY_REPLY = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|MOVED|ASK)\b/;
