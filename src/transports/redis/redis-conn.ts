@@ -304,7 +304,12 @@ class ClusterConn implements RedisConn {
     // connection that is not ready goes the cluster client's way, which follows it.
     if (key !== undefined) {
       const client = (this.#cluster as unknown as { slots: Array<{ master: { client?: DirectClient } } | undefined> }).slots[calculateSlot(key)]?.master.client;
-      if (client?.isReady) return client.sendCommand<T>(args).catch((error: unknown) => (REDIRECTED.test(String((error as Error)?.message)) ? this.#cluster.sendCommand<T>(key, false, args) : Promise.reject(error)));
+      if (client?.isReady) {
+        return client.sendCommand<T>(args).catch((error: unknown) => {
+          if (REDIRECTED.test(String((error as Error)?.message))) return this.#cluster.sendCommand<T>(key, false, args);
+          throw error;
+        });
+      }
     }
     return this.#cluster.sendCommand<T>(key, false, args);
   }
