@@ -2,21 +2,10 @@
 // after the suite, and the one-line figures each fault test prints.
 import { after, before } from 'node:test';
 import { createBus, type BusOptions, type Catalog, type TickBus } from '../../src/index.ts';
-import { spawnSync } from 'node:child_process';
-import { startRedis, type RedisServer } from './redis-server.ts';
-import { startCluster, type RedisCluster } from './redis-cluster.ts';
+import { startBackend, type Backend, type TestRedis } from './backends.ts';
 import { silentLogger } from './quiet.ts';
 
-/** What the delivery tests ask of their Redis: a URL, and redis-cli. */
-export interface TestRedis {
-  readonly url: string;
-  /** redis-cli for one command; on a cluster it follows MOVED to the key's shard (-c). */
-  cli(...args: string[]): string;
-  /** The same command on every node (CLIENT KILL, say). */
-  cliAll(...args: string[]): string[];
-}
-
-export type Backend = 'redis' | 'cluster';
+export type { Backend, TestRedis };
 
 export interface RedisBuses {
   /** The suite's Redis (started in `before`). */
@@ -25,41 +14,19 @@ export interface RedisBuses {
   bus(extra?: BusOptions): TickBus;
 }
 
-function clusterRedis(cluster: RedisCluster): TestRedis {
-  const cli = (port: number, args: string[]) => {
-    const out = spawnSync('redis-cli', ['-c', '-p', String(port), ...args], { encoding: 'utf8' });
-    if (out.status !== 0) throw new Error(`redis-cli ${args.join(' ')} failed: ${out.stderr}`);
-    return out.stdout.trim();
-  };
-  return {
-    url: cluster.url,
-    cli: (...args) => cli((cluster.nodes[0] as { port: number }).port, args),
-    cliAll: (...args) => cluster.nodes.filter((n) => n.alive).map((n) => cli(n.port, args)),
-  };
-}
-
 /**
  * Call inside a describe(): starts a redis-server (or a 3+3 Redis Cluster) before its tests
  * and cleans up after them.
  */
 export function useRedisBuses(catalogs: readonly Catalog[], backend: Backend = 'redis'): RedisBuses {
   let server: TestRedis | undefined;
-  let stop: (() => Promise<void>) | undefined;
   const buses: TickBus[] = [];
   before(async () => {
-    if (backend === 'cluster') {
-      const cluster = await startCluster();
-      server = clusterRedis(cluster);
-      stop = () => cluster.stop();
-    } else {
-      const one: RedisServer = await startRedis();
-      server = { url: one.url, cli: (...args) => one.cli(...args), cliAll: (...args) => [one.cli(...args)] };
-      stop = () => one.stop();
-    }
+    server = await startBackend(backend);
   });
   after(async () => {
     await Promise.all(buses.map((b) => b.close()));
-    await stop?.();
+    await server?.stop();
   });
   return {
     get server(): TestRedis {

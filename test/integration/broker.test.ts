@@ -13,9 +13,7 @@ import { SimFeed } from '../../src/broker/feeds/sim-feed.ts';
 import { ReplayFeed } from '../../src/broker/feeds/replay-feed.ts';
 import { LEASES_KEY, RedisBrokerStore, lastValueKey } from '../../src/broker/broker-store.ts';
 import { resolveRedisConfig } from '../../src/core/config.ts';
-import { spawnSync } from 'node:child_process';
-import { startRedis } from '../harness/redis-server.ts';
-import { startCluster } from '../harness/redis-cluster.ts';
+import { BACKENDS, startBackend, type TestRedis } from '../harness/backends.ts';
 import { RawClient, type RawMessage } from '../harness/raw-client.ts';
 import { silentLogger } from '../harness/quiet.ts';
 import { BrokerRegistration, TickerUpdates, createBus } from '../../src/index.ts';
@@ -23,51 +21,7 @@ import { sleep, waitFor } from '../harness/wait.ts';
 
 const tickersIn = (msgs: RawMessage[]) => new Set(msgs.filter((m) => m.envelope.data.type === 'price').map((m) => m.channel.slice('TICKER_UPDATES_'.length)));
 
-type Backend = 'redis' | 'cluster';
-
-/** What the tests ask of their Redis, one server or a cluster alike. */
-interface TestRedis {
-  readonly url: string;
-  /** redis-cli for one command; on a cluster it follows MOVED to the key's shard (-c). */
-  cli(...args: string[]): string;
-  /** The same command on every node. */
-  cliAll(...args: string[]): string[];
-  /** Empties every shard. */
-  flushAll(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-async function startBackend(backend: Backend): Promise<TestRedis> {
-  if (backend === 'redis') {
-    const one = await startRedis();
-    return {
-      url: one.url,
-      cli: (...args) => one.cli(...args),
-      cliAll: (...args) => [one.cli(...args)],
-      flushAll: () => Promise.resolve(void one.cli('FLUSHALL')),
-      stop: () => one.stop(),
-    };
-  }
-  const cluster = await startCluster();
-  const cli = (port: number, args: string[]) => {
-    const out = spawnSync('redis-cli', ['-c', '-p', String(port), ...args], { encoding: 'utf8' });
-    if (out.status !== 0) throw new Error(`redis-cli ${args.join(' ')} failed: ${out.stderr}`);
-    return out.stdout.trim();
-  };
-  const [first] = cluster.nodes;
-  if (!first) throw new Error('The cluster has no node.');
-  return {
-    url: cluster.url,
-    cli: (...args) => cli(first.port, args),
-    cliAll: (...args) => cluster.nodes.map((n) => cli(n.port, args)),
-    async flushAll() {
-      for (const master of await cluster.masters()) master.cli('FLUSHALL');
-    },
-    stop: () => cluster.stop(),
-  };
-}
-
-for (const backend of ['redis', 'cluster'] as const satisfies readonly Backend[]) {
+for (const backend of BACKENDS) {
   describe(`broker end to end (${backend})`, () => {
     let server: TestRedis;
     let raw: RawClient | undefined;

@@ -10,12 +10,13 @@ import { Inbox, waitFor } from '../harness/wait.ts';
 import { silentLogger } from '../harness/quiet.ts';
 import { CliProcess } from '../harness/cli.ts';
 import { printFigures, useRedisBuses, type TestRedis } from '../harness/delivery.ts';
+import { BACKENDS } from '../harness/backends.ts';
 import { Work, WorkSchema, deliveryCatalog } from '../fixtures/delivery-channels.ts';
 
 const CONSUMER_SCRIPT = fileURLToPath(new URL('../fixtures/durable-consumer.ts', import.meta.url));
 
 
-for (const backend of ['redis', 'cluster'] as const) describe(`durable channels (${backend})`, () => {
+for (const backend of BACKENDS) describe(`durable channels (${backend})`, () => {
   const redis = useRedisBuses([deliveryCatalog], backend);
   const bus = redis.bus.bind(redis);
   let server: TestRedis;

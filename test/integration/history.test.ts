@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { freePort, startRedis } from '../harness/redis-server.ts';
 import { CliProcess } from '../harness/cli.ts';
 import { contiguous, printFigures, useRedisBuses, type TestRedis } from '../harness/delivery.ts';
+import { BACKENDS } from '../harness/backends.ts';
 import { Inbox, waitFor } from '../harness/wait.ts';
 import { silentLogger } from '../harness/quiet.ts';
 import { Feed, Plain, deliveryCatalog } from '../fixtures/delivery-channels.ts';
@@ -23,7 +24,7 @@ const Short = defineChannel({ name: 'TEST_SHORT_{queue}', schema: z.object({ n: 
 const catalogs = [deliveryCatalog, defineCatalog('short', 'Short history.', { Short })];
 
 
-for (const backend of ['redis', 'cluster'] as const) describe(`history and resume (${backend})`, () => {
+for (const backend of BACKENDS) describe(`history and resume (${backend})`, () => {
   const redis = useRedisBuses(catalogs, backend);
   const bus = (): TickBus => redis.bus();
   let server: TestRedis;
