@@ -87,7 +87,9 @@ Examples:
       say(`health    ${url}/health`);
       say(`metrics   ${url}/metrics`);
       if (backend.kind === 'redis') {
-        say(`watch     REDIS_URL=${backend.url} npx tickbus tail 'TICKER_UPDATES_*'`);
+        // On a cluster ticker channels are sharded, and a pattern cannot see them: name one.
+        const watch = backend.url.includes('-cluster://') ? `TICKER_UPDATES_${tickers[0] ?? 'AAPL'}` : `'TICKER_UPDATES_*'`;
+        say(`watch     REDIS_URL=${backend.url} npx tickbus tail ${watch}`);
         say(`add       REDIS_URL=${backend.url} npx tickbus publish BROKER_REGISTRATION '{"action":"subscribe","ticker":"TSLA"}'`);
       }
       say('Ctrl-C to stop');
