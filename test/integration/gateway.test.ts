@@ -196,6 +196,31 @@ describe('gateway', () => {
     assert.ok(back.updates().slice(0, 100).every((u) => u.replayed) && !back.updates()[100]?.replayed);
   });
 
+  it('the client library, given two gateways, moves to the other when its own goes away and resumes there without loss', async () => {
+    const a = await gateway();
+    const b = await gateway();
+    const ref = TickerUpdates.of({ ticker: 'HANDOVER' });
+    const client = new TickbusClient([a.url, b.url], { WebSocket, reconnect: { baseMs: 20, maxMs: 100 } });
+    clients.push(client);
+    const seen: number[] = [];
+    client.on('update', (u: { data: { price: number } }) => seen.push(u.data.price));
+    await client.connect();
+    const subscribed = new Promise((resolve) => client.on('subscribed', resolve));
+    client.subscribe(['HANDOVER']);
+    await subscribed;
+    for (let n = 0; n < 30; n++) await pub.publish(ref, price('HANDOVER', n));
+    await waitFor(() => seen.length === 30, 'the first 30 through gateway A');
+    const resumed = new Promise<{ resume?: string }>((resolve) => client.on('subscribed', resolve));
+    await a.gw.close();
+    for (let n = 30; n < 60; n++) await pub.publish(ref, price('HANDOVER', n));
+    assert.equal((await resumed).resume, 'replayed');
+    assert.equal(client.url, b.url, 'moved to gateway B');
+    for (let n = 60; n < 70; n++) await pub.publish(ref, price('HANDOVER', n));
+    await waitFor(() => seen.length >= 70, 'the rest through gateway B');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(seen, Array.from({ length: 70 }, (_, n) => n), 'every update once, in order');
+  });
+
   it('sends a snapshot of the last value when the gap is older than history, and says so', async () => {
     const { url } = await gateway({ lastValue: (symbol) => Promise.resolve(symbol === 'SNAP' ? price('SNAP', 42) : undefined) });
     const a = raw(url);

@@ -21,8 +21,11 @@ export interface ClientOptions {
 }
 
 export declare class TickbusClient {
-  constructor(url: string, options?: ClientOptions);
+  /** One gateway's /ws URL, or several: after a lost connection the next one is tried, and the client resumes there. */
+  constructor(url: string | string[], options?: ClientOptions);
+  /** The gateway connected to (or tried) now. */
   readonly url: string;
+  readonly urls: readonly string[];
   readonly state: State;
   readonly rttMs: number | undefined;
   readonly symbols: Set<string>;

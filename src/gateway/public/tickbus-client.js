@@ -12,9 +12,17 @@
  */
 
 export class TickbusClient {
-  /** @param {string} url ws:// or wss:// URL of the gateway's /ws  @param {ClientOptions} [options] */
+  /**
+   * @param {string | string[]} url ws:// or wss:// URL of the gateway's /ws, or of several
+   *   gateways: after a lost connection the client tries the next one, and resumes there.
+   * @param {ClientOptions} [options]
+   */
   constructor(url, options = {}) {
-    this.url = url;
+    this.urls = Array.isArray(url) ? [...url] : [url];
+    if (this.urls.length === 0) throw new Error('TickbusClient needs at least one gateway URL.');
+    /** The gateway connected to, or tried, now. */
+    this.url = this.urls[0];
+    this._urlIndex = 0;
     this.options = options;
     /** @type {State} */
     this.state = 'closed';
@@ -156,6 +164,10 @@ export class TickbusClient {
     const ceiling = Math.min(max, base * 2 ** Math.min(this._attempt, 16));
     const delay = ceiling / 2 + (Math.random() * ceiling) / 2;
     this._attempt++;
+    // The gateway just lost is the likeliest to be down: try the next one (positions are
+    // kept in Redis-backed history, so any gateway can resume this client).
+    this._urlIndex = (this._urlIndex + 1) % this.urls.length;
+    this.url = this.urls[this._urlIndex];
     this._setState('reconnecting');
     this._timer = setTimeout(() => this._open(), delay);
   }
