@@ -118,7 +118,13 @@ export class BrokerGroup {
       return preferred(ticker, this.#members) === this.memberId; // not a ticker name: refused downstream by one broker
     }
     const holder = await this.#redis.send<string | null>(['GET', key], key);
-    return holder === null && (this.#members.length === 0 || preferred(ticker, this.#members) === this.memberId);
+    // Ours already (the lease was taken, its reply not yet seen here).
+    if (holder !== null && holder.startsWith(`${this.memberId}:`)) return true;
+    // Held by a live broker: that one routes it.
+    const member = holder === null ? undefined : holder.slice(0, holder.lastIndexOf(':'));
+    if (member !== undefined && this.#members.includes(member)) return false;
+    // Nobody holds it, or a broker that is gone (its lease not yet lapsed): the split decides.
+    return this.#members.length === 0 || preferred(ticker, this.#members) === this.memberId;
   }
 
   /**
