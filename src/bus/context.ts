@@ -77,16 +77,7 @@ function pickTransport(options: BusOptions, resolver: ChannelResolver): Transpor
   throw new ConfigError(`Unknown transport "${String(t)}": use 'redis', 'memory' or a Transport object.`);
 }
 
-/** Which concrete channels are sharded, from the catalogs; remembered (a bounded cache). */
+/** Which concrete channels are sharded, from the catalogs (the resolver caches its answers). */
 function shardedBy(resolver: ChannelResolver): (channel: string) => boolean {
-  const known = new Map<string, boolean>();
-  return (channel) => {
-    let sharded = known.get(channel);
-    if (sharded === undefined) {
-      sharded = resolver.resolve(channel)?.channel.sharded ?? false;
-      if (known.size >= 100_000) known.clear();
-      known.set(channel, sharded);
-    }
-    return sharded;
-  };
+  return (channel) => resolver.resolve(channel)?.channel.sharded ?? false;
 }

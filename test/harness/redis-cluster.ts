@@ -3,6 +3,7 @@
 // create and only handed over once every node agrees on a healthy topology. It can kill a
 // master (to measure fail-over), restart a node, and move a slot. A missing redis-server
 // or redis-cli is a hard failure, never a skip.
+import calculateSlot from 'cluster-key-slot';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
@@ -295,20 +296,9 @@ function ownsSlot(line: NodeLine, slot: number): boolean {
   });
 }
 
-/** Redis's key hash slot: CRC16 (XMODEM) of the key, or of its first non-empty {hash tag}. */
+/** Redis's key hash slot (hash tags included): the same function the transport routes by. */
 export function keySlot(key: string): number {
-  let bytes = Buffer.from(key);
-  const open = bytes.indexOf('{');
-  if (open >= 0) {
-    const close = bytes.indexOf('}', open + 1);
-    if (close > open + 1) bytes = bytes.subarray(open + 1, close);
-  }
-  let crc = 0;
-  for (const byte of bytes) {
-    crc ^= byte << 8;
-    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-  }
-  return crc & 16383;
+  return calculateSlot(key);
 }
 
 export async function startCluster(options: ClusterOptions = {}): Promise<RedisCluster> {

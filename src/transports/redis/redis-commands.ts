@@ -42,14 +42,6 @@ export class RedisCommands {
     return commands;
   }
 
-  get isCluster(): boolean {
-    return this.#conn.kind === 'cluster';
-  }
-
-  get isReady(): boolean {
-    return this.#conn.isReady;
-  }
-
   /** One command, routed by `key` on a cluster (undefined: any node). */
   send<T>(args: string[], key: string | undefined): Promise<T> {
     return this.#conn.send<T>(args, key);

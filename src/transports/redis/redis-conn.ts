@@ -44,8 +44,6 @@ export interface RedisConn {
   send<T>(args: string[], key: string | undefined): Promise<T>;
   /** PUBLISH, or SPUBLISH for a sharded channel on a cluster (one Redis: always PUBLISH). */
   publish(channel: string, payload: string, sharded: boolean): Promise<number>;
-  /** The hash slot of a key (0 on one Redis: everything is one shard). */
-  slot(key: string): number;
   /** The node that serves a key now (its master's address on a cluster; '' on one Redis). */
   nodeOf(key: string): string;
   subscribe(channel: string, listener: Listener, sharded: boolean): Promise<void>;
@@ -54,11 +52,6 @@ export interface RedisConn {
   pUnsubscribe(pattern: string, listener: Listener): Promise<void>;
   /** A fresh connection of the same kind, for blocking reads. */
   duplicate(hooks: ConnHooks): RedisConn;
-}
-
-/** The cluster form of a config, for messages ("redis-cluster://a:7000,b:7001"). */
-export function isCluster(redis: RedisConfig): boolean {
-  return redis.cluster !== undefined;
 }
 
 export function openConn(options: ConnOptions, hooks: ConnHooks): RedisConn {
@@ -139,9 +132,6 @@ class SingleConn implements RedisConn {
   publish(channel: string, payload: string): Promise<number> {
     // One Redis: the seeds' services SUBSCRIBE, so every channel is classic pub/sub here.
     return this.#client.publish(channel, payload);
-  }
-  slot(): number {
-    return 0;
   }
   nodeOf(): string {
     return '';
@@ -319,9 +309,6 @@ class ClusterConn implements RedisConn {
     // then reach a subscriber by two routes, out of order. A script is routed by the key it
     // is given: the channel's own slot, so a channel's publishes share one connection.
     return this.send<number>(['EVAL', CLASSIC_PUBLISH, '0', channel, payload], channel);
-  }
-  slot(key: string): number {
-    return calculateSlot(key);
   }
   nodeOf(key: string): string {
     const slot = calculateSlot(key);
