@@ -76,10 +76,13 @@ function parseSettings(argv: string[]): Settings | undefined {
 /** The last `slow` prices, and the two averages once there are enough of them. */
 class Averages {
   readonly #window: number[] = [];
-  constructor(
-    readonly fast: number,
-    readonly slow: number,
-  ) {}
+  readonly fast: number;
+  readonly slow: number;
+
+  constructor(fast: number, slow: number) {
+    this.fast = fast;
+    this.slow = slow;
+  }
 
   /** Adds a price; returns fast minus slow MA, or undefined while the window fills. */
   push(price: number): { fastMa: number; slowMa: number } | undefined {
@@ -105,10 +108,12 @@ class CrossoverBot {
   #stopping: Promise<void> | undefined;
   readonly #bot: BotClient;
 
-  constructor(
-    readonly settings: Settings,
-    readonly done: (code: number) => void,
-  ) {
+  readonly settings: Settings;
+  readonly done: (code: number) => void;
+
+  constructor(settings: Settings, done: (code: number) => void) {
+    this.settings = settings;
+    this.done = done;
     this.#averages = new Averages(settings.fast, settings.slow);
     this.#bot = createBotClient({ clientId: `ma-crossover-${process.pid}`, redis: { url: settings.redisUrl } });
     this.#bot.on('error', (error) => console.error(`bus error ${error.code}: ${error.message}`));

@@ -17,7 +17,11 @@ export class Window {
     this.#settled();
   };
 
-  constructor(readonly limit: number) {}
+  readonly limit: number;
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
 
   get full(): boolean {
     return this.#inFlight >= this.limit;

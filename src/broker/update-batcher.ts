@@ -41,13 +41,22 @@ export class UpdateBatcher {
   readonly #onFenced: ((channel: string) => void) | undefined;
   readonly #throttle = new LogThrottle(5);
 
+  private readonly publisher: Publisher;
+  private readonly store: BrokerStore;
+  private readonly metrics: BrokerMetrics;
+  private readonly logger: Logger;
+
   constructor(
-    private readonly publisher: Publisher,
-    private readonly store: BrokerStore,
-    private readonly metrics: BrokerMetrics,
-    private readonly logger: Logger,
+    publisher: Publisher,
+    store: BrokerStore,
+    metrics: BrokerMetrics,
+    logger: Logger,
     options: UpdateBatcherOptions = {},
   ) {
+    this.publisher = publisher;
+    this.store = store;
+    this.metrics = metrics;
+    this.logger = logger;
     this.#maxBatch = options.maxBatch ?? 256;
     this.#maxInFlight = options.maxInFlight ?? 2;
     this.#onFenced = options.onFenced;

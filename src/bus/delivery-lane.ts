@@ -20,11 +20,15 @@ export class DeliveryLanes<M> {
   readonly #lanes = new Map<string, Lane<M>>();
   #closed = false;
 
-  constructor(
-    private readonly handler: (message: M) => unknown,
-    private readonly hooks: LaneHooks<M>,
-    private readonly maxPending: number,
-  ) {}
+  private readonly handler: (message: M) => unknown;
+  private readonly hooks: LaneHooks<M>;
+  private readonly maxPending: number;
+
+  constructor(handler: (message: M) => unknown, hooks: LaneHooks<M>, maxPending: number) {
+    this.handler = handler;
+    this.hooks = hooks;
+    this.maxPending = maxPending;
+  }
 
   deliver(key: string, message: M): void {
     if (this.#closed) return;

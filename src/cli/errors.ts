@@ -4,11 +4,11 @@ import { BusError, ErrorCode } from '../core/errors.ts';
 import { ExitCode } from './exit-codes.ts';
 
 export class CliError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: ExitCode,
-  ) {
+  readonly exitCode: ExitCode;
+
+  constructor(message: string, exitCode: ExitCode) {
     super(message);
+    this.exitCode = exitCode;
   }
 }
 

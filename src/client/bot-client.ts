@@ -51,10 +51,12 @@ export class OrderTicket {
   readonly done: Promise<OrderUpdate>;
   #settle!: (update: OrderUpdate) => void;
 
-  constructor(
-    readonly clientOrderId: string,
-    readonly symbol: string,
-  ) {
+  readonly clientOrderId: string;
+  readonly symbol: string;
+
+  constructor(clientOrderId: string, symbol: string) {
+    this.clientOrderId = clientOrderId;
+    this.symbol = symbol;
     this.done = new Promise((resolve) => (this.#settle = resolve));
   }
 

@@ -17,7 +17,11 @@ export class LogThrottle {
   #inWindow = 0;
   #suppressed = 0;
 
-  constructor(private readonly perSecond = 10) {}
+  private readonly perSecond: number;
+
+  constructor(perSecond = 10) {
+    this.perSecond = perSecond;
+  }
 
   /** Returns how many lines were suppressed before this one, or -1 when this one is suppressed too. */
   take(now: number = Date.now()): number {

@@ -57,12 +57,16 @@ function clusterSeeds(url: string): string[] {
 }
 
 export class RawClient {
-  private constructor(
-    private readonly pub: RedisClientType,
-    private readonly sub: Subscriber,
-    /** Connected to a Redis Cluster (ticker channels are sharded there). */
-    readonly clustered: boolean,
-  ) {}
+  private readonly pub: RedisClientType;
+  private readonly sub: Subscriber;
+  /** Connected to a Redis Cluster (ticker channels are sharded there). */
+  readonly clustered: boolean;
+
+  private constructor(pub: RedisClientType, sub: Subscriber, clustered: boolean) {
+    this.pub = pub;
+    this.sub = sub;
+    this.clustered = clustered;
+  }
 
   static async connect(url: string): Promise<RawClient> {
     const clustered = url.startsWith('redis-cluster://');

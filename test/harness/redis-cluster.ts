@@ -171,13 +171,25 @@ class Node implements ClusterNode {
   child: ChildProcess | undefined;
   private log = '';
 
+  readonly port: number;
+  readonly busPort: number;
+  readonly dir: string;
+  private readonly nodeTimeoutMs: number;
+  private readonly args: string[];
+
   constructor(
-    readonly port: number,
-    readonly busPort: number,
-    readonly dir: string,
-    private readonly nodeTimeoutMs: number,
-    private readonly args: string[],
-  ) {}
+    port: number,
+    busPort: number,
+    dir: string,
+    nodeTimeoutMs: number,
+    args: string[],
+  ) {
+    this.port = port;
+    this.busPort = busPort;
+    this.dir = dir;
+    this.nodeTimeoutMs = nodeTimeoutMs;
+    this.args = args;
+  }
 
   get url(): string {
     return `redis://${HOST}:${this.port}`;

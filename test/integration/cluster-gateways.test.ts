@@ -43,11 +43,14 @@ class HandoverClient {
   #via = '';
   #stopped = false;
 
-  constructor(
-    readonly symbols: readonly string[],
-    /** The gateways in order of preference: [name, ws URL]. */
-    readonly gateways: ReadonlyArray<readonly [string, string]>,
-  ) {}
+  readonly symbols: readonly string[];
+  /** The gateways in order of preference: [name, ws URL]. */
+  readonly gateways: ReadonlyArray<readonly [string, string]>;
+
+  constructor(symbols: readonly string[], gateways: ReadonlyArray<readonly [string, string]>) {
+    this.symbols = symbols;
+    this.gateways = gateways;
+  }
 
   of(type: string, via?: string): Msg[] {
     return this.messages.filter((m) => m.msg.type === type && (via === undefined || m.via === via)).map((m) => m.msg);

@@ -638,12 +638,17 @@ class AlpacaSocket {
   #deadlineTimer: NodeJS.Timeout | undefined;
   #pauses = 0;
 
-  constructor(
-    readonly label: string,
-    readonly url: string,
-    readonly timing: SocketTiming,
-    private readonly hooks: SocketHooks,
-  ) {}
+  readonly label: string;
+  readonly url: string;
+  readonly timing: SocketTiming;
+  private readonly hooks: SocketHooks;
+
+  constructor(label: string, url: string, timing: SocketTiming, hooks: SocketHooks) {
+    this.label = label;
+    this.url = url;
+    this.timing = timing;
+    this.hooks = hooks;
+  }
 
   /** Increments with each connection, so that a loop over one frame can tell it was dropped. */
   get connection(): number {

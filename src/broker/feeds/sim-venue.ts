@@ -13,7 +13,11 @@ export class SimVenue {
   readonly #resting = new Map<string, RestingOrder[]>();
   readonly #clientIds = new Set<string>();
 
-  constructor(private readonly emit: (event: OrderEvent) => void | Promise<void>) {}
+  private readonly emit: (event: OrderEvent) => void | Promise<void>;
+
+  constructor(emit: (event: OrderEvent) => void | Promise<void>) {
+    this.emit = emit;
+  }
 
   /** Accepts an order; `price` is the symbol's current simulated price. */
   async place(request: OrderRequest, price: number): Promise<void> {

@@ -95,8 +95,11 @@ abstract class MemoryLink extends TypedEmitter<LinkEvents> {
 }
 
 class MemoryPublishLink extends MemoryLink implements PublishLink {
-  constructor(private readonly hub: MemoryHub) {
+  private readonly hub: MemoryHub;
+
+  constructor(hub: MemoryHub) {
     super();
+    this.hub = hub;
   }
 
   publish(channel: string, payload: string, stream?: StreamWrite): Promise<PublishReceipt> {
@@ -132,11 +135,13 @@ class MemorySubscribeLink extends MemoryLink implements SubscribeLink {
   readonly #exact = new Set<string>();
   readonly #patterns = new Set<string>();
 
-  constructor(
-    private readonly hub: MemoryHub,
-    private readonly sink: MessageSink,
-  ) {
+  private readonly hub: MemoryHub;
+  private readonly sink: MessageSink;
+
+  constructor(hub: MemoryHub, sink: MessageSink) {
     super();
+    this.hub = hub;
+    this.sink = sink;
   }
 
   deliver(channel: string, payload: string, pattern: string | undefined): void {
