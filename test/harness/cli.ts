@@ -3,7 +3,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
+/** The command as the package ships it: compiled JavaScript in dist/ (the package test runs it). */
 export const TICKBUS_BIN = fileURLToPath(new URL('../../bin/tickbus.js', import.meta.url));
+/** The command from source, as the tests run it: always current, no build step needed. */
+export const TICKBUS_COMMAND: readonly string[] = [process.execPath, '--import', 'tsx', fileURLToPath(new URL('../../src/cli/run.ts', import.meta.url))];
 
 export interface CliResult {
   code: number | null;
@@ -35,7 +38,8 @@ export function runProcess(file: string, args: string[], env: NodeJS.ProcessEnv,
 }
 
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000): Promise<CliResult> {
-  return runProcess(process.execPath, [TICKBUS_BIN, ...args], { TICKBUS_LOG_LEVEL: 'silent', ...env }, timeoutMs);
+  const [file, ...rest] = TICKBUS_COMMAND;
+  return runProcess(file as string, [...rest, ...args], { TICKBUS_LOG_LEVEL: 'silent', ...env }, timeoutMs);
 }
 
 /** A long-running tickbus process whose output is collected as it comes. */
@@ -48,7 +52,7 @@ export class CliProcess {
 
   /** Runs `tickbus args…`, or the `command` given instead (e.g. npm start). */
   constructor(args: string[], env: NodeJS.ProcessEnv = {}, command?: string[]) {
-    const [file, ...rest] = command ?? [process.execPath, TICKBUS_BIN, ...args];
+    const [file, ...rest] = command ?? [...TICKBUS_COMMAND, ...args];
     // A wrapper (npm, sh) may not pass signals on: give it a process group to signal whole.
     this.#group = command !== undefined;
     this.child = spawn(file as string, rest, { env: { ...process.env, TICKBUS_LOG_LEVEL: 'silent', ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: this.#group });
