@@ -13,6 +13,7 @@ import type { BrokerStore } from './broker-store.ts';
 import type { FeedSink, MarketDataFeed, OrderEvent, TradeTick } from './feeds/feed.ts';
 import { UpdateBatcher } from './update-batcher.ts';
 import { BrokerGroup } from './broker-group.ts';
+import { BROKER_DEFAULTS } from './broker-defaults.ts';
 import type { RedisCommands } from '../transports/redis/redis-commands.ts';
 import type { HealthReport } from '../ops/ops-server.ts';
 
@@ -30,20 +31,7 @@ export const BrokerNotice = {
 /** The holder of registrations that carry no client_id (the seed's plain {action, ticker}). */
 export const ANONYMOUS = '~anonymous';
 
-export const BROKER_DEFAULTS = Object.freeze({
-  maxTickers: 1000,
-  /** Anonymous leases last a day unless renewed (0 would mean for ever). */
-  anonymousLeaseTtlSeconds: 86_400,
-  /** Leases of named clients must be renewed within a minute (the bot SDK renews them). */
-  clientLeaseTtlSeconds: 60,
-  sweepIntervalMs: 1000,
-  /** A burst of registrations is applied to the feed once it has been quiet this long… */
-  coalesceMs: 20,
-  /** …or at the latest this long after it began. */
-  maxCoalesceMs: 250,
-  /** Notices published on BROKER_ERRORS per second; the rest are only counted. */
-  noticesPerSecond: 50,
-});
+export { BROKER_DEFAULTS } from './broker-defaults.ts';
 
 export interface BrokerServiceOptions {
   bus: TickBus;

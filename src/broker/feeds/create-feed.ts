@@ -4,8 +4,9 @@ import type { MarketDataFeed } from './feed.ts';
 import { ReplayFeed } from './replay-feed.ts';
 import { SimFeed } from './sim-feed.ts';
 
-export const FEED_NAMES = ['sim', 'replay', 'alpaca'] as const;
-export type FeedName = (typeof FEED_NAMES)[number];
+import { FEED_NAMES } from './feed-names.ts';
+
+export { FEED_NAMES, type FeedName } from './feed-names.ts';
 
 export interface FeedOptions {
   seed?: number;

@@ -1,9 +1,10 @@
 // `tickbus broker`: the market-data broker service (seed 000).
 import type { Command } from 'commander';
-import { startBrokerRuntime, type BrokerRuntimeOptions } from '../../broker/broker-runtime.ts';
-import { BROKER_DEFAULTS } from '../../broker/broker-service.ts';
-import { createFeed, FEED_NAMES } from '../../broker/feeds/create-feed.ts';
-import { createLogger, type Logger } from '../../core/logger.ts';
+import type { BrokerRuntimeOptions } from '../../broker/broker-runtime.ts';
+import { BROKER_DEFAULTS } from '../../broker/broker-defaults.ts';
+import { FEED_NAMES } from '../../broker/feeds/feed-names.ts';
+import type { FeedOptions } from '../../broker/feeds/create-feed.ts';
+import type { Logger } from '../../core/logger.ts';
 import { resolveRedisConfig } from '../../core/config.ts';
 import { CliError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
@@ -73,6 +74,7 @@ Bots register tickers by publishing {"action":"subscribe","ticker":"AAPL"} on
 BROKER_REGISTRATION, and receive updates on TICKER_UPDATES_AAPL.`,
     )
     .action(async (options: BrokerCliOptions) => {
+      const [{ startBrokerRuntime }, { createLogger }] = await Promise.all([import('../../broker/broker-runtime.ts'), import('../../core/logger.ts')]);
       const logger = createLogger('broker');
       const url = resolveRedisConfig(options.redisUrl ? { url: options.redisUrl } : {}).url;
       const runtime = await startBrokerRuntime(await runtimeOptions(options, url, logger));
@@ -83,6 +85,7 @@ BROKER_REGISTRATION, and receive updates on TICKER_UPDATES_AAPL.`,
 
 /** The runtime options both `broker` and `up` build from their command line. */
 export async function runtimeOptions(options: BrokerCliOptions, redisUrl: string | undefined, logger: Logger): Promise<BrokerRuntimeOptions> {
+  const { createFeed } = await import('../../broker/feeds/create-feed.ts');
   return {
     redisUrl,
     feed: await createFeed(options.feed, feedOptions(options)),
@@ -97,7 +100,7 @@ export async function runtimeOptions(options: BrokerCliOptions, redisUrl: string
   };
 }
 
-export function feedOptions(options: BrokerCliOptions): Parameters<typeof createFeed>[1] {
+export function feedOptions(options: BrokerCliOptions): FeedOptions {
   return {
     seed: number(options.seed, '--seed'),
     rate: number(options.rate, '--rate', 0.001),

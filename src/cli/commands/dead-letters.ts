@@ -34,7 +34,7 @@ Examples:
     .action(async (channel: string, options: DeadLetterOptions) => {
       const count = Number(options.count);
       if (!Number.isInteger(count) || count < 1) throw new CliError(`--count must be a whole number of at least 1, got "${options.count}".`, ExitCode.Usage);
-      const bus = commandBus(options);
+      const bus = await commandBus(options);
       const found = bus.context.resolver.resolve(channel);
       if (found && found.channel.delivery !== 'durable') {
         await bus.close();

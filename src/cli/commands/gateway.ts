@@ -1,12 +1,10 @@
 // `tickbus gateway`: the WebSocket gateway and the live dashboard (docs/gateway.md).
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { createBus } from '../../bus/tick-bus.ts';
-import { RedisBrokerStore } from '../../broker/broker-store.ts';
-import { JobStore } from '../../jobs/job-store.ts';
+import type { RedisBrokerStore } from '../../broker/broker-store.ts';
+import type { JobStore } from '../../jobs/job-store.ts';
 import { resolveRedisConfig } from '../../core/config.ts';
-import { createLogger } from '../../core/logger.ts';
-import { Gateway, type GatewayOptions } from '../../gateway/gateway.ts';
+import type { Gateway, GatewayOptions } from '../../gateway/gateway.ts';
 import type { TokenOptions } from '../../gateway/auth.ts';
 import { CliError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
@@ -90,6 +88,13 @@ The protocol is in docs/gateway.md. A broker must run on the same Redis (tickbus
 or tickbus up, which runs both).`,
     )
     .action(async (options: GatewayCliOptions & { redisUrl?: string; port: string; host: string }) => {
+      const [{ createBus }, { RedisBrokerStore }, { JobStore }, { createLogger }, { Gateway }] = await Promise.all([
+        import('../../bus/tick-bus.ts'),
+        import('../../broker/broker-store.ts'),
+        import('../../jobs/job-store.ts'),
+        import('../../core/logger.ts'),
+        import('../../gateway/gateway.ts'),
+      ]);
       const logger = createLogger('gateway');
       const config = resolveRedisConfig(options.redisUrl ? { url: options.redisUrl } : {});
       const settings = gatewayOptions(options);

@@ -1,10 +1,9 @@
 // `tickbus health`: every tickbus service (from its heartbeats) and Redis itself, in one
 // table; `--watch` keeps it live.
 import type { Command } from 'commander';
-import { hashReply, RedisCommands } from '../../transports/redis/redis-commands.ts';
+import type { RedisCommands } from '../../transports/redis/redis-commands.ts';
 import { resolveRedisConfig } from '../../core/config.ts';
-import { HeartbeatSchema, type Heartbeat } from '../../catalogs/system.ts';
-import { HEARTBEATS_KEY } from '../../ops/heartbeat.ts';
+import type { Heartbeat } from '../../catalogs/system.ts';
 import { addConnectionOptions, type ConnectionOptions } from './shared.ts';
 
 export type Liveness = 'alive' | 'stale' | 'gone';
@@ -24,6 +23,11 @@ export interface HealthSnapshot {
 
 /** On a cluster the Redis figures are those of the node that holds the heartbeats. */
 export async function healthSnapshot(client: RedisCommands, target: string): Promise<HealthSnapshot> {
+  const [{ hashReply }, { HeartbeatSchema }, { HEARTBEATS_KEY }] = await Promise.all([
+    import('../../transports/redis/redis-commands.ts'),
+    import('../../catalogs/system.ts'),
+    import('../../ops/heartbeat.ts'),
+  ]);
   const started = performance.now();
   await client.send(['PING'], HEARTBEATS_KEY);
   const ping = performance.now() - started;
@@ -103,6 +107,7 @@ Examples:
     )
     .action(async (options: ConnectionOptions & { watch?: boolean; json?: boolean }) => {
       const cfg = resolveRedisConfig(options.redisUrl ? { url: options.redisUrl } : {});
+      const { RedisCommands } = await import('../../transports/redis/redis-commands.ts');
       const client = await RedisCommands.connect(cfg, { name: 'tickbus:health', connectTimeoutMs: 1500, reconnect: false });
       try {
         if (!options.watch) {

@@ -3,8 +3,8 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { resolveRedisConfig } from '../../core/config.ts';
-import { JobStore, type JobRecord } from '../../jobs/job-store.ts';
-import { JobService, type BacktestRequest } from '../../jobs/job-service.ts';
+import type { JobStore, JobRecord } from '../../jobs/job-store.ts';
+import type { JobService, BacktestRequest } from '../../jobs/job-service.ts';
 import { CliError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { addConnectionOptions, commandBus, type ConnectionOptions } from './shared.ts';
@@ -14,7 +14,8 @@ interface JobsOptions extends ConnectionOptions {
 }
 
 async function withService<T>(options: JobsOptions, run: (service: JobService) => Promise<T>): Promise<T> {
-  const bus = commandBus(options, 'tickbus-cli');
+  const [{ JobStore }, { JobService }] = await Promise.all([import('../../jobs/job-store.ts'), import('../../jobs/job-service.ts')]);
+  const bus = await commandBus(options, 'tickbus-cli');
   let store: JobStore | undefined;
   try {
     await bus.connect();

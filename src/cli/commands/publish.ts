@@ -31,7 +31,7 @@ Exit codes: 0 published, 3 invalid JSON or schema violation, 4 Redis unreachable
       } catch (error) {
         throw new CliError(`The data is not valid JSON (${(error as Error).message}).`, ExitCode.Invalid);
       }
-      const bus = commandBus(options, options.sender);
+      const bus = await commandBus(options, options.sender);
       try {
         const { receivers, position } = await bus.publish(channel, data);
         process.stdout.write(`published to ${channel} (${receivers} receiver${receivers === 1 ? '' : 's'}${position ? `, position ${position}` : ''})\n`);

@@ -1,13 +1,9 @@
 // `tickbus register` and `tickbus unregister`: ask the broker to start or stop streaming a
 // ticker, as a bot would.
 import type { Command } from 'commander';
-import { BrokerRegistration } from '../../catalogs/broker.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { CliError } from '../errors.ts';
 import { addConnectionOptions, commandBus, type ConnectionOptions } from './shared.ts';
-import { MEMBERS_KEY } from '../../broker/broker-group.ts';
-import { RedisTransport } from '../../transports/redis/redis-transport.ts';
-import { RedisCommands } from '../../transports/redis/redis-commands.ts';
 import type { TickBus } from '../../bus/tick-bus.ts';
 
 /**
@@ -15,6 +11,11 @@ import type { TickBus } from '../../bus/tick-bus.ts';
  * 0 there proves nothing: ask how many brokers are alive (they heartbeat their membership).
  */
 async function liveBrokers(bus: TickBus): Promise<number> {
+  const [{ MEMBERS_KEY }, { RedisTransport }, { RedisCommands }] = await Promise.all([
+    import('../../broker/broker-group.ts'),
+    import('../../transports/redis/redis-transport.ts'),
+    import('../../transports/redis/redis-commands.ts'),
+  ]);
   const transport = bus.context.transport;
   if (!(transport instanceof RedisTransport) || !transport.shardedPubSub) return 0;
   const redis = await RedisCommands.connect(transport.options.redis, { name: 'tickbus:cli', reconnect: false });
@@ -54,7 +55,8 @@ Exit codes: 0 a broker received it, 3 invalid ticker, 4 Redis unreachable, 5 no 
       .action(async (ticker: string, options: RegisterOptions) => {
         const ttl = options.ttl === undefined ? undefined : Number(options.ttl);
         if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 0)) throw new CliError(`--ttl must be a whole number of seconds, got "${options.ttl}".`, ExitCode.Usage);
-        const bus = commandBus(options);
+        const { BrokerRegistration } = await import('../../catalogs/broker.ts');
+        const bus = await commandBus(options);
         try {
           const { receivers } = await bus.publish(BrokerRegistration, {
             action,

@@ -3,8 +3,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { catalogJsonSchema } from '../../core/catalog.ts';
-import { SHIPPED_CATALOGS } from '../../catalogs/index.ts';
 
 export function registerSchema(program: Command): void {
   const schema = program.command('schema').description('Channel schemas for services in other languages.');
@@ -19,7 +17,8 @@ Examples:
   $ tickbus schema export > catalogs.json
   $ tickbus schema export --out schemas/`,
     )
-    .action((options: { out?: string }) => {
+    .action(async (options: { out?: string }) => {
+      const [{ catalogJsonSchema }, { SHIPPED_CATALOGS }] = await Promise.all([import('../../core/catalog.ts'), import('../../catalogs/index.ts')]);
       const docs = SHIPPED_CATALOGS.map((c) => [c.name, catalogJsonSchema(c)] as const);
       if (!options.out) {
         process.stdout.write(`${JSON.stringify(Object.fromEntries(docs), null, 2)}\n`);

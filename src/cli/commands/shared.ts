@@ -1,7 +1,7 @@
 // Options and helpers every command shares: where Redis is, and a bus built from that.
+// The bus and the logger load only when a command runs, not for --help (see main.ts).
 import type { Command } from 'commander';
-import { createBus, type TickBus } from '../../bus/tick-bus.ts';
-import { createLogger } from '../../core/logger.ts';
+import type { TickBus } from '../../bus/tick-bus.ts';
 
 export interface ConnectionOptions {
   redisUrl?: string;
@@ -12,7 +12,8 @@ export function addConnectionOptions(cmd: Command): Command {
 }
 
 /** A bus for a short-lived command: logs only warnings, fails fast when Redis is absent. */
-export function commandBus(options: ConnectionOptions, sender = 'tickbus-cli'): TickBus {
+export async function commandBus(options: ConnectionOptions, sender = 'tickbus-cli'): Promise<TickBus> {
+  const [{ createBus }, { createLogger }] = await Promise.all([import('../../bus/tick-bus.ts'), import('../../core/logger.ts')]);
   return createBus({
     redis: options.redisUrl ? { url: options.redisUrl } : undefined,
     sender,

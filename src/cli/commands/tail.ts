@@ -35,7 +35,7 @@ Examples:
     .action(async (channel: string, options: TailOptions) => {
       const limit = options.count === undefined ? Infinity : Number(options.count);
       if (limit !== Infinity && (!Number.isInteger(limit) || limit < 1)) throw new CliError(`--count must be a whole number of at least 1, got "${options.count}".`, ExitCode.Usage);
-      const bus = commandBus(options);
+      const bus = await commandBus(options);
       let seen = 0;
       let finish!: () => void;
       const done = new Promise<void>((r) => (finish = r));

@@ -1,15 +1,11 @@
 // `tickbus up`: the whole system in one process for a first look, on an embedded default
 // (see runtime/backend.ts for how Redis is chosen).
 import type { Command } from 'commander';
-import { startBrokerRuntime } from '../../broker/broker-runtime.ts';
-import { createLogger } from '../../core/logger.ts';
-import { chooseBackend, describeBackend } from '../../runtime/backend.ts';
 import { checkParam, TICKER } from '../../core/channel-param.ts';
 import { addBrokerOptions, number, runtimeOptions, type BrokerCliOptions } from './broker.ts';
 import { addGatewayOptions, gatewayOptions, parseJson, type GatewayCliOptions } from './gateway.ts';
-import { Gateway } from '../../gateway/gateway.ts';
+import type { Gateway } from '../../gateway/gateway.ts';
 import type { HealthReport } from '../../ops/ops-server.ts';
-import { JobStore } from '../../jobs/job-store.ts';
 import { resolveRedisConfig } from '../../core/config.ts';
 import { runUntilSignal } from './service.ts';
 
@@ -47,6 +43,13 @@ Examples:
         .map((t) => checkParam(TICKER, 'ticker', t));
       const settings = gatewayOptions(options);
       const port = number(options.port, '--port');
+      const [{ startBrokerRuntime }, { createLogger }, { chooseBackend, describeBackend }, { Gateway }, { JobStore }] = await Promise.all([
+        import('../../broker/broker-runtime.ts'),
+        import('../../core/logger.ts'),
+        import('../../runtime/backend.ts'),
+        import('../../gateway/gateway.ts'),
+        import('../../jobs/job-store.ts'),
+      ]);
       const backend = await chooseBackend({ redisUrl: options.redisUrl });
       say(`using ${describeBackend(backend)}`);
       const logger = createLogger('tickbus', process.env.TICKBUS_LOG_LEVEL ?? 'warn');
