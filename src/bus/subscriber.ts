@@ -46,8 +46,9 @@ export interface SubscribeOptions {
   /**
    * On a channel with history: the last position this subscriber saw (a message's
    * `context.position`). Everything published after it is delivered first, in order, then
-   * live messages, with no gap and no duplicate; or, when history no longer reaches back
-   * that far, nothing is replayed and `subscription.resume` says so.
+   * live messages, with no gap and no duplicate; when history does not hold the position,
+   * `subscription.resume` is a gap (see ResumeResult for what is replayed then). Not a
+   * stream id: PositionError.
    */
   resumeAfter?: string;
   /**
