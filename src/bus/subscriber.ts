@@ -4,8 +4,9 @@
 // read as usual. Handlers are isolated: one that throws is reported, the rest go on.
 import { streamKey, type Channel, type ChannelParams, type ChannelRef } from '../core/channel.ts';
 import { decodePayload } from '../core/envelope.ts';
-import { BusError, ChannelParamError, ClosedError, ConfigError, ErrorCode, HandlerError, NotConnectedError, preview } from '../core/errors.ts';
-import { compareStreamIds, isStreamId } from '../core/stream-id.ts';
+import { BusError, ChannelParamError, ClosedError, ConfigError, ErrorCode, HandlerError, NotConnectedError, PositionError, preview } from '../core/errors.ts';
+import { compareStreamIds, isStreamId, streamIdMs } from '../core/stream-id.ts';
+import { DEFAULTS } from '../core/defaults.ts';
 import { backoffDelay, resolveReconnect } from '../core/config.ts';
 import { check, validationError, type CheckResult, type InferOutput, type StandardSchemaV1 } from '../core/schema.ts';
 import { TypedEmitter } from '../core/typed-emitter.ts';
@@ -45,8 +46,9 @@ export interface SubscribeOptions {
   /**
    * On a channel with history: the last position this subscriber saw (a message's
    * `context.position`). Everything published after it is delivered first, in order, then
-   * live messages, with no gap and no duplicate; or, when history no longer reaches back
-   * that far, nothing is replayed and `subscription.resume` says so.
+   * live messages, with no gap and no duplicate; when history does not hold the position,
+   * `subscription.resume` is a gap (see ResumeResult for what is replayed then). Not a
+   * stream id: PositionError.
    */
   resumeAfter?: string;
   /**
@@ -60,13 +62,16 @@ export interface SubscribeOptions {
 
 /**
  * What a resume found. `complete`: every message after the position was replayed.
- * `gap`: history no longer holds them all (trimmed, or lost with a Redis restart); nothing
- * was replayed: read the last value (`subscriber.latest()`, or the broker's cache) instead.
- * `unavailable`: the channel keeps no history, or the transport has none (memory).
+ * `gap`: history does not hold the position, so some messages may be lost. `replayed`
+ * says how many it did hold after it and delivered: all it has when the stream never
+ * lost an entry (a Redis restarted without persistence holds just what came after), none
+ * when it has trimmed past the position (read the last value, `subscriber.latest()` or the
+ * broker's cache, instead). `unavailable`: the channel keeps no history, or the transport
+ * has none (memory).
  */
 export type ResumeResult =
   | { readonly status: 'complete'; readonly channel: string; readonly after: string; readonly replayed: number }
-  | { readonly status: 'gap'; readonly channel: string; readonly after: string; readonly oldest: string | undefined }
+  | { readonly status: 'gap'; readonly channel: string; readonly after: string; readonly oldest: string | undefined; readonly replayed: number }
   | { readonly status: 'unavailable'; readonly channel: string; readonly after: string };
 
 export type SubscriberEvents = {
@@ -102,6 +107,12 @@ interface Entry {
   readonly positions: Map<string, string> | undefined;
   /** While a resume catches up: live messages wait here, then go out after history, without duplicates. */
   held: Delivered[] | undefined;
+  /**
+   * After a catch-up, per channel: the last position replayed. A live copy at or before it
+   * is one already delivered from history; the first newer one ends the check (pub/sub is
+   * in order), so outside a catch-up no live message is ever compared.
+   */
+  dedupe?: Map<string, string>;
 }
 
 interface Resolved {
@@ -120,17 +131,27 @@ type Resolution = Resolved | BusError;
  * Reads history after a position. Complete only if the entry at `after` is still there:
  * trimming takes the oldest first, so nothing after it can be gone (or `after` is exactly
  * the newest id XDEL removed). `more` when the read was full.
+ *
+ * Otherwise a gap, with what history holds after the position unless trimming may have
+ * taken some of it: a stream that never lost an entry (entries added = length) holds
+ * everything it was ever given, so when the position is not in it (a Redis restarted
+ * without persistence, a stream written anew), every entry after the position is one the
+ * reader missed and is still there. A stream that has trimmed past the position holds only
+ * the newest part of what was missed: nothing is read, and the reader takes the last value.
  */
-async function anchoredRead(link: StreamLink, key: string, after: string, count: number): Promise<{ entries: StreamEntry[]; more: boolean } | { gap: true; oldest: string | undefined }> {
+async function anchoredRead(link: StreamLink, key: string, after: string, count: number): Promise<{ entries: StreamEntry[]; more: boolean; gap: false } | { entries: StreamEntry[]; more: boolean; gap: true; oldest: string | undefined }> {
   const info = await link.info(key);
-  if (!info) return { gap: true, oldest: undefined };
+  if (!info) return { gap: true, oldest: undefined, entries: [], more: false };
   // One more than asked: the anchor itself comes first.
   const read = await link.range(key, after, count + 1, false);
   const anchored = read[0]?.id === after;
-  if (!anchored && info.maxDeletedId !== after) return { gap: true, oldest: info.firstId };
-  const entries = anchored ? read.slice(1) : read;
-  const more = read.length === count + 1;
-  return { entries: entries.slice(0, count), more };
+  if (anchored || info.maxDeletedId === after) {
+    const entries = anchored ? read.slice(1) : read;
+    return { entries: entries.slice(0, count), more: read.length === count + 1, gap: false };
+  }
+  const lostNone = info.entriesAdded > 0 && info.entriesAdded === info.length;
+  if (!lostNone) return { gap: true, oldest: info.firstId, entries: [], more: false };
+  return { gap: true, oldest: info.firstId, entries: read.slice(0, count), more: read.length > count };
 }
 
 /** Tries at reading history on a resume before reporting the failure. */
@@ -139,6 +160,8 @@ const CATCH_UP_ATTEMPTS = 5;
 const REPLAY_BATCH = 1_000;
 /** Channels whose last position one pattern subscription remembers. */
 const MAX_POSITIONS = 10_000;
+/** Live positions checked against history at once, at most (a flood of forgeries costs no more). */
+const MAX_VERIFYING = 16;
 
 export class Subscriber extends TypedEmitter<SubscriberEvents> {
   readonly #ctx: BusContext;
@@ -154,6 +177,10 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
   #streams: Promise<StreamLink | undefined> | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   readonly #consumers = new Set<Consumer>();
+  /** How far ahead of our clock a live position is trusted; grows when Redis's clock proves to run ahead. */
+  #trustAheadMs: number = DEFAULTS.positionSkewMs;
+  /** Channels whose live position is being checked against history. */
+  readonly #verifying = new Set<string>();
 
   constructor(ctx: BusContext) {
     super();
@@ -238,7 +265,9 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     }
     const resumeAfter = options.resumeAfter;
     if (resumeAfter !== undefined) {
-      if (!isStreamId(resumeAfter)) throw new ConfigError(`resumeAfter must be a position such as 1700000000000-0 (a message's context.position), got "${preview(String(resumeAfter))}".`);
+      // Checked here, not by Redis: a malformed id would fail the history read after the
+      // subscription was made, with Redis's words instead of ours.
+      if (typeof resumeAfter !== 'string' || !isStreamId(resumeAfter)) throw new PositionError('resumeAfter', resumeAfter);
       if (kind !== 'exact') throw new ConfigError('resumeAfter needs one concrete channel (channel.of({ … })): positions are per channel.');
     }
     const history = channel?.hasHistory === true;
@@ -507,11 +536,11 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     const link = await this.#streamLink();
     if (!link) return { status: 'unavailable', channel, after };
     const key = streamKey(channel);
+    entry.dedupe?.delete(channel);
     const first = await anchoredRead(link, key, after, REPLAY_BATCH);
-    if ('gap' in first) return { status: 'gap', channel, after, oldest: first.oldest };
-    let { entries: batch, more } = first;
     const resolved = this.#resolve(entry, channel);
     if (resolved instanceof BusError) return { status: 'unavailable', channel, after };
+    let { entries: batch, more } = first;
     let replayed = 0;
     let cursor = after;
     for (;;) {
@@ -529,6 +558,10 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
       more = batch.length === REPLAY_BATCH;
     }
     this.#ctx.metrics.replayed.labels(resolved.channel?.template ?? 'unknown').inc(replayed);
+    // Replayed entries come from the stream itself: a live copy at or before the last of
+    // them is one this handler already has.
+    if (replayed > 0 || !first.gap) (entry.dedupe ??= new Map()).set(channel, cursor);
+    if (first.gap) return { status: 'gap', channel, after, oldest: first.oldest, replayed };
     return { status: 'complete', channel, after, replayed };
   }
 
@@ -543,15 +576,14 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     limit: number = REPLAY_BATCH,
   ): Promise<
     | { status: 'complete'; messages: Array<{ data: InferOutput<S>; context: MessageContext<ChannelParams<T>> }>; more: boolean }
-    | { status: 'gap'; oldest: string | undefined }
+    | { status: 'gap'; oldest: string | undefined; messages: Array<{ data: InferOutput<S>; context: MessageContext<ChannelParams<T>> }>; more: boolean }
     | { status: 'unavailable' }
   > {
-    if (!isStreamId(after)) throw new ConfigError(`history(): after must be a position such as 1700000000000-0, got "${preview(String(after))}".`);
+    if (typeof after !== 'string' || !isStreamId(after)) throw new PositionError('history(): after', after);
     if (!target.channel.hasHistory) return { status: 'unavailable' };
     const link = await this.#streamLink();
     if (!link) return { status: 'unavailable' };
     const read = await anchoredRead(link, streamKey(target.name), after, limit);
-    if ('gap' in read) return { status: 'gap', oldest: read.oldest };
     type Message = { data: InferOutput<S>; context: MessageContext<ChannelParams<T>> };
     const messages: Message[] = [];
     for (const e of read.entries) {
@@ -560,6 +592,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
       if (d instanceof Promise) d = await d;
       if (!(d instanceof BusError)) messages.push(d as Message);
     }
+    if (read.gap) return { status: 'gap', oldest: read.oldest, messages, more: read.more };
     return { status: 'complete', messages, more: read.more };
   }
 
@@ -617,8 +650,11 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
    */
   #deliverOnce(entry: Entry, d: Delivered): void {
     const position = d.context.position;
-    const last = position === undefined ? undefined : entry.positions?.get(d.context.channel);
-    if (last !== undefined && compareStreamIds(position as string, last) <= 0) return;
+    const floor = position === undefined ? undefined : entry.dedupe?.get(d.context.channel);
+    if (floor !== undefined) {
+      if (compareStreamIds(position as string, floor) <= 0) return;
+      entry.dedupe?.delete(d.context.channel);
+    }
     this.#deliver(entry, d);
   }
 
@@ -646,7 +682,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
       timestamp: decoded.timestamp,
       sender: decoded.sender,
       id: decoded.id,
-      position: position ?? decoded.position,
+      position: position ?? (decoded.position !== undefined && def?.hasHistory === true ? this.#vouch(decoded.position, channel, def.template) : decoded.position),
       replayed,
     };
     if (!def) {
@@ -656,6 +692,59 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     const checked = check(def.schema, decoded.data);
     if (checked instanceof Promise) return checked.then((r) => this.#accept(r, def, context));
     return this.#accept(checked, def, context);
+  }
+
+  /**
+   * A live message's position, if it can be trusted; else undefined (the message is
+   * delivered without it). Positions are resume points: handlers keep them, the gateway
+   * sends them on, and a subscriber resumes from the last one after a reconnection. Anyone
+   * who can PUBLISH can write one, and a position ahead of everything real would make every
+   * later resume find nothing. Redis writes the entry id from its clock just before it
+   * publishes, so a real position is never much ahead of ours: that costs a clock read, and
+   * only one that is ahead costs a look at the stream (or nothing, when it is so far ahead
+   * that no clock explains it).
+   */
+  #vouch(position: string, channel: string, template: string): string | undefined {
+    const ahead = streamIdMs(position) - Date.now();
+    if (ahead <= this.#trustAheadMs) return position;
+    if (ahead > DEFAULTS.positionMaxAheadMs) {
+      this.#untrusted(channel, template, position, 'ahead_of_clock', ahead);
+      return undefined;
+    }
+    if (this.#verifying.has(channel) || this.#verifying.size >= MAX_VERIFYING) {
+      this.#ctx.metrics.untrustedPositions.labels(template, 'unverified').inc();
+      return undefined;
+    }
+    this.#verifying.add(channel);
+    void this.#verify(channel, template, position, ahead).finally(() => this.#verifying.delete(channel));
+    return undefined;
+  }
+
+  async #verify(channel: string, template: string, position: string, ahead: number): Promise<void> {
+    try {
+      const link = await this.#streamLink();
+      const found = link ? await link.range(streamKey(channel), position, 1, false) : [];
+      if (found[0]?.id !== position) return this.#untrusted(channel, template, position, 'not_in_history', ahead);
+      // Real: Redis's clock runs ahead of ours. Trust positions that far ahead from now on.
+      this.#trustAheadMs = Math.max(this.#trustAheadMs, ahead + DEFAULTS.positionSkewMs);
+      this.#ctx.metrics.untrustedPositions.labels(template, 'unverified').inc();
+      this.#ctx.logger.warn({ channel, aheadMs: ahead }, "Redis's clock runs ahead of this host's: positions up to that far ahead are trusted from now on");
+    } catch {
+      if (!this.#closed) this.#ctx.metrics.untrustedPositions.labels(template, 'unverified').inc();
+    }
+  }
+
+  #untrusted(channel: string, template: string, position: string, reason: 'ahead_of_clock' | 'not_in_history', ahead: number): void {
+    this.#ctx.metrics.untrustedPositions.labels(template, reason).inc();
+    const why = reason === 'ahead_of_clock' ? `${Math.round(ahead / 1000)} s ahead of this host's clock` : 'which its history does not hold';
+    this.emit(
+      'error',
+      new BusError(
+        ErrorCode.UntrustedPosition,
+        `A message on "${preview(channel)}" carried position "${preview(position, 44)}", ${why}: it was delivered without it, and no resume point moved to it. Positions are written by Redis as it publishes; look for a process that publishes this channel by hand.`,
+        { channel },
+      ),
+    );
   }
 
   #accept(result: CheckResult<unknown>, def: Channel, context: MessageContext): Delivered | BusError {

@@ -13,6 +13,16 @@ export const DEFAULTS = Object.freeze({
   connectTimeoutMs: 5_000,
   /** Sender name written into envelopes when none is configured. */
   sender: 'tickbus',
+  /**
+   * How far ahead of this process's clock a live message's position (Redis's clock when it
+   * wrote the entry) may be and still be taken on trust: hosts kept by NTP differ by far less.
+   */
+  positionSkewMs: 1_000,
+  /**
+   * Beyond this, a live position is refused without asking Redis: no clock is that wrong.
+   * In between, the stream is asked (once at a time per channel) whether it holds it.
+   */
+  positionMaxAheadMs: 10 * 60_000,
   /** Channel names decoded per subscriber whose catalog lookup is cached. */
   channelCacheSize: 10_000,
 });

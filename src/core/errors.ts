@@ -22,6 +22,17 @@ export const ErrorCode = {
   HandlerFailed: 'TB_ERR_HANDLER_FAILED',
   /** A handler fell so far behind on one channel that queued messages were dropped. */
   HandlerBacklog: 'TB_ERR_HANDLER_BACKLOG',
+  /**
+   * A position given to resume from (`resumeAfter`, `history()`, the gateway's `since`,
+   * `tickbus tail --after`) is not a stream id Redis can read after.
+   */
+  InvalidPosition: 'TB_ERR_INVALID_POSITION',
+  /**
+   * A live message carried a position its channel's history does not vouch for (far ahead
+   * of the clock, or not in the stream when checked): it was delivered without it, and no
+   * resume point moved to it.
+   */
+  UntrustedPosition: 'TB_ERR_UNTRUSTED_POSITION',
   /** Configuration is missing or malformed. */
   Config: 'TB_ERR_CONFIG',
   /** The transport reported a failure (a Redis error reply, a socket error). */
@@ -148,6 +159,14 @@ export class ConfigError extends BusError {
   override name = 'ConfigError';
   constructor(message: string, options: BusErrorOptions = {}) {
     super(ErrorCode.Config, message, options);
+  }
+}
+
+/** A position to resume from that is not a stream id (caught before it reaches Redis). */
+export class PositionError extends BusError {
+  override name = 'PositionError';
+  constructor(what: string, position: unknown) {
+    super(ErrorCode.InvalidPosition, `${what} must be a position such as 1700000000000-0 (a message's position), got "${preview(String(position))}".`);
   }
 }
 

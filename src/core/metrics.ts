@@ -39,6 +39,7 @@ export class BusMetrics {
   readonly connection: Counter<'role' | 'event'>;
   readonly durable: Counter<'channel' | 'group' | 'event'>;
   readonly replayed: Counter<'channel'>;
+  readonly untrustedPositions: Counter<'channel' | 'reason'>;
   readonly fallbackBuffered: Counter;
   readonly fallbackReplayed: Counter;
   readonly fallbackDropped: Counter<'reason'>;
@@ -81,6 +82,12 @@ export class BusMetrics {
       registers,
     });
     this.replayed = new Counter({ name: 'tickbus_history_replayed_total', help: 'Messages replayed from history to resuming subscribers.', labelNames: ['channel'], registers });
+    this.untrustedPositions = new Counter({
+      name: 'tickbus_untrusted_positions_total',
+      help: 'Live messages whose position history does not vouch for, delivered without it: ahead_of_clock (refused at once), not_in_history (checked), unverified (a check was already under way or failed).',
+      labelNames: ['channel', 'reason'],
+      registers,
+    });
     this.fallbackBuffered = new Counter({ name: 'tickbus_fallback_buffered_total', help: 'Messages kept in the fallback buffer while Redis was unreachable.', registers });
     this.fallbackReplayed = new Counter({ name: 'tickbus_fallback_replayed_total', help: 'Buffered messages sent once Redis was back.', registers });
     this.fallbackDropped = new Counter({ name: 'tickbus_fallback_dropped_total', help: 'Messages the fallback buffer gave up: oldest or newest (full), rejected (full, policy reject), refused (by Redis on replay).', labelNames: ['reason'], registers });

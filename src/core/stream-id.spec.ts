@@ -24,7 +24,9 @@ describe('stream ids', () => {
   it('recognises ids and nothing else', () => {
     assert.ok(isStreamId('0-0'));
     assert.ok(isStreamId('1795312820570-12'));
-    for (const bad of ['', '1', '1-', '-1', '1-2-3', 'a-1', '1-0\n', ' 1-0', '$', '>']) assert.ok(!isStreamId(bad), bad);
+    assert.ok(isStreamId('18446744073709551615-18446744073709551615'), 'the largest id Redis takes');
+    assert.ok(isStreamId('000018446744073709551615-0'), 'leading zeros do not count');
+    for (const bad of ['', '1', '1-', '-1', '1-2-3', 'a-1', '1-0\n', ' 1-0', '$', '>', '18446744073709551616-0', '0-18446744073709551616', '99999999999999999999999-99999999999999999999']) assert.ok(!isStreamId(bad), bad);
     assert.throws(() => compareStreamIds('x', '1-0'), TypeError);
   });
 });

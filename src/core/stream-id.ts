@@ -2,9 +2,22 @@
 // messages on channels with history.
 
 const STREAM_ID = /^(\d{1,24})-(\d{1,24})$/;
+/** Redis keeps both parts of an id as unsigned 64-bit numbers and refuses anything larger. */
+const U64_MAX = '18446744073709551615';
 
 export function isStreamId(text: string): boolean {
-  return STREAM_ID.test(text);
+  const m = STREAM_ID.exec(text);
+  return m !== null && fitsU64(m[1] as string) && fitsU64(m[2] as string);
+}
+
+function fitsU64(digits: string): boolean {
+  const d = digits.replace(/^0+(?=\d)/, '');
+  return d.length < U64_MAX.length || (d.length === U64_MAX.length && d <= U64_MAX);
+}
+
+/** The milliseconds part of a stream id (Redis's clock when it wrote the entry), as a number. */
+export function streamIdMs(id: string): number {
+  return Number(id.slice(0, id.indexOf('-')));
 }
 
 /**

@@ -14,7 +14,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ChannelRef } from '../core/channel.ts';
 import { checkParam, TICKER } from '../core/channel-param.ts';
-import { BusError, ConfigError, ErrorCode, preview } from '../core/errors.ts';
+import { BusError, ConfigError, ErrorCode, PositionError, preview } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { compareStreamIds, isStreamId } from '../core/stream-id.ts';
 import type { TickBus } from '../bus/tick-bus.ts';
@@ -335,8 +335,12 @@ export class Gateway {
           return this.#error(session, ErrorCode.BadRequest, `Unknown op "${preview(String((op as { op?: unknown }).op))}": use subscribe, unsubscribe or ping.`, undefined, id);
       }
     } catch (error) {
+      // Our own refusals say what to fix; a failure of Redis (its message names its address
+      // and internals) is logged here, and the client is told only that it happened.
+      const ours = error instanceof BusError && error.code !== ErrorCode.Transport && error.code !== ErrorCode.NotConnected;
+      if (!ours) this.#o.logger.warn({ err: error, session: session.id, op: op.op }, 'gateway: request failed');
       const code = error instanceof BusError ? error.code : ErrorCode.Transport;
-      this.#error(session, code, error instanceof Error ? error.message : String(error), undefined, id);
+      this.#error(session, code, ours ? error.message : 'The gateway could not complete this request (Redis is unavailable); try again.', undefined, id);
     }
   }
 
@@ -395,16 +399,27 @@ export class Gateway {
   async #subscribe(session: Session, op: Extract<ClientOp, { op: 'subscribe' }>, id: string | number | undefined): Promise<void> {
     if (op.jobs === true) await this.#subscribeJobs(session, op, id);
     if (op.symbols === undefined && op.channels === undefined) return;
-    // Each room once, and not again if this client is already in it.
-    const targets = [...new Map(this.#targets(session, op, id).map((t) => [t.key, t])).values()].filter((t) => !session.rooms.has(t.key));
+    if (op.since !== undefined && (op.since === null || typeof op.since !== 'object' || Array.isArray(op.since))) {
+      return this.#error(session, ErrorCode.BadRequest, '"since" must be an object of positions by symbol or channel: {"AAPL": "1732233600000-7"}.', undefined, id);
+    }
+    const since: Record<string, unknown> = op.since ?? {};
+    // Each room once, and not again if this client is already in it. A position that is not
+    // a stream id is refused here, before the room is joined: Redis would refuse the history
+    // read only after the client was subscribed.
+    const targets = [...new Map(this.#targets(session, op, id).map((t) => [t.key, t])).values()].filter((t) => {
+      if (session.rooms.has(t.key)) return false;
+      const after = since[t.key];
+      if (after === undefined || (typeof after === 'string' && isStreamId(after))) return true;
+      this.#error(session, ErrorCode.InvalidPosition, new PositionError(`since.${t.key}`, after).message, t.key, id);
+      return false;
+    });
     if (session.rooms.size + targets.length > this.#o.maxSubscriptions) {
       return this.#error(session, ErrorCode.TooManySubscriptions, `At most ${this.#o.maxSubscriptions} subscriptions per connection (${session.rooms.size} held).`, undefined, id);
     }
-    const since = op.since !== null && typeof op.since === 'object' ? op.since : {};
     await Promise.all(
       targets.map(async ({ key, ref, symbol }) => {
         const after = since[key];
-        const resumeFrom = typeof after === 'string' && isStreamId(after) ? after : undefined;
+        const resumeFrom = typeof after === 'string' ? after : undefined;
         // Live updates wait until what this client missed (or its snapshot) has gone out.
         const room = await this.#rooms.join(session, key, ref, symbol, (r) => session.hold(r));
         if (session.closed) return;
@@ -413,17 +428,28 @@ export class Gateway {
     );
   }
 
-  /** History after the client's position if it reaches back that far, else a snapshot of the last value. */
+  /**
+   * History after the client's position if it holds what came after it, else a snapshot of
+   * the last value. The room is joined by now: whatever fails here, the client is told it is
+   * subscribed (with `gap` when its position could not be honoured), never an error.
+   */
   async #catchUp(session: Session, room: Room, after: string | undefined, id: string | number | undefined): Promise<void> {
     let lastSent: string | undefined;
+    const reply = (resume: 'replayed' | 'snapshot' | 'live', extra: { replayed?: number; gap?: true } = {}) =>
+      session.send({ type: 'subscribed', key: room.key, channel: room.ref.name, resume, ...extra, ...(id === undefined ? {} : { id }) });
     try {
+      let gap = false;
       if (after !== undefined && room.ref.channel.hasHistory) {
         const read = await this.#o.bus.subscriber.history(room.ref, after, this.#o.maxReplay);
-        if (read.status === 'complete' && !read.more) {
+        gap = read.status === 'gap';
+        // A gap still replays what history holds after the position, when that is all the
+        // stream ever had after it (a Redis restarted without persistence): it is exactly
+        // what the client missed. With nothing to replay, the last value stands in.
+        if (read.status !== 'unavailable' && !read.more && (read.status === 'complete' || read.messages.length > 0)) {
           session.sendReplay(read.messages.map((m) => updateJson(room, m.data, m.context.position, true)));
           lastSent = read.messages.at(-1)?.context.position ?? after;
           this.#metrics.resumes.labels('replayed').inc();
-          session.send({ type: 'subscribed', key: room.key, channel: room.ref.name, resume: 'replayed', replayed: read.messages.length, ...(id === undefined ? {} : { id }) });
+          reply('replayed', { replayed: read.messages.length, ...(gap ? { gap: true as const } : {}) });
           return;
         }
       }
@@ -433,7 +459,11 @@ export class Gateway {
         lastSent = snapshot.position;
       }
       this.#metrics.resumes.labels(snapshot ? 'snapshot' : 'live').inc();
-      session.send({ type: 'subscribed', key: room.key, channel: room.ref.name, resume: snapshot ? 'snapshot' : 'live', ...(id === undefined ? {} : { id }) });
+      reply(snapshot ? 'snapshot' : 'live', gap ? { gap: true } : {});
+    } catch (error) {
+      this.#o.logger.warn({ err: error, session: session.id, key: room.key }, 'gateway: resume failed; the client goes on live');
+      this.#metrics.resumes.labels('live').inc();
+      reply('live', after === undefined ? {} : { gap: true });
     } finally {
       session.release(room, lastSent, (p, than) => compareStreamIds(p, than) > 0);
       this.#markDirty(session);

@@ -54,6 +54,8 @@ export type ServerMessage =
       /** `replayed`: what was missed since `since`, from history; `snapshot`: the last value instead (gap too old, or no `since`); `live`: nothing to send before live updates. */
       resume: 'replayed' | 'snapshot' | 'live';
       replayed?: number;
+      /** With `since`: history did not hold that position, so updates may be missing before what was sent. */
+      gap?: true;
       id?: string | number;
     }
   | { type: 'snapshot'; key: string; channel: string; position?: string; data: unknown }

@@ -192,6 +192,13 @@ describe('tickbus CLI', () => {
     }
   });
 
+  it('issue 14 fault 7: `tail --after` with a position past what Redis takes is a usage error in our words, not a tail that never replays', async () => {
+    const tail = await runCli(['tail', 'TICKER_UPDATES_HIST', '--after', '99999999999999999999999-99999999999999999999', '-n', '1'], { REDIS_URL: server.url }, 10_000);
+    assert.equal(tail.code, 2, tail.stderr);
+    assert.match(tail.stderr, /must be a position/);
+    assert.doesNotMatch(tail.stderr, /ERR|stream command/);
+  });
+
   it('`dead-letters` lists what consumers gave up on, and `--requeue` puts it back', async () => {
     const bus = createBus({ redis: { url: server.url }, catalogs: [deliveryCatalog], logger: silentLogger });
     try {

@@ -237,6 +237,83 @@ describe('gateway', () => {
     assert.match(String(snap2.position), /^\d+-\d+$/);
   });
 
+  it('issue 14 fault 1: a forged position published by hand moves no floor; the room, new clients and positions stay real', async () => {
+    const { url, bus } = await gateway();
+    const errors: string[] = [];
+    bus.on('error', (e) => errors.push(e.code));
+    const ref = TickerUpdates.of({ ticker: 'FRGD' });
+    const a = new TickbusClient(url, { WebSocket });
+    clients.push(a);
+    const seen: Array<{ price: number; position?: string }> = [];
+    a.on('update', (u: { position?: string; data: { price: number } }) => seen.push({ price: u.data.price, position: u.position }));
+    await a.connect();
+    const subscribed = new Promise((resolve) => a.on('subscribed', resolve));
+    a.subscribe(['FRGD']);
+    await subscribed;
+    for (let n = 0; n < 3; n++) await pub.publish(ref, price('FRGD', 100 + n));
+    await waitFor(() => seen.length === 3, 'three real updates');
+    const forged = (position: string) => JSON.stringify({ data: { type: 'price', timestamp: '2026-12-01T00:00:00Z', price: 1, volume: 1, symbol: 'FRGD' }, timestamp: '2026-12-01T00:00:00Z', sender: 'evil', position });
+    server.cli('PUBLISH', ref.name, forged('99999999999999-0'));
+    // Within a plausible clock error, but not in the stream: found out by asking it.
+    server.cli('PUBLISH', ref.name, forged(`${Date.now() + 120_000}-0`));
+    for (let n = 3; n < 6; n++) await pub.publish(ref, price('FRGD', 100 + n));
+    await waitFor(() => seen.filter((u) => u.price !== 1).length === 6, `the real updates after the forged ones (have ${seen.length})`);
+    assert.deepEqual(seen.filter((u) => u.price !== 1).map((u) => u.price), [100, 101, 102, 103, 104, 105]);
+    assert.ok(seen.filter((u) => u.price === 1).every((u) => u.position === undefined), 'a forged update reaches clients without its position');
+    assert.ok(seen.filter((u) => u.price !== 1).every((u) => /^\d+-\d+$/.test(u.position ?? '')), 'real ones keep theirs');
+    assert.equal(a.positions.get('FRGD'), seen.at(-1)?.position, "the client's resume point is a real position");
+    await waitFor(() => errors.filter((c) => c === 'TB_ERR_UNTRUSTED_POSITION').length === 2, 'both forged positions reported');
+    const metrics = await (await fetch(url.replace('ws', 'http').replace(/\/ws$/, '/metrics'))).text();
+    assert.match(metrics, /tickbus_untrusted_positions_total\{channel="TICKER_UPDATES_\{ticker\}",reason="ahead_of_clock"\} 1/);
+    assert.match(metrics, /tickbus_untrusted_positions_total\{channel="TICKER_UPDATES_\{ticker\}",reason="not_in_history"\} 1/);
+    // A client arriving now gets live updates too, and resuming from the room's last position replays nothing twice.
+    const b = raw(url);
+    await b.opened;
+    b.send({ op: 'subscribe', symbols: ['FRGD'], since: { FRGD: a.positions.get('FRGD') } });
+    assert.deepEqual(Object.fromEntries(Object.entries(await b.next('subscribed')).filter(([k]) => ['resume', 'replayed', 'gap'].includes(k))), { resume: 'replayed', replayed: 0 });
+    for (let n = 6; n < 9; n++) await pub.publish(ref, price('FRGD', 100 + n));
+    await waitFor(() => b.updates().length === 3, `the new client's live updates (have ${b.updates().length})`);
+    assert.deepEqual(b.updates().map((u) => u.data.price), [106, 107, 108]);
+  });
+
+  it('issue 14 fault 6: a position the stream no longer holds, in a stream that lost nothing since, replays what it holds and says gap', async () => {
+    const { url } = await gateway({ lastValue: () => Promise.resolve(price('REBORN', 999)) });
+    const ref = TickerUpdates.of({ ticker: 'REBORN' });
+    let last: string | undefined;
+    for (let n = 0; n < 5; n++) last = (await pub.publish(ref, price('REBORN', n))).position;
+    // What a Redis restarted without persistence leaves: the stream begins again, and every
+    // entry it holds came after the client's position.
+    server.cli('DEL', `tickbus:{${ref.name}}:stream`);
+    await new Promise((r) => setTimeout(r, 5)); // a later millisecond, as after a restart
+    for (let n = 5; n < 25; n++) await pub.publish(ref, price('REBORN', n));
+    const a = raw(url);
+    await a.opened;
+    a.send({ op: 'subscribe', symbols: ['REBORN'], since: { REBORN: last }, id: 6 });
+    const sub = await a.next('subscribed');
+    assert.deepEqual({ resume: sub.resume, replayed: sub.replayed, gap: sub.gap, id: sub.id }, { resume: 'replayed', replayed: 20, gap: true, id: 6 });
+    await waitFor(() => a.updates().length === 20, 'the 20 the new stream holds');
+    assert.deepEqual(a.updates().map((u) => u.data.price), Array.from({ length: 20 }, (_, i) => 5 + i));
+    assert.equal(a.of('snapshot').length, 0);
+  });
+
+  it('issue 14 fault 7: a "since" that is no stream id is refused with a typed error before subscribing, with nothing of Redis in it', async () => {
+    const { url, gw } = await gateway();
+    const a = raw(url);
+    await a.opened;
+    a.send({ op: 'subscribe', symbols: ['BADSINCE'], since: { BADSINCE: '99999999999999999999999-99999999999999999999' }, id: 7 });
+    const error = await a.next('error', (m) => m.id === 7);
+    assert.deepEqual({ code: error.code, key: error.key }, { code: 'TB_ERR_INVALID_POSITION', key: 'BADSINCE' });
+    assert.doesNotMatch(String(error.message), /ERR|127\.0\.0\.1|stream command/);
+    a.send({ op: 'ping', id: 'after' });
+    await a.next('pong');
+    assert.equal(a.of('subscribed').length, 0, 'not subscribed');
+    assert.equal(gw.stats().rooms, 0, 'no room was opened');
+    a.send({ op: 'subscribe', symbols: ['BADSINCE'], since: 'yesterday', id: 8 });
+    assert.equal((await a.next('error', (m) => m.id === 8)).code, 'TB_ERR_BAD_REQUEST');
+    a.send({ op: 'subscribe', symbols: ['BADSINCE'], id: 9 });
+    assert.equal((await a.next('subscribed', (m) => m.id === 9)).key, 'BADSINCE');
+  });
+
   it('answers bad requests with stable error codes and keeps serving', async () => {
     const { url } = await gateway({ maxSubscriptions: 3, channels: ['tickstock.events.patterns'] });
     const a = raw(url);

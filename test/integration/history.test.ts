@@ -4,7 +4,7 @@
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { z } from 'zod';
-import { IDENTIFIER, createBus, defineCatalog, defineChannel, streamKey, type ResumeResult, type TickBus } from '../../src/index.ts';
+import { IDENTIFIER, createBus, type BusError, defineCatalog, defineChannel, streamKey, type ResumeResult, type TickBus } from '../../src/index.ts';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -194,6 +194,15 @@ for (const backend of BACKENDS) describe(`history and resume (${backend})`, () =
     assert.deepEqual(resumes.map((r) => [r.channel, r.status]).sort(), [['TEST_FEED_pa', 'complete'], ['TEST_FEED_pb', 'complete']]);
   });
 
+  it('issue 14 fault 7: refuses a position Redis could not read after (past 64 bits) with a typed error, before asking Redis', async () => {
+    const sub = bus();
+    const ref = Feed.of({ queue: 'huge' });
+    const huge = '99999999999999999999999-99999999999999999999';
+    await assert.rejects(sub.subscribe(ref, () => undefined, { resumeAfter: huge }), (e: BusError) => e.code === 'TB_ERR_INVALID_POSITION' && !/ERR|stream command/.test(e.message));
+    await assert.rejects(sub.subscriber.history(ref, huge), (e: BusError) => e.code === 'TB_ERR_INVALID_POSITION');
+    assert.deepEqual(sub.subscriber.subscriptions().channels, [], 'nothing was subscribed');
+  });
+
   it('refuses a malformed position and a pattern resume', async () => {
     const sub = bus();
     await assert.rejects(sub.subscribe(Feed.of({ queue: 'x' }), () => undefined, { resumeAfter: 'yesterday' }), /position/);
@@ -292,6 +301,100 @@ describe('the fallback journal', () => {
       await Promise.all([pub?.close(), sub.close()]);
       await own.stop();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('issue 14: positions a subscriber cannot trust, and gaps that history can still fill', () => {
+  it('fault 1: a forged position published by hand moves no resume point: real messages keep flowing, and a reconnection catches up completely', async () => {
+    const own = await startRedis();
+    const opts = { redis: { url: own.url }, catalogs, logger: silentLogger, reconnect: { baseMs: 20, maxMs: 200 } };
+    const pub = createBus(opts);
+    const sub = createBus(opts);
+    try {
+      const ref = Feed.of({ queue: 'forged' });
+      const errors: BusError[] = [];
+      sub.on('error', (e) => errors.push(e));
+      const resumes: ResumeResult[] = [];
+      sub.subscriber.on('resumed', (r) => resumes.push(r));
+      const got: Array<{ n: number; position: string | undefined }> = [];
+      await sub.subscribe(ref, (d, ctx) => got.push({ n: d.n, position: ctx.position }));
+      let n = 0;
+      for (; n < 3; n++) await pub.publish(ref, { n });
+      await waitFor(() => got.length === 3, 'the first three');
+      const forged = (position: string) => own.cli('PUBLISH', ref.name, JSON.stringify({ data: { n: -1 }, timestamp: '2026-12-01T00:00:00Z', sender: 'evil', position }));
+      forged('99999999999999-0'); // far ahead of any clock: refused at once
+      forged(`${Date.now() + 120_000}-0`); // a clock error could explain it: the stream is asked
+      for (; n < 6; n++) await pub.publish(ref, { n });
+      await waitFor(() => got.filter((m) => m.n >= 0).length === 6, `the real ones after the forged ones (have ${got.length})`);
+      assert.deepEqual(got.filter((m) => m.n < 0).map((m) => m.position), [undefined, undefined], 'forged messages come without their position');
+      await waitFor(() => errors.filter((e) => e.code === 'TB_ERR_UNTRUSTED_POSITION').length === 2, 'both reported');
+      assert.ok(errors.every((e) => e.channel === ref.name));
+      const metrics = await sub.context.metrics.registry.metrics();
+      assert.match(metrics, /tickbus_untrusted_positions_total\{channel="TEST_FEED_\{queue\}",reason="ahead_of_clock"\} 1/);
+      assert.match(metrics, /tickbus_untrusted_positions_total\{channel="TEST_FEED_\{queue\}",reason="not_in_history"\} 1/);
+      // Forged once more, then the connection is lost while publishing goes on: the catch-up starts from the last real position.
+      forged('99999999999999-1');
+      await waitFor(() => got.length === 9, 'the third forged one');
+      own.cli('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      for (; n < 50; n++) await pub.publish(ref, { n });
+      await waitFor(() => got.filter((m) => m.n >= 0).length >= 50, `all 50 real ones (have ${got.filter((m) => m.n >= 0).length})`);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.ok(contiguous(got.filter((m) => m.n >= 0).map((m) => m.n), 50), 'every real message once, in order');
+      assert.equal(resumes.length, 1);
+      assert.equal(resumes[0]?.status, 'complete');
+    } finally {
+      await Promise.all([pub.close(), sub.close()]);
+      await own.stop();
+    }
+  });
+
+  it('fault 6: through a 2 s outage of a Redis without persistence, what the new stream holds after the position is replayed, and the gap reported', async () => {
+    const own = await startRedis(); // --save '' --appendonly no: a restart empties it
+    const opts = { redis: { url: own.url }, catalogs, logger: silentLogger };
+    const pub = createBus({ ...opts, reconnect: { baseMs: 20, maxMs: 200 }, fallback: true });
+    // The subscriber comes back later than the publisher, as a busy one would: what the
+    // publisher sends meanwhile (its buffer, then new messages) is only in history.
+    const sub = createBus({ ...opts, reconnect: { baseMs: 1_000, maxMs: 1_500 } });
+    try {
+      const ref = Feed.of({ queue: 'restart' });
+      const got: number[] = [];
+      const resumes: ResumeResult[] = [];
+      sub.subscriber.on('resumed', (r) => resumes.push(r));
+      sub.on('error', () => undefined);
+      await sub.subscribe(ref, (d) => got.push(d.n));
+      await pub.connect();
+      const N = 4_000;
+      let outage: Promise<void> | undefined;
+      let restartedAt = 0;
+      const sends: Promise<unknown>[] = [];
+      for (let n = 0; n < N; n++) {
+        sends.push(pub.publish(ref, { n }));
+        if (n % 5 === 4) await new Promise((r) => setTimeout(r, 5)); // about 3 s of publishing, across the outage
+        if (n === 1_000) {
+          outage = own.kill().then(async () => {
+            await new Promise((r) => setTimeout(r, 2_000));
+            await own.restart();
+            restartedAt = Date.now();
+          });
+        }
+      }
+      await Promise.all(sends);
+      await outage;
+      await waitFor(() => new Set(got).size === N, `all ${N} (have ${new Set(got).size})`, 30_000);
+      const resumed = resumes.find((r) => r.channel === ref.name);
+      printFigures('issue 14 fault 6 (2 s outage, no persistence, fallback buffer)', {
+        sent: N,
+        delivered: got.length,
+        replayed_after_gap: resumed?.status === 'gap' ? resumed.replayed : 0,
+        duplicates: got.length - new Set(got).size,
+        lost: N - new Set(got).size,
+        recover_ms: Date.now() - restartedAt,
+      });
+      assert.equal(resumed?.status, 'gap', 'the position is gone with the old stream: said so');
+    } finally {
+      await Promise.all([pub.close(), sub.close()]);
+      await own.stop();
     }
   });
 });

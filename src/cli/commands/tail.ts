@@ -2,7 +2,7 @@
 // invalid ones are shown as invalid, with the reason, not hidden.
 import type { Command } from 'commander';
 import type { BusError } from '../../core/errors.ts';
-import { ConfigError, DecodeError } from '../../core/errors.ts';
+import { ConfigError, DecodeError, PositionError } from '../../core/errors.ts';
 import { addConnectionOptions, commandBus, type ConnectionOptions } from './shared.ts';
 import { CliError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
@@ -73,12 +73,12 @@ Examples:
         );
       } catch (error) {
         await bus.close();
-        if (error instanceof ConfigError) throw new CliError(error.message, ExitCode.Usage);
+        if (error instanceof ConfigError || error instanceof PositionError) throw new CliError(error.message, ExitCode.Usage);
         throw error;
       }
       const resume = subscription.resume;
       if (resume?.status === 'complete') process.stderr.write(`replayed ${resume.replayed} message(s) from history after ${resume.after}\n`);
-      else if (resume?.status === 'gap') process.stderr.write(`history no longer reaches back to ${resume.after} (oldest kept: ${resume.oldest ?? 'none'}): nothing replayed, live only\n`);
+      else if (resume?.status === 'gap') process.stderr.write(`history does not hold ${resume.after} (oldest kept: ${resume.oldest ?? 'none'}): messages may be missing; replayed the ${resume.replayed} it holds after it, then live\n`);
       else if (resume?.status === 'unavailable') process.stderr.write(`${channel} keeps no history: live only\n`);
       if (!options.json) process.stderr.write(`tailing ${channel} on ${bus.context.transport.target} (Ctrl-C to stop)\n`);
       const stop = () => finish();

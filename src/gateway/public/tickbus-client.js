@@ -11,6 +11,11 @@
  * @typedef {{ token?: string, WebSocket?: any, reconnect?: { baseMs?: number, maxMs?: number }, pingMs?: number }} ClientOptions
  */
 
+/** A stream position as the gateway sends them (`<ms>-<seq>`); anything else is never sent back as `since`. */
+function isPosition(value) {
+  return typeof value === 'string' && /^\d{1,20}-\d{1,20}$/.test(value);
+}
+
 export class TickbusClient {
   /**
    * @param {string | string[]} url ws:// or wss:// URL of the gateway's /ws, or of several
@@ -199,12 +204,14 @@ export class TickbusClient {
       case 'batch':
         for (const u of m.updates) {
           const key = u.symbol ?? u.channel;
-          if (u.position) this.positions.set(key, u.position);
+          // The last position received, not the largest: the gateway sends only positions
+          // history vouches for, and one kept as a maximum could never come down again.
+          if (isPosition(u.position)) this.positions.set(key, u.position);
           this._emit('update', u);
         }
         break;
       case 'snapshot':
-        if (m.position) this.positions.set(m.key, m.position);
+        if (isPosition(m.position)) this.positions.set(m.key, m.position);
         this._emit('snapshot', m);
         break;
       case 'pong':
