@@ -400,18 +400,25 @@ export class BrokerService {
   #onBusError(error: BusError): void {
     if (error.channel === BrokerRegistration.template) {
       this.metrics.registrations.labels('unknown', 'rejected').inc();
-      this.#notice(BrokerNotice.InvalidRegistration, `Registration rejected (${error.code}): ${error.message}`, {});
+      this.#notice(BrokerNotice.InvalidRegistration, `Registration rejected (${error.code}): ${error.message}`, {}, { error, summary: 'registration rejected' });
     } else if (error.channel === OrderRequests.template) {
       this.metrics.orders.labels('rejected').inc();
-      this.#notice(BrokerNotice.InvalidOrder, `Order request rejected (${error.code}): ${error.message}`, {});
+      this.#notice(BrokerNotice.InvalidOrder, `Order request rejected (${error.code}): ${error.message}`, {}, { error, summary: 'order request rejected' });
     }
   }
 
-  #notice(code: string, message: string, extra: { ticker?: string | undefined; client_id?: string | undefined }): void {
+  /**
+   * `cause`: the bus error behind a refusal. Its line then says `summary` and carries the
+   * error (with its channel; compact, by the logger's serializer, when it is bad input)
+   * rather than repeating its message.
+   */
+  #notice(code: string, message: string, extra: { ticker?: string | undefined; client_id?: string | undefined }, cause?: { error: BusError; summary: string }): void {
     // Logs and the errors channel are both throttled: a flood of bad input must not
     // become a flood of notices. Metrics count everything.
     if (this.#noticeThrottle.take() < 0) return;
-    this.#log.warn({ code, ...extra }, message);
+    // The log line stays short whatever the input: the whole message goes on the errors channel.
+    if (cause) this.#log.warn({ code, ...extra, err: cause.error }, cause.summary);
+    else this.#log.warn({ code, ...extra }, preview(message, 200));
     const data = {
       code,
       message: message.slice(0, 2000),
