@@ -21,10 +21,28 @@ import type { TickBus } from '../bus/tick-bus.ts';
 import { TickerUpdates } from '../catalogs/broker.ts';
 import { OpsServer, type HealthReport, type Route } from '../ops/ops-server.ts';
 import { verifyToken, type TokenOptions } from './auth.ts';
-import { CloseCode, type ClientOp } from './protocol.ts';
+import { CloseCode } from './protocol.ts';
+import { parseRequest, type RequestId, type SubscribeRequest, type UnsubscribeRequest } from './requests.ts';
 import { RoomRegistry, updateJson, type Room } from './rooms.ts';
 import { JobRelay } from './job-relay.ts';
 import { Session, type Grants, type SessionLimits } from './session.ts';
+
+/** A room a request names. */
+interface Target {
+  key: string;
+  ref: ChannelRef;
+  symbol: string | undefined;
+}
+
+/** How a request ends: its one reply. */
+type Outcome =
+  | { type: 'ok'; op: 'subscribe' | 'unsubscribe'; keys: string[]; failed: string[] }
+  | { type: 'pong'; t: number | undefined }
+  | { type: 'error'; code: ErrorCode; message: string };
+
+function refuse(code: ErrorCode, message: string): Outcome {
+  return { type: 'error', code, message };
+}
 
 export interface GatewayOptions {
   bus: TickBus;
@@ -311,106 +329,140 @@ export class Gateway {
     session.send({ type: 'error', code, message, ...(key === undefined ? {} : { key }), ...(id === undefined ? {} : { id }) });
   }
 
+  /**
+   * One client frame. Every path ends in exactly one reply: `pong`, `ok` (sent when the
+   * request has an id: what it did) or an `error` without `key` (the request refused as a
+   * whole). Per-key messages (`subscribed`, `unsubscribed`, an `error` with `key`) come
+   * before it and carry the id too.
+   */
   async #onRequest(session: Session, raw: Buffer, isBinary: boolean): Promise<void> {
     if (session.closed) return;
-    if (!session.allowRequest()) return this.#error(session, ErrorCode.RateLimited, `More than ${this.#o.ratePerSecond} requests a second; slow down.`);
-    if (isBinary) return this.#error(session, ErrorCode.BadRequest, 'Binary frames are not part of the protocol: send JSON text.');
-    let op: ClientOp;
-    try {
-      op = JSON.parse(raw.toString('utf8')) as ClientOp;
-    } catch {
-      return this.#error(session, ErrorCode.BadRequest, `Not JSON: ${preview(raw.toString('utf8'), 60)}`);
-    }
-    if (op === null || typeof op !== 'object') return this.#error(session, ErrorCode.BadRequest, 'A request is a JSON object with an "op".');
-    const id = typeof op.id === 'string' || typeof op.id === 'number' ? op.id : undefined;
-    try {
-      switch (op.op) {
-        case 'subscribe':
-          return await this.#subscribe(session, op, id);
-        case 'unsubscribe':
-          return await this.#unsubscribe(session, op, id);
-        case 'ping':
-          return session.send({ type: 'pong', ...(typeof op.t === 'number' ? { t: op.t } : {}), ...(id === undefined ? {} : { id }) });
-        default:
-          return this.#error(session, ErrorCode.BadRequest, `Unknown op "${preview(String((op as { op?: unknown }).op))}": use subscribe, unsubscribe or ping.`, undefined, id);
-      }
-    } catch (error) {
-      const code = error instanceof BusError ? error.code : ErrorCode.Transport;
-      this.#error(session, code, error instanceof Error ? error.message : String(error), undefined, id);
+    const { id, outcome } = await this.#answer(session, raw, isBinary);
+    switch (outcome.type) {
+      case 'error':
+        return this.#error(session, outcome.code, outcome.message, undefined, id);
+      case 'pong':
+        return session.send({ type: 'pong', ...(outcome.t === undefined ? {} : { t: outcome.t }), ...(id === undefined ? {} : { id }) });
+      case 'ok':
+        // Without an id there is nothing to match it to: the per-key messages said it all.
+        if (id !== undefined) session.send({ type: 'ok', op: outcome.op, keys: outcome.keys, failed: outcome.failed, id });
     }
   }
 
-  /** The rooms a request names, checked: symbols against the ticker rule, channels against what is exposed, both against the token. */
-  #targets(session: Session, op: { symbols?: unknown; channels?: unknown }, id: string | number | undefined): Array<{ key: string; ref: ChannelRef; symbol: string | undefined }> {
-    const out: Array<{ key: string; ref: ChannelRef; symbol: string | undefined }> = [];
-    const list = (v: unknown, what: string): string[] => {
-      if (v === undefined) return [];
-      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new BusError(ErrorCode.BadRequest, `"${what}" must be an array of strings.`);
-      return v as string[];
+  /** What to answer a frame with. Never throws: a failure is an outcome too. */
+  async #answer(session: Session, raw: Buffer, isBinary: boolean): Promise<{ id: RequestId | undefined; outcome: Outcome }> {
+    // Parsed before the rate check, so that even a request over the rate is answered with its id.
+    const parsed = isBinary ? undefined : parseRequest(raw.toString('utf8'));
+    const id = parsed?.id;
+    if (!session.allowRequest()) return { id, outcome: refuse(ErrorCode.RateLimited, `More than ${this.#o.ratePerSecond} requests a second; slow down.`) };
+    if (!parsed) return { id, outcome: refuse(ErrorCode.BadRequest, 'Binary frames are not part of the protocol: send JSON text.') };
+    if (!parsed.ok) return { id, outcome: refuse(parsed.code, parsed.message) };
+    const request = parsed.request;
+    try {
+      switch (request.op) {
+        case 'subscribe':
+          return { id, outcome: await this.#subscribe(session, request, id) };
+        case 'unsubscribe':
+          return { id, outcome: await this.#unsubscribe(session, request, id) };
+        case 'ping':
+          return { id, outcome: { type: 'pong', t: request.t } };
+      }
+    } catch (error) {
+      return { id, outcome: refuse(error instanceof BusError ? error.code : ErrorCode.Transport, error instanceof Error ? error.message : String(error)) };
+    }
+  }
+
+  /**
+   * The rooms a request names, checked: symbols against the ticker rule, channels against
+   * what is exposed, both against the token. Each refused one gets its error (with its key)
+   * and is listed in `failed`.
+   */
+  #targets(session: Session, op: { symbols?: string[] | undefined; channels?: string[] | undefined }, id: RequestId | undefined): { targets: Target[]; failed: string[] } {
+    const targets: Target[] = [];
+    const failed: string[] = [];
+    const refuse = (code: ErrorCode, message: string, key: string) => {
+      this.#error(session, code, message, key, id);
+      failed.push(key);
     };
-    for (const raw of list(op.symbols, 'symbols')) {
+    for (const raw of op.symbols ?? []) {
       let symbol: string;
       try {
         symbol = checkParam(TICKER, 'symbol', raw);
       } catch (error) {
-        this.#error(session, ErrorCode.InvalidChannelParam, (error as Error).message, preview(raw, 20), id);
+        refuse(ErrorCode.InvalidChannelParam, (error as Error).message, preview(raw, 20));
         continue;
       }
       if (session.grants.symbols && !session.grants.symbols.has(symbol) && !session.grants.symbols.has('*')) {
-        this.#error(session, ErrorCode.Forbidden, `Your token does not allow ${symbol}.`, symbol, id);
+        refuse(ErrorCode.Forbidden, `Your token does not allow ${symbol}.`, symbol);
         continue;
       }
-      out.push({ key: symbol, ref: TickerUpdates.of({ ticker: symbol }), symbol });
+      targets.push({ key: symbol, ref: TickerUpdates.of({ ticker: symbol }), symbol });
     }
-    for (const name of list(op.channels, 'channels')) {
+    for (const name of op.channels ?? []) {
       const found = this.#exposed.has(name) ? this.#o.bus.context.resolver.resolve(name) : undefined;
       if (!found) {
-        this.#error(session, ErrorCode.UnknownChannel, `"${preview(name, 60)}" is not a channel this gateway exposes (${[...this.#exposed].join(', ') || 'none'}).`, preview(name, 60), id);
+        refuse(ErrorCode.UnknownChannel, `"${preview(name, 60)}" is not a channel this gateway exposes (${[...this.#exposed].join(', ') || 'none'}).`, preview(name, 60));
         continue;
       }
       if (session.grants.channels && !session.grants.channels.has(name) && !session.grants.channels.has('*')) {
-        this.#error(session, ErrorCode.Forbidden, `Your token does not allow ${name}.`, name, id);
+        refuse(ErrorCode.Forbidden, `Your token does not allow ${name}.`, name);
         continue;
       }
       const channel = found.channel as unknown as { isTemplate: boolean; of(params?: Readonly<Record<string, string>>): ChannelRef };
-      out.push({ key: name, ref: channel.of(channel.isTemplate ? found.params : undefined), symbol: undefined });
+      targets.push({ key: name, ref: channel.of(channel.isTemplate ? found.params : undefined), symbol: undefined });
     }
-    return out;
+    return { targets, failed };
   }
 
-  /** A user's job room: their jobs' progress and results, and nobody else's. */
-  async #subscribeJobs(session: Session, op: Extract<ClientOp, { op: 'subscribe' }>, id: string | number | undefined): Promise<void> {
-    if (!this.#jobs) return this.#error(session, ErrorCode.UnknownChannel, 'This gateway does not relay jobs.', undefined, id);
+  /** Whose jobs a `jobs` subscription follows, or why it may not. */
+  #jobsUser(session: Session, op: SubscribeRequest): { user: string } | Outcome {
+    if (!this.#jobs) return refuse(ErrorCode.UnknownChannel, 'This gateway does not relay jobs.');
     const claimed = session.grants.user;
-    const asked = typeof op.user === 'string' ? op.user : undefined;
-    if (claimed !== undefined && asked !== undefined && asked !== claimed) return this.#error(session, ErrorCode.Forbidden, `Your token is for user ${claimed}, not ${preview(asked, 40)}.`, undefined, id);
+    const asked = op.user;
+    if (claimed !== undefined && asked !== undefined && asked !== claimed) return refuse(ErrorCode.Forbidden, `Your token is for user ${claimed}, not ${preview(asked, 40)}.`);
     const user = claimed ?? asked;
     if (user === undefined || !/^[A-Za-z0-9_.:-]{1,128}$/.test(user)) {
-      return this.#error(session, this.#o.auth ? ErrorCode.Forbidden : ErrorCode.BadRequest, this.#o.auth ? 'Your token names no user (its "sub" claim).' : 'Say whose jobs: {"op":"subscribe","jobs":true,"user":"<user id>"}.', undefined, id);
+      return this.#o.auth ? refuse(ErrorCode.Forbidden, 'Your token names no user (its "sub" claim).') : refuse(ErrorCode.BadRequest, 'Say whose jobs: {"op":"subscribe","jobs":true,"user":"<user id>"}.');
     }
-    const room = await this.#jobs.join(session, user);
-    session.send({ type: 'subscribed', key: room.key, channel: room.ref.name, resume: 'live', ...(id === undefined ? {} : { id }) });
+    return { user };
   }
 
-  async #subscribe(session: Session, op: Extract<ClientOp, { op: 'subscribe' }>, id: string | number | undefined): Promise<void> {
-    if (op.jobs === true) await this.#subscribeJobs(session, op, id);
-    if (op.symbols === undefined && op.channels === undefined) return;
-    // Each room once, and not again if this client is already in it.
-    const targets = [...new Map(this.#targets(session, op, id).map((t) => [t.key, t])).values()].filter((t) => !session.rooms.has(t.key));
+  async #subscribe(session: Session, op: SubscribeRequest, id: RequestId | undefined): Promise<Outcome> {
+    // Whatever refuses the request as a whole is decided before anything is joined.
+    const jobs = op.jobs === true ? this.#jobsUser(session, op) : undefined;
+    if (jobs !== undefined && !('user' in jobs)) return jobs;
+    const { targets: named, failed } = this.#targets(session, op, id);
+    // Each room once; one this client is already in counts as done.
+    const unique = [...new Map(named.map((t) => [t.key, t])).values()];
+    const keys = unique.filter((t) => session.rooms.has(t.key)).map((t) => t.key);
+    const targets = unique.filter((t) => !session.rooms.has(t.key));
     if (session.rooms.size + targets.length > this.#o.maxSubscriptions) {
-      return this.#error(session, ErrorCode.TooManySubscriptions, `At most ${this.#o.maxSubscriptions} subscriptions per connection (${session.rooms.size} held).`, undefined, id);
+      return refuse(ErrorCode.TooManySubscriptions, `At most ${this.#o.maxSubscriptions} subscriptions per connection (${session.rooms.size} held).`);
     }
-    const since = op.since !== null && typeof op.since === 'object' ? op.since : {};
+    if (jobs !== undefined && this.#jobs) {
+      const room = await this.#jobs.join(session, jobs.user);
+      session.send({ type: 'subscribed', key: room.key, channel: room.ref.name, resume: 'live', ...(id === undefined ? {} : { id }) });
+      keys.push(room.key);
+    }
+    const since = op.since ?? {};
     await Promise.all(
       targets.map(async ({ key, ref, symbol }) => {
         const after = since[key];
-        const resumeFrom = typeof after === 'string' && isStreamId(after) ? after : undefined;
-        // Live updates wait until what this client missed (or its snapshot) has gone out.
-        const room = await this.#rooms.join(session, key, ref, symbol, (r) => session.hold(r));
-        if (session.closed) return;
-        await this.#catchUp(session, room, resumeFrom, id);
+        const resumeFrom = after !== undefined && isStreamId(after) ? after : undefined;
+        try {
+          // Live updates wait until what this client missed (or its snapshot) has gone out.
+          const room = await this.#rooms.join(session, key, ref, symbol, (r) => session.hold(r));
+          if (session.closed) return;
+          await this.#catchUp(session, room, resumeFrom, id);
+          keys.push(key);
+        } catch (error) {
+          // One room failing (Redis refused it) does not stop the others; its error says which.
+          this.#error(session, error instanceof BusError ? error.code : ErrorCode.Transport, error instanceof Error ? error.message : String(error), key, id);
+          failed.push(key);
+        }
       }),
     );
+    return { type: 'ok', op: 'subscribe', keys, failed };
   }
 
   /** History after the client's position if it reaches back that far, else a snapshot of the last value. */
@@ -451,20 +503,23 @@ export class Gateway {
     return latest ? { data: latest.data, position: latest.context.position } : undefined;
   }
 
-  async #unsubscribe(session: Session, op: Extract<ClientOp, { op: 'unsubscribe' }>, id: string | number | undefined): Promise<void> {
+  async #unsubscribe(session: Session, op: UnsubscribeRequest, id: RequestId | undefined): Promise<Outcome> {
+    const keys: string[] = [];
     if (op.jobs === true) {
       for (const room of [...session.rooms.values()]) {
         if (!JobRelay.isJobRoom(room)) continue;
         this.#jobs?.leave(session, room);
         session.send({ type: 'unsubscribed', key: room.key, ...(id === undefined ? {} : { id }) });
+        keys.push(room.key);
       }
     }
-    const keys = [...(Array.isArray(op.symbols) ? op.symbols.map((s) => (typeof s === 'string' ? s.trim().toUpperCase() : '')) : []), ...(Array.isArray(op.channels) ? op.channels : [])];
-    for (const key of keys) {
+    for (const key of [...(op.symbols ?? []).map((s) => s.trim().toUpperCase()), ...(op.channels ?? [])]) {
       const room = session.rooms.get(key);
       if (room) await this.#rooms.leave(session, room);
       session.send({ type: 'unsubscribed', key, ...(id === undefined ? {} : { id }) });
+      keys.push(key);
     }
+    return { type: 'ok', op: 'unsubscribe', keys, failed: [] };
   }
 
   // ---- sending -----------------------------------------------------------------------
