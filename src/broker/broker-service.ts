@@ -7,7 +7,7 @@ import type { TickBus } from '../bus/tick-bus.ts';
 import type { BusError } from '../core/errors.ts';
 import { preview } from '../core/errors.ts';
 import { LogThrottle, type Logger } from '../core/logger.ts';
-import { BrokerErrors, BrokerRegistration, OrderRequests, TickerUpdates, type OrderRequestMessage, type Registration } from '../catalogs/broker.ts';
+import { BrokerErrors, BrokerRegistration, GATEWAY_CLIENT_PREFIX, OrderRequests, TickerUpdates, type OrderRequestMessage, type Registration } from '../catalogs/broker.ts';
 import { BrokerMetrics } from './broker-metrics.ts';
 import type { BrokerStore } from './broker-store.ts';
 import type { FeedSink, MarketDataFeed, OrderEvent, TradeTick } from './feeds/feed.ts';
@@ -30,8 +30,18 @@ export const BrokerNotice = {
 /** The holder of registrations that carry no client_id (the seed's plain {action, ticker}). */
 export const ANONYMOUS = '~anonymous';
 
+function isGateway(holder: string): boolean {
+  return holder.startsWith(GATEWAY_CLIENT_PREFIX);
+}
+
 export const BROKER_DEFAULTS = Object.freeze({
   maxTickers: 1000,
+  /**
+   * The share of maxTickers that tickers held by gateways alone may take (when
+   * maxGatewayTickers is not given): the rest stays for bots and other registrants, however
+   * many browsers ask a gateway for made-up symbols.
+   */
+  gatewayTickerShare: 0.5,
   /** Anonymous leases last a day unless renewed (0 would mean for ever). */
   anonymousLeaseTtlSeconds: 86_400,
   /** Leases of named clients must be renewed within a minute (the bot SDK renews them). */
@@ -52,6 +62,8 @@ export interface BrokerServiceOptions {
   registry: Registry;
   logger: Logger;
   maxTickers?: number;
+  /** Tickers held only by gateways' leases (client_id `gateway-…`), at most. @default half of maxTickers */
+  maxGatewayTickers?: number;
   anonymousLeaseTtlSeconds?: number;
   clientLeaseTtlSeconds?: number;
   sweepIntervalMs?: number;
@@ -95,6 +107,7 @@ export class BrokerService {
     this.#log = options.logger;
     this.#o = {
       maxTickers: options.maxTickers ?? BROKER_DEFAULTS.maxTickers,
+      maxGatewayTickers: options.maxGatewayTickers ?? Math.floor((options.maxTickers ?? BROKER_DEFAULTS.maxTickers) * BROKER_DEFAULTS.gatewayTickerShare),
       anonymousLeaseTtlSeconds: options.anonymousLeaseTtlSeconds ?? BROKER_DEFAULTS.anonymousLeaseTtlSeconds,
       clientLeaseTtlSeconds: options.clientLeaseTtlSeconds ?? BROKER_DEFAULTS.clientLeaseTtlSeconds,
       sweepIntervalMs: options.sweepIntervalMs ?? BROKER_DEFAULTS.sweepIntervalMs,
@@ -214,6 +227,13 @@ export class BrokerService {
         this.#notice(BrokerNotice.TickerLimit, `Cannot stream ${ticker}: the broker already streams its maximum of ${this.#o.maxTickers} tickers. Unregister some, or raise --max-tickers.`, { ticker, client_id: reg.client_id });
         return;
       }
+      // A new ticker for a gateway comes out of the gateways' share only: the rest of
+      // maxTickers stays for bots. Tickers already streamed cost nothing more.
+      if (!this.#holders.has(ticker) && isGateway(holder) && this.#gatewayOnlyTickers() >= this.#o.maxGatewayTickers) {
+        this.metrics.registrations.labels('subscribe', 'rejected').inc();
+        this.#notice(BrokerNotice.TickerLimit, `Cannot stream ${ticker} for gateway ${holder}: tickers held by gateways alone are at their share of ${this.#o.maxGatewayTickers} (--max-gateway-tickers); the rest is kept for other clients.`, { ticker, client_id: reg.client_id });
+        return;
+      }
       const ttl = reg.ttl_seconds ?? (holder === ANONYMOUS ? this.#o.anonymousLeaseTtlSeconds : this.#o.clientLeaseTtlSeconds);
       const expiresAt = ttl === 0 ? null : Date.now() + ttl * 1000;
       this.#hold(ticker, holder, expiresAt);
@@ -228,6 +248,17 @@ export class BrokerService {
       // The stream follows the registration; only a restart would not see it.
       this.#notice(BrokerNotice.StoreFailed, `Registration ${reg.action} ${ticker} was applied but not stored in Redis: ${(error as Error).message}`, { ticker, client_id: reg.client_id });
     });
+  }
+
+  /** Tickers that only gateways hold: what their share counts. */
+  #gatewayOnlyTickers(): number {
+    let n = 0;
+    for (const holders of this.#holders.values()) {
+      let onlyGateways = holders.size > 0;
+      for (const h of holders.keys()) if (!isGateway(h)) onlyGateways = false;
+      if (onlyGateways) n++;
+    }
+    return n;
   }
 
   #hold(ticker: string, holder: string, expiresAt: number | null): void {

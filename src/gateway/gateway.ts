@@ -18,7 +18,8 @@ import { BusError, ConfigError, ErrorCode, preview } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { compareStreamIds, isStreamId } from '../core/stream-id.ts';
 import type { TickBus } from '../bus/tick-bus.ts';
-import { TickerUpdates } from '../catalogs/broker.ts';
+import { GATEWAY_CLIENT_PREFIX, TickerUpdates } from '../catalogs/broker.ts';
+import { GATEWAY_DEFAULTS } from '../core/defaults.ts';
 import { OpsServer, type HealthReport, type Route } from '../ops/ops-server.ts';
 import { verifyToken, type TokenOptions } from './auth.ts';
 import { CloseCode } from './protocol.ts';
@@ -61,6 +62,12 @@ export interface GatewayOptions {
   slowClientCloseMs?: number;
   /** @default 200 */
   maxSubscriptions?: number;
+  /** Rooms open at once in this gateway (each a Redis subscription, and for a ticker a broker lease). @default 500 */
+  maxRooms?: number;
+  /** Rooms one connection may own: it opened them (or was left the last in them). @default 100 */
+  maxRoomsPerConnection?: number;
+  /** With JWT: rooms the connections of one user (`sub`) may own together. @default 200 */
+  maxRoomsPerUser?: number;
   /** Requests per second per client (bursts of twice that). @default 20 */
   ratePerSecond?: number;
   /** Largest frame a client may send. @default 64 KiB */
@@ -75,7 +82,7 @@ export interface GatewayOptions {
   lastValue?: (symbol: string) => Promise<unknown>;
   /** Messages read from history per resume at most; a bigger gap gets a snapshot. @default 1000 */
   maxReplay?: number;
-  /** Name of the gateway's broker leases. @default gateway-<random> */
+  /** Name of the gateway's broker leases; starts with `gateway-` (the broker counts those against its gateway share). @default gateway-<random> */
   clientId?: string;
   /** @default 60 */
   leaseTtlSeconds?: number;
@@ -158,6 +165,8 @@ export class Gateway {
   readonly #wss: WebSocketServer;
   readonly #rooms: RoomRegistry;
   readonly #sessions = new Set<Session>();
+  /** With JWT: each user's open connections, for the per-user room limit. */
+  readonly #byUser = new Map<string, Set<Session>>();
   readonly #dirty = new Set<Session>();
   readonly #dirtyRooms = new Set<Room>();
   /** Rooms joined since the last flush: their members may start sharing at the next one. */
@@ -179,7 +188,10 @@ export class Gateway {
       conflate: false,
       highWaterBytes: 1024 * 1024,
       slowClientCloseMs: 5_000,
-      maxSubscriptions: 200,
+      maxSubscriptions: GATEWAY_DEFAULTS.maxSubscriptions,
+      maxRooms: GATEWAY_DEFAULTS.maxRooms,
+      maxRoomsPerConnection: GATEWAY_DEFAULTS.maxRoomsPerConnection,
+      maxRoomsPerUser: GATEWAY_DEFAULTS.maxRoomsPerUser,
       ratePerSecond: 20,
       maxFrameBytes: 64 * 1024,
       channels: [],
@@ -188,14 +200,15 @@ export class Gateway {
       ...options,
     };
     const o = this.#o;
-    for (const [name, value] of [['batchMs', o.batchMs], ['highWaterBytes', o.highWaterBytes], ['maxSubscriptions', o.maxSubscriptions], ['ratePerSecond', o.ratePerSecond], ['maxFrameBytes', o.maxFrameBytes], ['maxReplay', o.maxReplay]] as const) {
+    for (const [name, value] of [['batchMs', o.batchMs], ['highWaterBytes', o.highWaterBytes], ['maxSubscriptions', o.maxSubscriptions], ['maxRooms', o.maxRooms], ['maxRoomsPerConnection', o.maxRoomsPerConnection], ['maxRoomsPerUser', o.maxRoomsPerUser], ['ratePerSecond', o.ratePerSecond], ['maxFrameBytes', o.maxFrameBytes], ['maxReplay', o.maxReplay]] as const) {
       if (!Number.isSafeInteger(value) || value < (name === 'batchMs' ? 0 : 1)) throw new ConfigError(`gateway: ${name} must be a whole number${name === 'batchMs' ? ' of at least 0' : ' of at least 1'}, got ${String(value)}.`);
     }
     for (const name of o.channels) {
       if (!o.bus.context.resolver.resolve(name)) throw new ConfigError(`gateway: channel "${preview(name)}" is in no catalog; expose catalog channels by their names (e.g. tickstock.events.patterns).`);
     }
     this.#exposed = new Set(o.channels);
-    this.clientId = o.clientId ?? `gateway-${randomUUID().slice(0, 8)}`;
+    if (o.clientId !== undefined && !o.clientId.startsWith(GATEWAY_CLIENT_PREFIX)) throw new ConfigError(`gateway: clientId must start with "${GATEWAY_CLIENT_PREFIX}" (the broker counts such leases against its share for gateways), got "${preview(o.clientId)}".`);
+    this.clientId = o.clientId ?? `${GATEWAY_CLIENT_PREFIX}${randomUUID().slice(0, 8)}`;
     this.#limits = { batchMs: o.batchMs, conflate: o.conflate, highWaterBytes: o.highWaterBytes, maxSubscriptions: o.maxSubscriptions, ratePerSecond: o.ratePerSecond, slowCloseMs: o.slowClientCloseMs };
     this.#rooms = new RoomRegistry({
       bus: o.bus,
@@ -302,6 +315,12 @@ export class Gateway {
       closing: (code) => this.#metrics.closed.labels(String(code)).inc(),
     });
     this.#sessions.add(session);
+    const user = this.#o.auth ? grants.user : undefined;
+    if (user !== undefined) {
+      let mine = this.#byUser.get(user);
+      if (!mine) this.#byUser.set(user, (mine = new Set()));
+      mine.add(session);
+    }
     this.#alive.add(ws);
     ws.on('pong', () => this.#alive.add(ws));
     ws.on('message', (raw, isBinary) => void this.#onRequest(session, raw as Buffer, isBinary));
@@ -311,6 +330,11 @@ export class Gateway {
       if (!session.closed) this.#metrics.closed.labels(String(code)).inc();
       session.closed = true;
       this.#sessions.delete(session);
+      if (user !== undefined) {
+        const mine = this.#byUser.get(user);
+        mine?.delete(session);
+        if (mine?.size === 0) this.#byUser.delete(user);
+      }
       this.#dirty.delete(session);
       for (const room of [...session.rooms.values()]) {
         if (JobRelay.isJobRoom(room)) this.#jobs?.leave(session, room);
@@ -427,6 +451,51 @@ export class Gateway {
     return { user };
   }
 
+  /**
+   * The targets that may go ahead: joining a room that is open costs nothing; opening one
+   * must stay within the gateway's room limit, the connection's and (with JWT) its user's.
+   * Each refused one gets a TB_ERR_ROOM_LIMIT error with its key. Decided synchronously, so
+   * concurrent requests cannot overshoot a limit together.
+   */
+  #withinRoomLimits(session: Session, targets: Target[], id: RequestId | undefined, failed: string[]): Target[] {
+    const o = this.#o;
+    const owned = (s: Session) => {
+      let n = 0;
+      for (const room of s.rooms.values()) if (room.owner === s) n++;
+      return n;
+    };
+    const user = o.auth ? session.grants.user : undefined;
+    const peers = user === undefined ? undefined : this.#byUser.get(user);
+    let mine = owned(session);
+    let users = peers ? [...peers].reduce((n, s) => n + owned(s), 0) : 0;
+    let open = this.#rooms.size;
+    const allowed: Target[] = [];
+    for (const t of targets) {
+      if (this.#rooms.get(t.key)) {
+        allowed.push(t);
+        continue;
+      }
+      const why =
+        open >= o.maxRooms
+          ? `this gateway has its maximum of ${o.maxRooms} rooms open (--max-rooms)`
+          : mine >= o.maxRoomsPerConnection
+            ? `this connection already opened its maximum of ${o.maxRoomsPerConnection} rooms nobody else watches (--max-rooms-per-connection)`
+            : peers && users >= o.maxRoomsPerUser
+              ? `user ${preview(user ?? '', 40)} already opened its maximum of ${o.maxRoomsPerUser} rooms (--max-rooms-per-user)`
+              : undefined;
+      if (why !== undefined) {
+        this.#error(session, ErrorCode.RoomLimit, `Cannot open a room for ${preview(t.key, 40)}: ${why}. Symbols others already watch can still be subscribed.`, t.key, id);
+        failed.push(t.key);
+        continue;
+      }
+      open++;
+      mine++;
+      users++;
+      allowed.push(t);
+    }
+    return allowed;
+  }
+
   async #subscribe(session: Session, op: SubscribeRequest, id: RequestId | undefined): Promise<Outcome> {
     // Whatever refuses the request as a whole is decided before anything is joined.
     const jobs = op.jobs === true ? this.#jobsUser(session, op) : undefined;
@@ -444,9 +513,11 @@ export class Gateway {
       session.send({ type: 'subscribed', key: room.key, channel: room.ref.name, resume: 'live', ...(id === undefined ? {} : { id }) });
       keys.push(room.key);
     }
+    // After the last await before joining: no other request can open rooms in between.
+    const allowed = this.#withinRoomLimits(session, targets, id, failed);
     const since = op.since ?? {};
     await Promise.all(
-      targets.map(async ({ key, ref, symbol }) => {
+      allowed.map(async ({ key, ref, symbol }) => {
         const after = since[key];
         const resumeFrom = after !== undefined && isStreamId(after) ? after : undefined;
         try {
