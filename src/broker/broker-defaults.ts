@@ -2,6 +2,12 @@
 // without loading the broker.
 export const BROKER_DEFAULTS = Object.freeze({
   maxTickers: 1000,
+  /**
+   * The share of maxTickers that tickers held by gateways alone may take (when
+   * maxGatewayTickers is not given): the rest stays for bots and other registrants, however
+   * many browsers ask a gateway for made-up symbols.
+   */
+  gatewayTickerShare: 0.5,
   /** Anonymous leases last a day unless renewed (0 would mean for ever). */
   anonymousLeaseTtlSeconds: 86_400,
   /** Leases of named clients must be renewed within a minute (the bot SDK renews them). */

@@ -7,7 +7,7 @@ import type { TickBus } from '../bus/tick-bus.ts';
 import type { BusError } from '../core/errors.ts';
 import { preview } from '../core/errors.ts';
 import { LogThrottle, type Logger } from '../core/logger.ts';
-import { BrokerErrors, BrokerRegistration, OrderRequests, TickerUpdates, type OrderRequestMessage, type Registration } from '../catalogs/broker.ts';
+import { BrokerErrors, BrokerRegistration, GATEWAY_CLIENT_PREFIX, OrderRequests, TickerUpdates, type OrderRequestMessage, type Registration } from '../catalogs/broker.ts';
 import { BrokerMetrics } from './broker-metrics.ts';
 import type { BrokerStore } from './broker-store.ts';
 import type { FeedSink, MarketDataFeed, OrderEvent, TradeTick } from './feeds/feed.ts';
@@ -33,6 +33,10 @@ export const ANONYMOUS = '~anonymous';
 
 export { BROKER_DEFAULTS } from './broker-defaults.ts';
 
+function isGateway(holder: string): boolean {
+  return holder.startsWith(GATEWAY_CLIENT_PREFIX);
+}
+
 export interface BrokerServiceOptions {
   bus: TickBus;
   store: BrokerStore;
@@ -40,6 +44,8 @@ export interface BrokerServiceOptions {
   registry: Registry;
   logger: Logger;
   maxTickers?: number;
+  /** Tickers held only by gateways' leases (client_id `gateway-…`), at most. @default half of maxTickers */
+  maxGatewayTickers?: number;
   anonymousLeaseTtlSeconds?: number;
   clientLeaseTtlSeconds?: number;
   sweepIntervalMs?: number;
@@ -83,6 +89,7 @@ export class BrokerService {
     this.#log = options.logger;
     this.#o = {
       maxTickers: options.maxTickers ?? BROKER_DEFAULTS.maxTickers,
+      maxGatewayTickers: options.maxGatewayTickers ?? Math.floor((options.maxTickers ?? BROKER_DEFAULTS.maxTickers) * BROKER_DEFAULTS.gatewayTickerShare),
       anonymousLeaseTtlSeconds: options.anonymousLeaseTtlSeconds ?? BROKER_DEFAULTS.anonymousLeaseTtlSeconds,
       clientLeaseTtlSeconds: options.clientLeaseTtlSeconds ?? BROKER_DEFAULTS.clientLeaseTtlSeconds,
       sweepIntervalMs: options.sweepIntervalMs ?? BROKER_DEFAULTS.sweepIntervalMs,
@@ -202,6 +209,13 @@ export class BrokerService {
         this.#notice(BrokerNotice.TickerLimit, `Cannot stream ${ticker}: the broker already streams its maximum of ${this.#o.maxTickers} tickers. Unregister some, or raise --max-tickers.`, { ticker, client_id: reg.client_id });
         return;
       }
+      // A new ticker for a gateway comes out of the gateways' share only: the rest of
+      // maxTickers stays for bots. Tickers already streamed cost nothing more.
+      if (!this.#holders.has(ticker) && isGateway(holder) && this.#gatewayOnlyTickers() >= this.#o.maxGatewayTickers) {
+        this.metrics.registrations.labels('subscribe', 'rejected').inc();
+        this.#notice(BrokerNotice.TickerLimit, `Cannot stream ${ticker} for gateway ${holder}: tickers held by gateways alone are at their share of ${this.#o.maxGatewayTickers} (--max-gateway-tickers); the rest is kept for other clients.`, { ticker, client_id: reg.client_id });
+        return;
+      }
       const ttl = reg.ttl_seconds ?? (holder === ANONYMOUS ? this.#o.anonymousLeaseTtlSeconds : this.#o.clientLeaseTtlSeconds);
       const expiresAt = ttl === 0 ? null : Date.now() + ttl * 1000;
       this.#hold(ticker, holder, expiresAt);
@@ -216,6 +230,17 @@ export class BrokerService {
       // The stream follows the registration; only a restart would not see it.
       this.#notice(BrokerNotice.StoreFailed, `Registration ${reg.action} ${ticker} was applied but not stored in Redis: ${(error as Error).message}`, { ticker, client_id: reg.client_id });
     });
+  }
+
+  /** Tickers that only gateways hold: what their share counts. */
+  #gatewayOnlyTickers(): number {
+    let n = 0;
+    for (const holders of this.#holders.values()) {
+      let onlyGateways = holders.size > 0;
+      for (const h of holders.keys()) if (!isGateway(h)) onlyGateways = false;
+      if (onlyGateways) n++;
+    }
+    return n;
   }
 
   #hold(ticker: string, holder: string, expiresAt: number | null): void {
@@ -388,18 +413,25 @@ export class BrokerService {
   #onBusError(error: BusError): void {
     if (error.channel === BrokerRegistration.template) {
       this.metrics.registrations.labels('unknown', 'rejected').inc();
-      this.#notice(BrokerNotice.InvalidRegistration, `Registration rejected (${error.code}): ${error.message}`, {});
+      this.#notice(BrokerNotice.InvalidRegistration, `Registration rejected (${error.code}): ${error.message}`, {}, { error, summary: 'registration rejected' });
     } else if (error.channel === OrderRequests.template) {
       this.metrics.orders.labels('rejected').inc();
-      this.#notice(BrokerNotice.InvalidOrder, `Order request rejected (${error.code}): ${error.message}`, {});
+      this.#notice(BrokerNotice.InvalidOrder, `Order request rejected (${error.code}): ${error.message}`, {}, { error, summary: 'order request rejected' });
     }
   }
 
-  #notice(code: string, message: string, extra: { ticker?: string | undefined; client_id?: string | undefined }): void {
+  /**
+   * `cause`: the bus error behind a refusal. Its line then says `summary` and carries the
+   * error (with its channel; compact, by the logger's serializer, when it is bad input)
+   * rather than repeating its message.
+   */
+  #notice(code: string, message: string, extra: { ticker?: string | undefined; client_id?: string | undefined }, cause?: { error: BusError; summary: string }): void {
     // Logs and the errors channel are both throttled: a flood of bad input must not
     // become a flood of notices. Metrics count everything.
     if (this.#noticeThrottle.take() < 0) return;
-    this.#log.warn({ code, ...extra }, message);
+    // The log line stays short whatever the input: the whole message goes on the errors channel.
+    if (cause) this.#log.warn({ code, ...extra, err: cause.error }, cause.summary);
+    else this.#log.warn({ code, ...extra }, preview(message, 200));
     const data = {
       code,
       message: message.slice(0, 2000),

@@ -18,6 +18,7 @@ import { backoffDelay, resolveReconnect } from '../core/config.ts';
 import { decodePayload, type DecodedPayload } from '../core/envelope.ts';
 import { BusError, ClosedError, ConfigError, ErrorCode, HandlerError, NotConnectedError, preview } from '../core/errors.ts';
 import { check, validationError, type CheckResult, type InferOutput, type StandardSchemaV1 } from '../core/schema.ts';
+import { ErrorEventLog, isInputError, LogThrottle } from '../core/logger.ts';
 import { TypedEmitter } from '../core/typed-emitter.ts';
 import type { StreamEntry, StreamLink } from '../transports/transport.ts';
 import type { BusContext } from './context.ts';
@@ -173,8 +174,9 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
     this.#key = streamKey(name);
     this.#deadKey = deadLetterKey(name);
     const logger = ctx.logger;
+    const errors = new ErrorEventLog(logger, 'consumer error');
     this.setUnhandled((event, args) => {
-      if (event === 'error') logger.warn({ err: args[0], channel: name, group: this.group }, 'consumer error');
+      if (event === 'error') errors.log(args[0], { channel: name, group: this.group });
     });
     link.on('error', (error) => this.emit('error', error as BusError));
     link.on('reconnected', () => {
@@ -469,6 +471,9 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
     }
   }
 
+  /** Dead letters of bad input (garbage in the stream) are logged a few a second; those of failed handlers, each. */
+  readonly #badInputLog = new LogThrottle();
+
   async #deadLetter(entry: StreamEntry, attempts: number, error: BusError): Promise<void> {
     await this.#link.deadLetter(this.#key, this.group, entry.id, this.#deadKey, {
       payload: entry.payload ?? '',
@@ -483,7 +488,9 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
     }, this.#opts.deadLetterMaxLen);
     this.#stats.deadLettered++;
     this.#ctx.metrics.durable.labels(this.#def.template, this.group, 'dead_lettered').inc();
-    this.#ctx.logger.error({ channel: this.channel, group: this.group, position: entry.id, attempts, code: error.code, err: error }, 'message moved to the dead-letter stream');
+    const suppressed = isInputError(error) ? this.#badInputLog.take() : 0;
+    // The error names the channel (err.channel): once per line is enough.
+    if (suppressed >= 0) this.#ctx.logger.error({ ...(error.channel === undefined ? { channel: this.channel } : {}), group: this.group, position: entry.id, attempts, err: error, ...(suppressed > 0 ? { suppressed } : {}) }, 'message moved to the dead-letter stream');
     this.emit('deadLettered', { channel: this.channel, position: entry.id, attempts, error, payload: entry.payload });
   }
 

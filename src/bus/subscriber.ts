@@ -10,7 +10,7 @@ import { DEFAULTS } from '../core/defaults.ts';
 import { backoffDelay, resolveReconnect } from '../core/config.ts';
 import { check, validationError, type CheckResult, type InferOutput, type StandardSchemaV1 } from '../core/schema.ts';
 import { TypedEmitter } from '../core/typed-emitter.ts';
-import { LogThrottle } from '../core/logger.ts';
+import { ErrorEventLog } from '../core/logger.ts';
 import type { StreamEntry, StreamLink, SubscribeLink } from '../transports/transport.ts';
 import type { BusContext } from './context.ts';
 import { DeliveryLanes } from './delivery-lane.ts';
@@ -167,7 +167,6 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
   readonly #ctx: BusContext;
   readonly #link: SubscribeLink;
   readonly #table = new SubscriptionTable<Entry>();
-  readonly #throttle = new LogThrottle(10);
   /** SUBSCRIBEs sent and not yet confirmed, by kind:key. */
   readonly #confirming = new Map<string, Promise<void>>();
   /** Keys unsubscribed while disconnected, to release in Redis after reconnecting. */
@@ -187,10 +186,9 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     this.#ctx = ctx;
     this.#link = ctx.transport.createSubscribeLink((channel, payload, pattern) => this.#onMessage(channel, payload, pattern));
     const { logger, metrics } = ctx;
+    const errors = new ErrorEventLog(logger, 'subscriber error');
     this.setUnhandled((event, args) => {
-      if (event !== 'error') return;
-      const suppressed = this.#throttle.take();
-      if (suppressed >= 0) logger.warn({ err: args[0], suppressed }, 'subscriber error');
+      if (event === 'error') errors.log(args[0]);
     });
     this.#link.on('connected', () => this.emit('connected'));
     this.#link.on('disconnected', (cause) => {

@@ -3,6 +3,7 @@
 // connects on its first subscribe, so a publish-only service opens one connection.
 import type { BusError } from '../core/errors.ts';
 import { TypedEmitter } from '../core/typed-emitter.ts';
+import { ErrorEventLog } from '../core/logger.ts';
 import { SHIPPED_CATALOGS } from '../catalogs/index.ts';
 import { createContext, type BusContext, type BusOptions } from './context.ts';
 import { Publisher, type PublisherEvents } from './publisher.ts';
@@ -41,8 +42,9 @@ export class TickBus extends TypedEmitter<BusEvents> {
     this.subscribe = this.subscriber.subscribe.bind<Subscriber['subscribe']>(this.subscriber);
     this.unsubscribe = this.subscriber.unsubscribe.bind(this.subscriber);
     const logger = this.context.logger;
+    const errors = new ErrorEventLog(logger, 'bus error');
     this.setUnhandled((event, args) => {
-      if (event === 'error') logger.warn({ err: args[0], role: args[1] }, 'bus error');
+      if (event === 'error') errors.log(args[0], { role: args[1] });
     });
     for (const [role, part] of [['publisher', this.publisher as TypedEmitter<PublisherEvents>], ['subscriber', this.subscriber as TypedEmitter<PublisherEvents>]] as const) {
       part.on('disconnected', (cause) => this.emit('disconnected', role, cause));

@@ -40,6 +40,12 @@ export const OrderUpdateSchema = z.object({
 export const TickerUpdateSchema = z.discriminatedUnion('type', [PriceUpdateSchema, OrderUpdateSchema]);
 
 export type Registration = z.output<typeof RegistrationSchema>;
+
+/**
+ * Registrations whose client_id starts with this are a gateway's (its clients' rooms): the
+ * broker streams at most its gateway share of tickers for them (docs/broker.md).
+ */
+export const GATEWAY_CLIENT_PREFIX = 'gateway-';
 export type PriceUpdate = z.output<typeof PriceUpdateSchema>;
 export type OrderUpdate = z.output<typeof OrderUpdateSchema>;
 export type TickerUpdate = z.output<typeof TickerUpdateSchema>;

@@ -26,3 +26,18 @@ export const DEFAULTS = Object.freeze({
   /** Channel names decoded per subscriber whose catalog lookup is cached. */
   channelCacheSize: 10_000,
 });
+
+/** The gateway's limits on what its clients may cost (docs/gateway.md, "Limits"). */
+export const GATEWAY_DEFAULTS = Object.freeze({
+  /** Subscriptions per connection. */
+  maxSubscriptions: 200,
+  /**
+   * Rooms open in the gateway at once. Each is a Redis subscription and, for a ticker, a
+   * broker lease: kept at or under the broker's share for gateways (maxGatewayTickers).
+   */
+  maxRooms: 500,
+  /** Rooms a connection may be the owner of (it opened them, or was left the last in them). */
+  maxRoomsPerConnection: 100,
+  /** Rooms the connections of one user (the JWT's `sub`) may own together. */
+  maxRoomsPerUser: 200,
+});

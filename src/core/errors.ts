@@ -51,6 +51,8 @@ export const ErrorCode = {
   RateLimited: 'TB_ERR_RATE_LIMITED',
   /** Gateway: a client asked for more subscriptions than its limit. */
   TooManySubscriptions: 'TB_ERR_TOO_MANY_SUBSCRIPTIONS',
+  /** Gateway: opening one more room would pass a room limit (the gateway's, the connection's or the user's). */
+  RoomLimit: 'TB_ERR_ROOM_LIMIT',
   /** Gateway: a request that is not JSON or not a known operation. */
   BadRequest: 'TB_ERR_BAD_REQUEST',
   /** Gateway: a client reads too slowly; updates were conflated or dropped. */

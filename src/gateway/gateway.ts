@@ -18,13 +18,32 @@ import { BusError, ConfigError, ErrorCode, PositionError, preview } from '../cor
 import type { Logger } from '../core/logger.ts';
 import { compareStreamIds, isStreamId } from '../core/stream-id.ts';
 import type { TickBus } from '../bus/tick-bus.ts';
-import { TickerUpdates } from '../catalogs/broker.ts';
+import { GATEWAY_CLIENT_PREFIX, TickerUpdates } from '../catalogs/broker.ts';
+import { GATEWAY_DEFAULTS } from '../core/defaults.ts';
 import { OpsServer, type HealthReport, type Route } from '../ops/ops-server.ts';
 import { verifyToken, type TokenOptions } from './auth.ts';
-import { CloseCode, type ClientOp } from './protocol.ts';
+import { CloseCode } from './protocol.ts';
+import { parseRequest, type RequestId, type SubscribeRequest, type UnsubscribeRequest } from './requests.ts';
 import { RoomRegistry, updateJson, type Room } from './rooms.ts';
 import { JobRelay } from './job-relay.ts';
 import { Session, type Grants, type SessionLimits } from './session.ts';
+
+/** A room a request names. */
+interface Target {
+  key: string;
+  ref: ChannelRef;
+  symbol: string | undefined;
+}
+
+/** How a request ends: its one reply. */
+type Outcome =
+  | { type: 'ok'; op: 'subscribe' | 'unsubscribe'; keys: string[]; failed: string[] }
+  | { type: 'pong'; t: number | undefined }
+  | { type: 'error'; code: ErrorCode; message: string };
+
+function refuse(code: ErrorCode, message: string): Extract<Outcome, { type: 'error' }> {
+  return { type: 'error', code, message };
+}
 
 export interface GatewayOptions {
   bus: TickBus;
@@ -43,6 +62,12 @@ export interface GatewayOptions {
   slowClientCloseMs?: number;
   /** @default 200 */
   maxSubscriptions?: number;
+  /** Rooms open at once in this gateway (each a Redis subscription, and for a ticker a broker lease). @default 500 */
+  maxRooms?: number;
+  /** Rooms one connection may own: it opened them (or was left the last in them). @default 100 */
+  maxRoomsPerConnection?: number;
+  /** With JWT: rooms the connections of one user (`sub`) may own together. @default 200 */
+  maxRoomsPerUser?: number;
   /** Requests per second per client (bursts of twice that). @default 20 */
   ratePerSecond?: number;
   /** Largest frame a client may send. @default 64 KiB */
@@ -57,7 +82,7 @@ export interface GatewayOptions {
   lastValue?: (symbol: string) => Promise<unknown>;
   /** Messages read from history per resume at most; a bigger gap gets a snapshot. @default 1000 */
   maxReplay?: number;
-  /** Name of the gateway's broker leases. @default gateway-<random> */
+  /** Name of the gateway's broker leases; starts with `gateway-` (the broker counts those against its gateway share). @default gateway-<random> */
   clientId?: string;
   /** @default 60 */
   leaseTtlSeconds?: number;
@@ -140,6 +165,8 @@ export class Gateway {
   readonly #wss: WebSocketServer;
   readonly #rooms: RoomRegistry;
   readonly #sessions = new Set<Session>();
+  /** With JWT: each user's open connections, for the per-user room limit. */
+  readonly #byUser = new Map<string, Set<Session>>();
   readonly #dirty = new Set<Session>();
   readonly #dirtyRooms = new Set<Room>();
   /** Rooms joined since the last flush: their members may start sharing at the next one. */
@@ -161,7 +188,10 @@ export class Gateway {
       conflate: false,
       highWaterBytes: 1024 * 1024,
       slowClientCloseMs: 5_000,
-      maxSubscriptions: 200,
+      maxSubscriptions: GATEWAY_DEFAULTS.maxSubscriptions,
+      maxRooms: GATEWAY_DEFAULTS.maxRooms,
+      maxRoomsPerConnection: GATEWAY_DEFAULTS.maxRoomsPerConnection,
+      maxRoomsPerUser: GATEWAY_DEFAULTS.maxRoomsPerUser,
       ratePerSecond: 20,
       maxFrameBytes: 64 * 1024,
       channels: [],
@@ -170,14 +200,15 @@ export class Gateway {
       ...options,
     };
     const o = this.#o;
-    for (const [name, value] of [['batchMs', o.batchMs], ['highWaterBytes', o.highWaterBytes], ['maxSubscriptions', o.maxSubscriptions], ['ratePerSecond', o.ratePerSecond], ['maxFrameBytes', o.maxFrameBytes], ['maxReplay', o.maxReplay]] as const) {
+    for (const [name, value] of [['batchMs', o.batchMs], ['highWaterBytes', o.highWaterBytes], ['maxSubscriptions', o.maxSubscriptions], ['maxRooms', o.maxRooms], ['maxRoomsPerConnection', o.maxRoomsPerConnection], ['maxRoomsPerUser', o.maxRoomsPerUser], ['ratePerSecond', o.ratePerSecond], ['maxFrameBytes', o.maxFrameBytes], ['maxReplay', o.maxReplay]] as const) {
       if (!Number.isSafeInteger(value) || value < (name === 'batchMs' ? 0 : 1)) throw new ConfigError(`gateway: ${name} must be a whole number${name === 'batchMs' ? ' of at least 0' : ' of at least 1'}, got ${String(value)}.`);
     }
     for (const name of o.channels) {
       if (!o.bus.context.resolver.resolve(name)) throw new ConfigError(`gateway: channel "${preview(name)}" is in no catalog; expose catalog channels by their names (e.g. tickstock.events.patterns).`);
     }
     this.#exposed = new Set(o.channels);
-    this.clientId = o.clientId ?? `gateway-${randomUUID().slice(0, 8)}`;
+    if (o.clientId !== undefined && !o.clientId.startsWith(GATEWAY_CLIENT_PREFIX)) throw new ConfigError(`gateway: clientId must start with "${GATEWAY_CLIENT_PREFIX}" (the broker counts such leases against its share for gateways), got "${preview(o.clientId)}".`);
+    this.clientId = o.clientId ?? `${GATEWAY_CLIENT_PREFIX}${randomUUID().slice(0, 8)}`;
     this.#limits = { batchMs: o.batchMs, conflate: o.conflate, highWaterBytes: o.highWaterBytes, maxSubscriptions: o.maxSubscriptions, ratePerSecond: o.ratePerSecond, slowCloseMs: o.slowClientCloseMs };
     this.#rooms = new RoomRegistry({
       bus: o.bus,
@@ -284,6 +315,12 @@ export class Gateway {
       closing: (code) => this.#metrics.closed.labels(String(code)).inc(),
     });
     this.#sessions.add(session);
+    const user = this.#o.auth ? grants.user : undefined;
+    if (user !== undefined) {
+      let mine = this.#byUser.get(user);
+      if (!mine) this.#byUser.set(user, (mine = new Set()));
+      mine.add(session);
+    }
     this.#alive.add(ws);
     ws.on('pong', () => this.#alive.add(ws));
     ws.on('message', (raw, isBinary) => void this.#onRequest(session, raw as Buffer, isBinary));
@@ -293,6 +330,11 @@ export class Gateway {
       if (!session.closed) this.#metrics.closed.labels(String(code)).inc();
       session.closed = true;
       this.#sessions.delete(session);
+      if (user !== undefined) {
+        const mine = this.#byUser.get(user);
+        mine?.delete(session);
+        if (mine?.size === 0) this.#byUser.delete(user);
+      }
       this.#dirty.delete(session);
       for (const room of [...session.rooms.values()]) {
         if (JobRelay.isJobRoom(room)) this.#jobs?.leave(session, room);
@@ -311,121 +353,207 @@ export class Gateway {
     session.send({ type: 'error', code, message, ...(key === undefined ? {} : { key }), ...(id === undefined ? {} : { id }) });
   }
 
+  /**
+   * One client frame. Every path ends in exactly one reply: `pong`, `ok` (sent when the
+   * request has an id: what it did) or an `error` without `key` (the request refused as a
+   * whole). Per-key messages (`subscribed`, `unsubscribed`, an `error` with `key`) come
+   * before it and carry the id too.
+   */
   async #onRequest(session: Session, raw: Buffer, isBinary: boolean): Promise<void> {
     if (session.closed) return;
-    if (!session.allowRequest()) return this.#error(session, ErrorCode.RateLimited, `More than ${this.#o.ratePerSecond} requests a second; slow down.`);
-    if (isBinary) return this.#error(session, ErrorCode.BadRequest, 'Binary frames are not part of the protocol: send JSON text.');
-    let op: ClientOp;
-    try {
-      op = JSON.parse(raw.toString('utf8')) as ClientOp;
-    } catch {
-      return this.#error(session, ErrorCode.BadRequest, `Not JSON: ${preview(raw.toString('utf8'), 60)}`);
-    }
-    if (op === null || typeof op !== 'object') return this.#error(session, ErrorCode.BadRequest, 'A request is a JSON object with an "op".');
-    const id = typeof op.id === 'string' || typeof op.id === 'number' ? op.id : undefined;
-    try {
-      switch (op.op) {
-        case 'subscribe':
-          return await this.#subscribe(session, op, id);
-        case 'unsubscribe':
-          return await this.#unsubscribe(session, op, id);
-        case 'ping':
-          return session.send({ type: 'pong', ...(typeof op.t === 'number' ? { t: op.t } : {}), ...(id === undefined ? {} : { id }) });
-        default:
-          return this.#error(session, ErrorCode.BadRequest, `Unknown op "${preview(String((op as { op?: unknown }).op))}": use subscribe, unsubscribe or ping.`, undefined, id);
-      }
-    } catch (error) {
-      // Our own refusals say what to fix; a failure of Redis (its message names its address
-      // and internals) is logged here, and the client is told only that it happened.
-      const ours = error instanceof BusError && error.code !== ErrorCode.Transport && error.code !== ErrorCode.NotConnected;
-      if (!ours) this.#o.logger.warn({ err: error, session: session.id, op: op.op }, 'gateway: request failed');
-      const code = error instanceof BusError ? error.code : ErrorCode.Transport;
-      this.#error(session, code, ours ? error.message : 'The gateway could not complete this request (Redis is unavailable); try again.', undefined, id);
+    const { id, outcome } = await this.#answer(session, raw, isBinary);
+    switch (outcome.type) {
+      case 'error':
+        return this.#error(session, outcome.code, outcome.message, undefined, id);
+      case 'pong':
+        return session.send({ type: 'pong', ...(outcome.t === undefined ? {} : { t: outcome.t }), ...(id === undefined ? {} : { id }) });
+      case 'ok':
+        // Without an id there is nothing to match it to: the per-key messages said it all.
+        if (id !== undefined) session.send({ type: 'ok', op: outcome.op, keys: outcome.keys, failed: outcome.failed, id });
     }
   }
 
-  /** The rooms a request names, checked: symbols against the ticker rule, channels against what is exposed, both against the token. */
-  #targets(session: Session, op: { symbols?: unknown; channels?: unknown }, id: string | number | undefined): Array<{ key: string; ref: ChannelRef; symbol: string | undefined }> {
-    const out: Array<{ key: string; ref: ChannelRef; symbol: string | undefined }> = [];
-    const list = (v: unknown, what: string): string[] => {
-      if (v === undefined) return [];
-      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new BusError(ErrorCode.BadRequest, `"${what}" must be an array of strings.`);
-      return v as string[];
+  /** What to answer a frame with. Never throws: a failure is an outcome too. */
+  async #answer(session: Session, raw: Buffer, isBinary: boolean): Promise<{ id: RequestId | undefined; outcome: Outcome }> {
+    // Parsed before the rate check, so that even a request over the rate is answered with its id.
+    const parsed = isBinary ? undefined : parseRequest(raw.toString('utf8'));
+    const id = parsed?.id;
+    if (!session.allowRequest()) return { id, outcome: refuse(ErrorCode.RateLimited, `More than ${this.#o.ratePerSecond} requests a second; slow down.`) };
+    if (!parsed) return { id, outcome: refuse(ErrorCode.BadRequest, 'Binary frames are not part of the protocol: send JSON text.') };
+    if (!parsed.ok) return { id, outcome: refuse(parsed.code, parsed.message) };
+    const request = parsed.request;
+    try {
+      switch (request.op) {
+        case 'subscribe':
+          return { id, outcome: await this.#subscribe(session, request, id) };
+        case 'unsubscribe':
+          return { id, outcome: await this.#unsubscribe(session, request, id) };
+        case 'ping':
+          return { id, outcome: { type: 'pong', t: request.t } };
+      }
+    } catch (error) {
+      return { id, outcome: this.#failure(session, error, request.op) };
+    }
+  }
+
+  /**
+   * Our own refusals say what to fix; a failure of Redis (its message names its address and
+   * internals) is logged here, and the client is told only that it happened.
+   */
+  #failure(session: Session, error: unknown, what: string): Extract<Outcome, { type: 'error' }> {
+    const ours = error instanceof BusError && error.code !== ErrorCode.Transport && error.code !== ErrorCode.NotConnected;
+    if (!ours) this.#o.logger.warn({ err: error, session: session.id, op: what }, 'gateway: request failed');
+    const code = error instanceof BusError ? error.code : ErrorCode.Transport;
+    return refuse(code, ours ? error.message : 'The gateway could not complete this request (Redis is unavailable); try again.');
+  }
+
+  /**
+   * The rooms a request names, checked: symbols against the ticker rule, channels against
+   * what is exposed, both against the token. Each refused one gets its error (with its key)
+   * and is listed in `failed`.
+   */
+  #targets(session: Session, op: { symbols?: string[] | undefined; channels?: string[] | undefined }, id: RequestId | undefined): { targets: Target[]; failed: string[] } {
+    const targets: Target[] = [];
+    const failed: string[] = [];
+    const refuse = (code: ErrorCode, message: string, key: string) => {
+      this.#error(session, code, message, key, id);
+      failed.push(key);
     };
-    for (const raw of list(op.symbols, 'symbols')) {
+    for (const raw of op.symbols ?? []) {
       let symbol: string;
       try {
         symbol = checkParam(TICKER, 'symbol', raw);
       } catch (error) {
-        this.#error(session, ErrorCode.InvalidChannelParam, (error as Error).message, preview(raw, 20), id);
+        refuse(ErrorCode.InvalidChannelParam, (error as Error).message, preview(raw, 20));
         continue;
       }
       if (session.grants.symbols && !session.grants.symbols.has(symbol) && !session.grants.symbols.has('*')) {
-        this.#error(session, ErrorCode.Forbidden, `Your token does not allow ${symbol}.`, symbol, id);
+        refuse(ErrorCode.Forbidden, `Your token does not allow ${symbol}.`, symbol);
         continue;
       }
-      out.push({ key: symbol, ref: TickerUpdates.of({ ticker: symbol }), symbol });
+      targets.push({ key: symbol, ref: TickerUpdates.of({ ticker: symbol }), symbol });
     }
-    for (const name of list(op.channels, 'channels')) {
+    for (const name of op.channels ?? []) {
       const found = this.#exposed.has(name) ? this.#o.bus.context.resolver.resolve(name) : undefined;
       if (!found) {
-        this.#error(session, ErrorCode.UnknownChannel, `"${preview(name, 60)}" is not a channel this gateway exposes (${[...this.#exposed].join(', ') || 'none'}).`, preview(name, 60), id);
+        refuse(ErrorCode.UnknownChannel, `"${preview(name, 60)}" is not a channel this gateway exposes (${[...this.#exposed].join(', ') || 'none'}).`, preview(name, 60));
         continue;
       }
       if (session.grants.channels && !session.grants.channels.has(name) && !session.grants.channels.has('*')) {
-        this.#error(session, ErrorCode.Forbidden, `Your token does not allow ${name}.`, name, id);
+        refuse(ErrorCode.Forbidden, `Your token does not allow ${name}.`, name);
         continue;
       }
       const channel = found.channel as unknown as { isTemplate: boolean; of(params?: Readonly<Record<string, string>>): ChannelRef };
-      out.push({ key: name, ref: channel.of(channel.isTemplate ? found.params : undefined), symbol: undefined });
+      targets.push({ key: name, ref: channel.of(channel.isTemplate ? found.params : undefined), symbol: undefined });
     }
-    return out;
+    return { targets, failed };
   }
 
-  /** A user's job room: their jobs' progress and results, and nobody else's. */
-  async #subscribeJobs(session: Session, op: Extract<ClientOp, { op: 'subscribe' }>, id: string | number | undefined): Promise<void> {
-    if (!this.#jobs) return this.#error(session, ErrorCode.UnknownChannel, 'This gateway does not relay jobs.', undefined, id);
+  /** Whose jobs a `jobs` subscription follows, or why it may not. */
+  #jobsUser(session: Session, op: SubscribeRequest): { user: string } | Outcome {
+    if (!this.#jobs) return refuse(ErrorCode.UnknownChannel, 'This gateway does not relay jobs.');
     const claimed = session.grants.user;
-    const asked = typeof op.user === 'string' ? op.user : undefined;
-    if (claimed !== undefined && asked !== undefined && asked !== claimed) return this.#error(session, ErrorCode.Forbidden, `Your token is for user ${claimed}, not ${preview(asked, 40)}.`, undefined, id);
+    const asked = op.user;
+    if (claimed !== undefined && asked !== undefined && asked !== claimed) return refuse(ErrorCode.Forbidden, `Your token is for user ${claimed}, not ${preview(asked, 40)}.`);
     const user = claimed ?? asked;
     if (user === undefined || !/^[A-Za-z0-9_.:-]{1,128}$/.test(user)) {
-      return this.#error(session, this.#o.auth ? ErrorCode.Forbidden : ErrorCode.BadRequest, this.#o.auth ? 'Your token names no user (its "sub" claim).' : 'Say whose jobs: {"op":"subscribe","jobs":true,"user":"<user id>"}.', undefined, id);
+      return this.#o.auth ? refuse(ErrorCode.Forbidden, 'Your token names no user (its "sub" claim).') : refuse(ErrorCode.BadRequest, 'Say whose jobs: {"op":"subscribe","jobs":true,"user":"<user id>"}.');
     }
-    const room = await this.#jobs.join(session, user);
-    session.send({ type: 'subscribed', key: room.key, channel: room.ref.name, resume: 'live', ...(id === undefined ? {} : { id }) });
+    return { user };
   }
 
-  async #subscribe(session: Session, op: Extract<ClientOp, { op: 'subscribe' }>, id: string | number | undefined): Promise<void> {
-    if (op.jobs === true) await this.#subscribeJobs(session, op, id);
-    if (op.symbols === undefined && op.channels === undefined) return;
-    if (op.since !== undefined && (op.since === null || typeof op.since !== 'object' || Array.isArray(op.since))) {
-      return this.#error(session, ErrorCode.BadRequest, '"since" must be an object of positions by symbol or channel: {"AAPL": "1732233600000-7"}.', undefined, id);
+  /**
+   * The targets that may go ahead: joining a room that is open costs nothing; opening one
+   * must stay within the gateway's room limit, the connection's and (with JWT) its user's.
+   * Each refused one gets a TB_ERR_ROOM_LIMIT error with its key. Decided synchronously, so
+   * concurrent requests cannot overshoot a limit together.
+   */
+  #withinRoomLimits(session: Session, targets: Target[], id: RequestId | undefined, failed: string[]): Target[] {
+    const o = this.#o;
+    const owned = (s: Session) => {
+      let n = 0;
+      for (const room of s.rooms.values()) if (room.owner === s) n++;
+      return n;
+    };
+    const user = o.auth ? session.grants.user : undefined;
+    const peers = user === undefined ? undefined : this.#byUser.get(user);
+    let mine = owned(session);
+    let users = peers ? [...peers].reduce((n, s) => n + owned(s), 0) : 0;
+    let open = this.#rooms.size;
+    const allowed: Target[] = [];
+    for (const t of targets) {
+      if (this.#rooms.get(t.key)) {
+        allowed.push(t);
+        continue;
+      }
+      const why =
+        open >= o.maxRooms
+          ? `this gateway has its maximum of ${o.maxRooms} rooms open (--max-rooms)`
+          : mine >= o.maxRoomsPerConnection
+            ? `this connection already opened its maximum of ${o.maxRoomsPerConnection} rooms nobody else watches (--max-rooms-per-connection)`
+            : peers && users >= o.maxRoomsPerUser
+              ? `user ${preview(user ?? '', 40)} already opened its maximum of ${o.maxRoomsPerUser} rooms (--max-rooms-per-user)`
+              : undefined;
+      if (why !== undefined) {
+        this.#error(session, ErrorCode.RoomLimit, `Cannot open a room for ${preview(t.key, 40)}: ${why}. Symbols others already watch can still be subscribed.`, t.key, id);
+        failed.push(t.key);
+        continue;
+      }
+      open++;
+      mine++;
+      users++;
+      allowed.push(t);
     }
-    const since: Record<string, unknown> = op.since ?? {};
-    // Each room once, and not again if this client is already in it. A position that is not
-    // a stream id is refused here, before the room is joined: Redis would refuse the history
+    return allowed;
+  }
+
+  async #subscribe(session: Session, op: SubscribeRequest, id: RequestId | undefined): Promise<Outcome> {
+    // Whatever refuses the request as a whole is decided before anything is joined.
+    const jobs = op.jobs === true ? this.#jobsUser(session, op) : undefined;
+    if (jobs !== undefined && !('user' in jobs)) return jobs;
+    const { targets: named, failed } = this.#targets(session, op, id);
+    const since = op.since ?? {};
+    // Each room once; one this client is already in counts as done. A position that is not a
+    // stream id is refused here, before the room is joined: Redis would refuse the history
     // read only after the client was subscribed.
-    const targets = [...new Map(this.#targets(session, op, id).map((t) => [t.key, t])).values()].filter((t) => {
+    const unique = [...new Map(named.map((t) => [t.key, t])).values()];
+    const keys = unique.filter((t) => session.rooms.has(t.key)).map((t) => t.key);
+    const targets = unique.filter((t) => {
       if (session.rooms.has(t.key)) return false;
       const after = since[t.key];
-      if (after === undefined || (typeof after === 'string' && isStreamId(after))) return true;
+      if (after === undefined || isStreamId(after)) return true;
       this.#error(session, ErrorCode.InvalidPosition, new PositionError(`since.${t.key}`, after).message, t.key, id);
+      failed.push(t.key);
       return false;
     });
     if (session.rooms.size + targets.length > this.#o.maxSubscriptions) {
-      return this.#error(session, ErrorCode.TooManySubscriptions, `At most ${this.#o.maxSubscriptions} subscriptions per connection (${session.rooms.size} held).`, undefined, id);
+      return refuse(ErrorCode.TooManySubscriptions, `At most ${this.#o.maxSubscriptions} subscriptions per connection (${session.rooms.size} held).`);
     }
+    if (jobs !== undefined && this.#jobs) {
+      const room = await this.#jobs.join(session, jobs.user);
+      session.send({ type: 'subscribed', key: room.key, channel: room.ref.name, resume: 'live', ...(id === undefined ? {} : { id }) });
+      keys.push(room.key);
+    }
+    // After the last await before joining: no other request can open rooms in between.
+    const allowed = this.#withinRoomLimits(session, targets, id, failed);
     await Promise.all(
-      targets.map(async ({ key, ref, symbol }) => {
-        const after = since[key];
-        const resumeFrom = typeof after === 'string' ? after : undefined;
-        // Live updates wait until what this client missed (or its snapshot) has gone out.
-        const room = await this.#rooms.join(session, key, ref, symbol, (r) => session.hold(r));
-        if (session.closed) return;
-        await this.#catchUp(session, room, resumeFrom, id);
+      allowed.map(async ({ key, ref, symbol }) => {
+        const resumeFrom = since[key];
+        try {
+          // Live updates wait until what this client missed (or its snapshot) has gone out.
+          const room = await this.#rooms.join(session, key, ref, symbol, (r) => session.hold(r));
+          if (session.closed) return;
+          await this.#catchUp(session, room, resumeFrom, id);
+          keys.push(key);
+        } catch (error) {
+          // One room failing (Redis refused it) does not stop the others; its error says which.
+          const refused = this.#failure(session, error, 'subscribe');
+          this.#error(session, refused.code, refused.message, key, id);
+          failed.push(key);
+        }
       }),
     );
+    return { type: 'ok', op: 'subscribe', keys, failed };
   }
 
   /**
@@ -481,20 +609,23 @@ export class Gateway {
     return latest ? { data: latest.data, position: latest.context.position } : undefined;
   }
 
-  async #unsubscribe(session: Session, op: Extract<ClientOp, { op: 'unsubscribe' }>, id: string | number | undefined): Promise<void> {
+  async #unsubscribe(session: Session, op: UnsubscribeRequest, id: RequestId | undefined): Promise<Outcome> {
+    const keys: string[] = [];
     if (op.jobs === true) {
       for (const room of [...session.rooms.values()]) {
         if (!JobRelay.isJobRoom(room)) continue;
         this.#jobs?.leave(session, room);
         session.send({ type: 'unsubscribed', key: room.key, ...(id === undefined ? {} : { id }) });
+        keys.push(room.key);
       }
     }
-    const keys = [...(Array.isArray(op.symbols) ? op.symbols.map((s) => (typeof s === 'string' ? s.trim().toUpperCase() : '')) : []), ...(Array.isArray(op.channels) ? op.channels : [])];
-    for (const key of keys) {
+    for (const key of [...(op.symbols ?? []).map((s) => s.trim().toUpperCase()), ...(op.channels ?? [])]) {
       const room = session.rooms.get(key);
       if (room) await this.#rooms.leave(session, room);
       session.send({ type: 'unsubscribed', key, ...(id === undefined ? {} : { id }) });
+      keys.push(key);
     }
+    return { type: 'ok', op: 'unsubscribe', keys, failed: [] };
   }
 
   // ---- sending -----------------------------------------------------------------------

@@ -12,7 +12,7 @@ export const CloseCode = {
   RateLimited: 4029,
 } as const;
 
-/** What a client sends. */
+/** What a client sends (checked by the schemas of requests.ts). */
 export type ClientOp =
   | {
       op: 'subscribe';
@@ -60,6 +60,8 @@ export type ServerMessage =
     }
   | { type: 'snapshot'; key: string; channel: string; position?: string; data: unknown }
   | { type: 'unsubscribed'; key: string; id?: string | number }
+  /** The one reply to a subscribe or unsubscribe with an id, after its per-key messages: the keys it holds (or left) and those refused. */
+  | { type: 'ok'; op: 'subscribe' | 'unsubscribe'; keys: string[]; failed: string[]; id: string | number }
   | { type: 'notice'; code: string; message: string; dropped?: number }
   | { type: 'error'; code: string; message: string; key?: string; id?: string | number }
   | { type: 'pong'; t?: number; id?: string | number };

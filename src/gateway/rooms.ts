@@ -25,6 +25,8 @@ export class Room {
   readonly ref: ChannelRef;
   readonly symbol: string | undefined;
   readonly members = new Set<Session>();
+  /** The member the room counts against in the room limits: who opened it, or, once they leave, one who stayed. */
+  owner: Session | undefined;
   /**
    * With batching, members in good health take the room's updates of a flush as one shared,
    * pre-joined chunk: per update the gateway does one push, not one per client. The others
@@ -115,6 +117,7 @@ export class RoomRegistry {
     let room = this.#rooms.get(key);
     if (!room) {
       const made = new Room(key, ref, symbol);
+      made.owner = session;
       room = made;
       this.#rooms.set(key, made);
       made.ready = this.#open(made).catch((error: unknown) => {
@@ -130,6 +133,7 @@ export class RoomRegistry {
     } catch (error) {
       room.members.delete(session);
       session.rooms.delete(key);
+      if (room.owner === session) room.owner = room.members.values().next().value;
       throw error;
     }
     return room;
@@ -140,6 +144,7 @@ export class RoomRegistry {
     room.members.delete(session);
     room.shared.delete(session);
     session.rooms.delete(room.key);
+    if (room.owner === session) room.owner = room.members.values().next().value;
     if (room.members.size > 0 || this.#rooms.get(room.key) !== room) return;
     this.#rooms.delete(room.key);
     await room.ready.catch(() => undefined);

@@ -19,6 +19,7 @@ export interface BrokerCliOptions {
   seed: string;
   rate: string;
   maxTickers: string;
+  maxGatewayTickers?: string;
   leaseTtl: string;
   port: string;
   host: string;
@@ -36,6 +37,7 @@ export function addBrokerOptions(cmd: Command): Command {
     .option('--seed <n>', 'seed of the simulated market (same seed, same prices)', '42')
     .option('--rate <n>', 'simulated trades per second per ticker', '2')
     .option('--max-tickers <n>', 'most tickers streamed at once', String(BROKER_DEFAULTS.maxTickers))
+    .option('--max-gateway-tickers <n>', 'most of them held by gateways alone (client_id gateway-…); the rest is kept for bots (default: half of --max-tickers)')
     .option('--lease-ttl <seconds>', 'lifetime of anonymous registrations (0: until unregistered)', String(BROKER_DEFAULTS.anonymousLeaseTtlSeconds));
 }
 
@@ -93,6 +95,7 @@ export async function runtimeOptions(options: BrokerCliOptions, redisUrl: string
     opsPort: number(options.port, '--port'),
     opsHost: options.host,
     maxTickers: number(options.maxTickers, '--max-tickers', 1),
+    ...(options.maxGatewayTickers === undefined ? {} : { maxGatewayTickers: number(options.maxGatewayTickers, '--max-gateway-tickers') }),
     anonymousLeaseTtlSeconds: number(options.leaseTtl, '--lease-ttl'),
     ...(options.name === undefined ? {} : { memberId: options.name }),
     ...(options.sender === undefined ? {} : { sender: options.sender }),

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import type { RedisBrokerStore } from '../../broker/broker-store.ts';
 import type { JobStore } from '../../jobs/job-store.ts';
 import { resolveRedisConfig } from '../../core/config.ts';
+import { GATEWAY_DEFAULTS } from '../../core/defaults.ts';
 import type { Gateway, GatewayOptions } from '../../gateway/gateway.ts';
 import type { TokenOptions } from '../../gateway/auth.ts';
 import { CliError } from '../errors.ts';
@@ -16,6 +17,9 @@ export interface GatewayCliOptions {
   conflate?: boolean;
   highWater: string;
   maxSubscriptions: string;
+  maxRooms: string;
+  maxRoomsPerConnection: string;
+  maxRoomsPerUser: string;
   clientRate: string;
   maxFrame: string;
   origin?: string[];
@@ -30,7 +34,10 @@ export function addGatewayOptions(cmd: Command): Command {
     .option('--batch-ms <n>', 'flush each client\'s updates every n ms (0: at once)', '250')
     .option('--conflate', 'within one flush, send only the latest price per symbol')
     .option('--high-water <bytes>', 'a client\'s send buffer above which updates are conflated (x2 dropped, then closed)', String(1024 * 1024))
-    .option('--max-subscriptions <n>', 'subscriptions per connection', '200')
+    .option('--max-subscriptions <n>', 'subscriptions per connection', String(GATEWAY_DEFAULTS.maxSubscriptions))
+    .option('--max-rooms <n>', 'rooms (symbols and channels watched) open in the gateway at once', String(GATEWAY_DEFAULTS.maxRooms))
+    .option('--max-rooms-per-connection <n>', 'rooms one connection may own (open, or be left the last in)', String(GATEWAY_DEFAULTS.maxRoomsPerConnection))
+    .option('--max-rooms-per-user <n>', 'rooms the connections of one JWT user may own together', String(GATEWAY_DEFAULTS.maxRoomsPerUser))
     .option('--client-rate <n>', 'requests per second per WebSocket connection', '20')
     .option('--max-frame <bytes>', 'largest frame a client may send', String(64 * 1024))
     .option('--origin <list>', 'allowed browser origins (repeat or comma-separate); default any', list)
@@ -58,6 +65,9 @@ export function gatewayOptions(options: GatewayCliOptions): Omit<GatewayOptions,
     conflate: options.conflate ?? false,
     highWaterBytes: number(options.highWater, '--high-water', 1024),
     maxSubscriptions: number(options.maxSubscriptions, '--max-subscriptions', 1),
+    maxRooms: number(options.maxRooms, '--max-rooms', 1),
+    maxRoomsPerConnection: number(options.maxRoomsPerConnection, '--max-rooms-per-connection', 1),
+    maxRoomsPerUser: number(options.maxRoomsPerUser, '--max-rooms-per-user', 1),
     ratePerSecond: number(options.clientRate, '--client-rate', 1),
     maxFrameBytes: number(options.maxFrame, '--max-frame', 256),
     allowedOrigins: options.origin,

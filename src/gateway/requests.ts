@@ -1,0 +1,80 @@
+// What a client may send, as schemas (zod, like every other input of tickbus): a frame is
+// parsed into one of these or refused with a typed error, never cast. The `id` is read
+// first, on its own, so that even a malformed request is answered with its id.
+import { z } from 'zod';
+import { ErrorCode, preview } from '../core/errors.ts';
+
+/** A request id: echoed in the reply, so bounded (a 60 KB id would be echoed in every reply). */
+const RequestId = z.union([z.string().max(128), z.number().finite()]);
+
+const Names = z.array(z.string());
+
+/** Something to subscribe to (or leave): a non-empty list of symbols or channels, or the user's jobs. */
+function namesSomething(r: { symbols?: string[] | undefined; channels?: string[] | undefined; jobs?: boolean | undefined }): boolean {
+  return (r.symbols?.length ?? 0) > 0 || (r.channels?.length ?? 0) > 0 || r.jobs === true;
+}
+const NOTHING = { message: 'Name what: "symbols" or "channels" (non-empty arrays of strings), or "jobs": true.' };
+
+const Subscribe = z
+  .object({
+    op: z.literal('subscribe'),
+    symbols: Names.optional(),
+    channels: Names.optional(),
+    since: z.record(z.string(), z.string()).optional(),
+    jobs: z.boolean().optional(),
+    user: z.string().optional(),
+    id: RequestId.optional(),
+  })
+  .refine(namesSomething, NOTHING);
+
+const Unsubscribe = z
+  .object({
+    op: z.literal('unsubscribe'),
+    symbols: Names.optional(),
+    channels: Names.optional(),
+    jobs: z.boolean().optional(),
+    id: RequestId.optional(),
+  })
+  .refine(namesSomething, NOTHING);
+
+const Ping = z.object({ op: z.literal('ping'), t: z.number().finite().optional(), id: RequestId.optional() });
+
+const BY_OP = { subscribe: Subscribe, unsubscribe: Unsubscribe, ping: Ping } as const;
+
+export type SubscribeRequest = z.output<typeof Subscribe>;
+export type UnsubscribeRequest = z.output<typeof Unsubscribe>;
+export type ClientRequest = SubscribeRequest | UnsubscribeRequest | z.output<typeof Ping>;
+
+export type RequestId = z.output<typeof RequestId>;
+
+export type ParsedRequest =
+  | { ok: true; id: RequestId | undefined; request: ClientRequest }
+  | { ok: false; id: RequestId | undefined; code: typeof ErrorCode.BadRequest; message: string };
+
+/** One text frame, parsed and checked. Never throws. */
+export function parseRequest(text: string): ParsedRequest {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return bad(undefined, `Not JSON: ${preview(text, 60)}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return bad(undefined, 'A request is a JSON object with an "op".');
+  const fields = value as Record<string, unknown>;
+  const idRead = RequestId.safeParse(fields.id);
+  const id = idRead.success ? idRead.data : undefined;
+  if (fields.id !== undefined && !idRead.success) return bad(undefined, '"id" must be a number or a string of at most 128 characters.');
+  const op = fields.op;
+  const schema = typeof op === 'string' && Object.hasOwn(BY_OP, op) ? BY_OP[op as keyof typeof BY_OP] : undefined;
+  if (!schema) return bad(id, `Unknown op "${preview(String(op))}": use subscribe, unsubscribe or ping.`);
+  const read = schema.safeParse(value);
+  if (!read.success) {
+    const issues = read.error.issues.slice(0, 3).map((i) => (i.path.length > 0 ? `"${i.path.join('.')}": ${i.message}` : i.message));
+    return bad(id, `Bad ${String(op)} request: ${preview(issues.join('; '), 200)}`);
+  }
+  return { ok: true, id, request: read.data };
+}
+
+function bad(id: RequestId | undefined, message: string): ParsedRequest {
+  return { ok: false, id, code: ErrorCode.BadRequest, message };
+}
