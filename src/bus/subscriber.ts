@@ -176,7 +176,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
       }
       this.emit('disconnected', cause);
     });
-    this.#link.on('reconnected', () => void this.#resubscribe());
+    this.#link.on('reconnected', () => ctx.background.run('subscriber_resubscribe', () => this.#resubscribe()));
     this.#link.on('error', (error) => this.emit('error', error as BusError));
   }
 
@@ -436,7 +436,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
       // (a connection lost again brings its own 'reconnected').
       this.emit('error', error as BusError);
       if (!this.#closed && this.#link.isConnected) {
-        this.#retryTimer = setTimeout(() => void this.#resubscribe(attempt + 1), backoffDelay(attempt, resolveReconnect(this.#ctx.reconnect)));
+        this.#retryTimer = setTimeout(() => this.#ctx.background.run('subscriber_resubscribe', () => this.#resubscribe(attempt + 1)), backoffDelay(attempt, resolveReconnect(this.#ctx.reconnect)));
       }
       return;
     }
@@ -594,9 +594,11 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
       const result = lastResult;
       if (result instanceof BusError) continue; // already reported
       if (result instanceof Promise) {
-        void result.then((r) => {
-          if (!(r instanceof BusError)) this.#arrive(entry, r);
-        });
+        result
+          .then((r) => {
+            if (!(r instanceof BusError)) this.#arrive(entry, r);
+          })
+          .catch(this.#ctx.background.catcher('subscriber_delivery'));
       } else {
         this.#arrive(entry, result as Delivered);
       }

@@ -15,4 +15,6 @@ export const DEFAULTS = Object.freeze({
   sender: 'tickbus',
   /** Channel names decoded per subscriber whose catalog lookup is cached. */
   channelCacheSize: 10_000,
+  /** A background task that keeps failing (Redis down) logs one line per this many ms. */
+  backgroundLogEveryMs: 5_000,
 });

@@ -18,14 +18,17 @@ export class LogThrottle {
   #suppressed = 0;
 
   private readonly perSecond: number;
+  private readonly windowMs: number;
 
-  constructor(perSecond = 10) {
+  /** At most `perSecond` lines per window (a second unless `windowMs` says otherwise). */
+  constructor(perSecond = 10, windowMs = 1000) {
     this.perSecond = perSecond;
+    this.windowMs = windowMs;
   }
 
   /** Returns how many lines were suppressed before this one, or -1 when this one is suppressed too. */
   take(now: number = Date.now()): number {
-    if (now - this.#windowStart >= 1000) {
+    if (now - this.#windowStart >= this.windowMs) {
       this.#windowStart = now;
       this.#inWindow = 0;
     }

@@ -91,7 +91,7 @@ export class JobWorker {
       retry: { baseMs: Math.min(100, claimIdleMs / 4), maxMs: Math.min(5_000, Math.floor(claimIdleMs / 2)) },
       start: 'beginning',
     });
-    this.#consumer.on('deadLettered', (letter) => void this.#gaveUp(letter));
+    this.#consumer.on('deadLettered', (letter) => bus.context.background.run('jobs_dead_letter', () => this.#gaveUp(letter)));
     this.#consumer.on('error', (error) => this.#o.logger.warn({ err: error }, 'job worker: consumer error'));
     return this;
   }
@@ -121,7 +121,7 @@ export class JobWorker {
     const controller = new AbortController();
     this.#running.set(job.job_id, controller);
     // Keep-alives: a long job must not look idle to the other workers.
-    const keepAlive = setInterval(() => void this.#consumer?.keepAlive(ctx.position).catch(() => undefined), Math.max(50, Math.floor((this.#o.claimIdleMs ?? 30_000) / 3)));
+    const keepAlive = setInterval(() => this.#o.bus.context.background.run('jobs_keep_alive', () => this.#consumer?.keepAlive(ctx.position)), Math.max(50, Math.floor((this.#o.claimIdleMs ?? 30_000) / 3)));
     try {
       await this.#progress(job.job_id, 0, 'started');
       let results: Record<string, unknown> | undefined;
