@@ -19,4 +19,6 @@ export const BROKER_DEFAULTS = Object.freeze({
   maxCoalesceMs: 250,
   /** Notices published on BROKER_ERRORS per second; the rest are only counted. */
   noticesPerSecond: 50,
+  /** After a failed attempt to settle the ticker split (Redis away), wait this long before the next. */
+  settleRetryMs: 500,
 });

@@ -9,6 +9,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from '../core/logger.ts';
+import { Background } from '../core/background.ts';
 import { TickerUpdates } from '../catalogs/broker.ts';
 import type { RedisCommands } from '../transports/redis/redis-commands.ts';
 import { fenceKey } from '../transports/transport.ts';
@@ -40,6 +41,8 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)`;
 export interface BrokerGroupOptions {
   redis: RedisCommands;
   logger: Logger;
+  /** Where a failed round is reported (counted, logged compactly). @default a log-only one */
+  background?: Background;
   /** This broker's name in the group. @default host-pid-random */
   memberId?: string;
   /**
@@ -57,6 +60,7 @@ export class BrokerGroup {
   readonly memberId: string;
   readonly #redis: RedisCommands;
   readonly #log: Logger;
+  readonly #bg: Background;
   readonly #leaseMs: number;
   readonly #roundMs: number;
   readonly #onChange: () => void;
@@ -72,6 +76,7 @@ export class BrokerGroup {
     this.memberId = options.memberId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.#redis = options.redis;
     this.#log = options.logger;
+    this.#bg = options.background ?? new Background(options.logger);
     this.#leaseMs = options.leaseMs ?? 3000;
     this.#roundMs = options.roundMs ?? Math.max(50, Math.floor(this.#leaseMs / 3));
     this.#onChange = options.onChange;
@@ -80,9 +85,18 @@ export class BrokerGroup {
   /** Joins the group and starts the rounds. */
   async start(): Promise<void> {
     await this.#heartbeat();
-    this.#timer = setInterval(() => {
-      this.#round = this.#round.then(() => this.#tick());
-    }, this.#roundMs);
+    this.#timer = setInterval(() => this.#bg.run('broker_group_round', () => this.#serial(() => this.#tick())), this.#roundMs);
+  }
+
+  /**
+   * Runs rounds one after the other. The chain itself never rejects: a failed round (Redis
+   * gone) must neither stop the rounds after it nor surface as an unhandled rejection on a
+   * timer; whoever asked for the round gets its failure.
+   */
+  #serial(round: () => Promise<void>): Promise<void> {
+    const run = this.#round.then(round);
+    this.#round = run.catch(() => undefined);
+    return run;
   }
 
   /** Leaves: gives every ticker back at once (the others take them without waiting out a lease). */
@@ -133,8 +147,7 @@ export class BrokerGroup {
    */
   async settle(wanted: ReadonlySet<string>): Promise<Set<string>> {
     this.#wanted = new Set(wanted);
-    this.#round = this.#round.then(() => this.#rebalance());
-    await this.#round;
+    await this.#serial(() => this.#rebalance());
     return new Set(this.#owned.keys());
   }
 
@@ -153,7 +166,8 @@ export class BrokerGroup {
       await this.#renew();
       await this.#rebalance();
     } catch (error) {
-      this.#log.warn({ err: error }, 'broker group round failed; retrying');
+      // Redis away: the leases keep their expiry, the next round tries again.
+      this.#bg.failed('broker_group_round', error);
     }
   }
 
@@ -193,14 +207,22 @@ export class BrokerGroup {
     }
     // Take what the split gives this broker, when it is free.
     const mine = [...this.#wanted].filter((t) => !this.#owned.has(t) && (this.#members.length === 0 || preferred(t, this.#members) === this.memberId));
-    const taken = await Promise.all(
+    // Settled one by one: a lease taken must be recorded even when another acquisition
+    // failed (Redis went away mid-round), or it would sit unused until it expires.
+    const taken = await Promise.allSettled(
       mine.map(async (ticker) => {
         const channel = TickerUpdates.name({ ticker });
         const owner = await this.#redis.send<string | null>(['EVAL', ACQUIRE, '2', fenceKey(channel), fenceCounterKey(channel), this.memberId, String(this.#leaseMs)], channel);
         return [ticker, owner] as const;
       }),
     );
-    for (const [ticker, owner] of taken) {
+    let failure: Error | undefined;
+    for (const result of taken) {
+      if (result.status === 'rejected') {
+        failure ??= result.reason instanceof Error ? result.reason : new Error(String(result.reason));
+        continue;
+      }
+      const [ticker, owner] = result.value;
       if (owner && !this.#stopped) {
         this.#owned.set(ticker, owner);
         changed = true;
@@ -210,6 +232,7 @@ export class BrokerGroup {
       this.#log.info({ member: this.memberId, tickers: [...this.#owned.keys()].sort() }, 'broker group: tickers held');
       this.#onChange();
     }
+    if (failure !== undefined) throw failure;
   }
 
   async #release(ticker: string, owner: string): Promise<void> {

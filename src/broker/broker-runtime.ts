@@ -4,7 +4,9 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import { createBus, type TickBus } from '../bus/tick-bus.ts';
 import { resolveRedisConfig } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
-import { OpsServer } from '../ops/ops-server.ts';
+import { OpsServer, type HealthReport } from '../ops/ops-server.ts';
+import { DEFAULTS } from '../core/defaults.ts';
+import { withinMs } from '../core/background.ts';
 import { HeartbeatPublisher } from '../ops/heartbeat.ts';
 import { BrokerService, type BrokerServiceOptions } from './broker-service.ts';
 import { MemoryBrokerStore, RedisBrokerStore, type BrokerStore } from './broker-store.ts';
@@ -27,6 +29,8 @@ export interface BrokerRuntimeOptions extends Omit<BrokerServiceOptions, 'bus' |
    */
   memberId?: string;
   leaseMs?: number;
+  /** How long start-up waits for Redis. @default the bus's (5000 ms) */
+  connectTimeoutMs?: number;
 }
 
 export interface BrokerRuntime {
@@ -50,51 +54,69 @@ export async function startBrokerRuntime(options: BrokerRuntimeOptions): Promise
     sender: options.sender ?? 'broker_service',
     metrics: registry,
     logger: options.logger,
+    ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
   });
   let store: BrokerStore | undefined;
   let ops: OpsServer | undefined;
+  let service: BrokerService | undefined;
+  let heartbeat: HeartbeatPublisher | undefined;
   try {
+    // The port first: a port that is taken fails the start before anything else has begun
+    // (no connection, no feed, no timer to take down again).
+    let opsUrl: string | undefined;
+    if (options.opsPort !== undefined) {
+      const starting = (): HealthReport => ({ status: 'down', service: 'broker', starting: true });
+      ops = new OpsServer({ port: options.opsPort, host: options.opsHost, registry, health: () => service?.health() ?? starting() });
+      opsUrl = (await ops.listen()).url;
+    }
     await bus.connect();
-    store = options.redisUrl ? await RedisBrokerStore.connect(resolveRedisConfig({ url: options.redisUrl })) : new MemoryBrokerStore();
+    store = options.redisUrl ? await RedisBrokerStore.connect(resolveRedisConfig({ url: options.redisUrl }), options.connectTimeoutMs) : new MemoryBrokerStore();
     const group = store instanceof RedisBrokerStore ? { redis: store.redis, memberId: options.memberId, leaseMs: options.leaseMs } : undefined;
-    const service = new BrokerService({ ...options, bus, store, registry, group });
-    await service.start();
-    const heartbeat = new HeartbeatPublisher({
+    const started = new BrokerService({ ...options, bus, store, registry, group });
+    service = started;
+    await started.start();
+    heartbeat = new HeartbeatPublisher({
       bus,
       service: 'broker',
       intervalMs: options.heartbeatMs,
-      health: () => service.health(),
-      counters: () => service.counters(),
+      health: () => started.health(),
+      counters: () => started.counters(),
       store: store instanceof RedisBrokerStore ? store.redis : undefined,
       logger: options.logger,
     });
     heartbeat.start();
-    let opsUrl: string | undefined;
-    if (options.opsPort !== undefined) {
-      ops = new OpsServer({ port: options.opsPort, host: options.opsHost, registry, health: () => service.health() });
-      opsUrl = (await ops.listen()).url;
-    }
     const stopStore = store;
     const stopOps = ops;
+    const beat = heartbeat;
     return {
-      service,
+      service: started,
       bus,
       registry,
       opsUrl,
       ops,
       store,
       async stop() {
-        heartbeat.stop();
-        await service.stop();
+        beat.stop();
+        await started.stop();
         await stopOps?.close();
         await bus.close();
         await stopStore.close();
       },
     };
   } catch (error) {
-    await ops?.close();
-    await bus.close();
-    await store?.close();
+    // Take down everything that did start, within a bound: a Redis that is away must not
+    // keep a failed start-up running (its clients give up once closed).
+    heartbeat?.stop();
+    const openStore = store;
+    await withinMs(
+      (async () => {
+        await service?.stop().catch(() => undefined);
+        await ops?.close().catch(() => undefined);
+        await bus.close().catch(() => undefined);
+        await openStore?.close().catch(() => undefined);
+      })(),
+      DEFAULTS.startupCleanupMs,
+    );
     throw error;
   }
 }

@@ -74,6 +74,7 @@ export class BrokerService {
   readonly #refs = new Map<string, TickerRef>();
   #sweepTimer: NodeJS.Timeout | undefined;
   #coalesceTimer: NodeJS.Timeout | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
   #burstStart = 0;
   #reconciling: Promise<void> = Promise.resolve();
   #started = 0;
@@ -97,7 +98,7 @@ export class BrokerService {
       maxCoalesceMs: options.maxCoalesceMs ?? BROKER_DEFAULTS.maxCoalesceMs,
     };
     this.metrics = new BrokerMetrics(options.registry);
-    this.#group = options.group ? new BrokerGroup({ ...options.group, logger: this.#log, onChange: () => this.#schedule() }) : undefined;
+    this.#group = options.group ? new BrokerGroup({ ...options.group, logger: this.#log, background: this.#bus.context.background, onChange: () => this.#schedule() }) : undefined;
     this.#batcher = new UpdateBatcher(this.#bus.publisher, this.#store, this.metrics, this.#log, {
       onFenced: (channel) => {
         const ticker = TickerUpdates.parse(channel)?.ticker;
@@ -136,7 +137,7 @@ export class BrokerService {
       await this.#reconcile();
     }
     this.#gauges();
-    this.#sweepTimer = setInterval(() => void this.#sweep(), this.#o.sweepIntervalMs);
+    this.#sweepTimer = setInterval(() => this.#bus.context.background.run('broker_lease_sweep', () => this.#sweep()), this.#o.sweepIntervalMs);
     this.#log.info({ feed: this.#feed.name, tickers: this.tickers, leases: this.#leaseCount() }, 'broker started');
   }
 
@@ -146,6 +147,7 @@ export class BrokerService {
     this.#stopping = true;
     clearInterval(this.#sweepTimer);
     clearTimeout(this.#coalesceTimer);
+    clearTimeout(this.#retryTimer);
     await this.#bus.unsubscribe(BrokerRegistration);
     await this.#bus.unsubscribe(OrderRequests);
     await this.#reconciling;
@@ -270,7 +272,8 @@ export class BrokerService {
         this.#schedule();
       }
     } catch (error) {
-      this.#log.warn({ err: error }, 'lease sweep failed; will retry');
+      // Redis away: the mirror keeps serving; the next sweep catches up.
+      this.#bus.context.background.failed('broker_lease_sweep', error);
     }
   }
 
@@ -282,7 +285,9 @@ export class BrokerService {
     clearTimeout(this.#coalesceTimer);
     this.#coalesceTimer = setTimeout(() => {
       this.#coalesceTimer = undefined;
-      this.#reconciling = this.#reconciling.then(() => this.#reconcile());
+      // One reconciliation at a time; the chain never rejects, so neither a failure nor
+      // stop() awaiting it can surface as an unhandled rejection.
+      this.#reconciling = this.#reconciling.then(() => this.#reconcile()).catch(this.#bus.context.background.catcher('broker_reconcile'));
     }, this.#o.coalesceMs);
   }
 
@@ -292,8 +297,12 @@ export class BrokerService {
     try {
       desired = await this.#desired();
     } catch (error) {
-      this.#log.warn({ err: error }, 'could not settle the ticker split with the other brokers; retrying');
-      this.#schedule();
+      // Redis away: try again after a pause (not at the coalescing pace, which would spin).
+      this.#bus.context.background.failed('broker_ticker_split', error);
+      if (!this.#stopping) {
+        clearTimeout(this.#retryTimer);
+        this.#retryTimer = setTimeout(() => this.#schedule(), BROKER_DEFAULTS.settleRetryMs);
+      }
       return;
     }
     if (this.#stopping) return;

@@ -52,9 +52,9 @@ export class RedisBrokerStore implements BrokerStore {
     return this.#client;
   }
 
-  static async connect(redis: RedisConfig): Promise<RedisBrokerStore> {
+  static async connect(redis: RedisConfig, connectTimeoutMs?: number): Promise<RedisBrokerStore> {
     // Failures are reported through the bus's own connection events; node-redis reconnects.
-    return new RedisBrokerStore(await RedisCommands.connect(redis, { name: 'tickbus:broker-store' }));
+    return new RedisBrokerStore(await RedisCommands.connect(redis, { name: 'tickbus:broker-store', ...(connectTimeoutMs === undefined ? {} : { connectTimeoutMs }) }));
   }
 
   async acquire(lease: RegistrationLease): Promise<void> {

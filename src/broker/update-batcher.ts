@@ -6,6 +6,7 @@ import type { BatchItem, Publisher } from '../bus/publisher.ts';
 import { ErrorCode, type BusError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { LogThrottle } from '../core/logger.ts';
+import { errorCode, errorText } from '../core/background.ts';
 import type { BrokerMetrics } from './broker-metrics.ts';
 import type { BrokerStore } from './broker-store.ts';
 
@@ -39,7 +40,8 @@ export class UpdateBatcher {
   readonly #maxBatch: number;
   readonly #maxInFlight: number;
   readonly #onFenced: ((channel: string) => void) | undefined;
-  readonly #throttle = new LogThrottle(5);
+  // One line a second: while Redis is down every batch fails the same way (all are counted).
+  readonly #throttle = new LogThrottle(1);
 
   private readonly publisher: Publisher;
   private readonly store: BrokerStore;
@@ -84,10 +86,13 @@ export class UpdateBatcher {
     while (this.#queue.length > 0 && this.#inFlight < this.#maxInFlight) {
       const batch = this.#queue.splice(0, this.#maxBatch);
       this.#inFlight++;
-      void this.#send(batch).finally(() => {
-        this.#inFlight--;
-        this.#release();
-      });
+      this.#send(batch)
+        .finally(() => {
+          this.#inFlight--;
+          this.#release();
+        })
+        // #send reports its own failures; this is for a bug in that reporting, never a crash.
+        .catch((error: unknown) => this.#log(error as Error, 'ticker update batch failed'));
     }
   }
 
@@ -157,7 +162,8 @@ export class UpdateBatcher {
 
   #log(error: Error, message: string): void {
     const suppressed = this.#throttle.take();
-    if (suppressed >= 0) this.logger.warn({ err: error, suppressed }, message);
+    // Compact (code and message, no stack): the same failure repeats for as long as Redis is away.
+    if (suppressed >= 0) this.logger.warn({ code: errorCode(error), error: errorText(error), ...(suppressed > 0 ? { suppressed } : {}) }, message);
   }
 
   #release(): void {

@@ -353,7 +353,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
       },
     );
     this.#acking.add(sending);
-    void sending.finally(() => this.#acking.delete(sending));
+    sending.finally(() => this.#acking.delete(sending)).catch(this.#ctx.background.catcher('consumer_ack'));
   }
 
   /**
@@ -447,7 +447,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
     this.#timersFor.add(id);
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
-      void this.#retry(id, attempt + 1);
+      this.#ctx.background.run('consumer_retry', () => this.#retry(id, attempt + 1));
     }, backoffDelay(attempt - 1, this.#opts.retry));
     this.#timers.add(timer);
   }

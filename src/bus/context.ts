@@ -7,6 +7,7 @@ import { resolveLimits, resolveRedisConfig, resolveSender, type BusLimits, type 
 import { BusMetrics } from '../core/metrics.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import type { Registry } from 'prom-client';
+import { Background } from '../core/background.ts';
 import type { Transport } from '../transports/transport.ts';
 import { MemoryTransport } from '../transports/memory/memory-transport.ts';
 import { RedisTransport } from '../transports/redis/redis-transport.ts';
@@ -49,21 +50,25 @@ export interface BusContext {
   readonly logger: Logger;
   readonly reconnect: ReconnectOptions | undefined;
   readonly fallback: ResolvedFallback | undefined;
+  /** Where fire-and-forget work reports a failed round (counted, logged, retried): every part of a service shares it. */
+  readonly background: Background;
 }
 
 export function createContext(options: BusOptions, defaultCatalogs: readonly Catalog[]): BusContext {
   const resolver = new ChannelResolver(options.catalogs ?? defaultCatalogs);
   const transport = pickTransport(options, resolver);
   const metrics = options.metrics instanceof BusMetrics ? options.metrics : new BusMetrics(options.metrics);
+  const logger = options.logger ?? createLogger('tickbus');
   return Object.freeze({
     transport,
     resolver,
     sender: resolveSender(options.sender),
     limits: resolveLimits(options.limits),
     metrics,
-    logger: options.logger ?? createLogger('tickbus'),
+    logger,
     reconnect: options.reconnect,
     fallback: resolveFallback(options.fallback),
+    background: new Background(logger, metrics.backgroundFailures),
   });
 }
 

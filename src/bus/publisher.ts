@@ -74,7 +74,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     });
     this.#link.on('connected', () => {
       this.emit('connected');
-      void this.#replay();
+      ctx.background.run('publisher_fallback_replay', () => this.#replay());
     });
     this.#link.on('disconnected', (cause) => {
       metrics.connection.labels('publisher', 'disconnected').inc();
@@ -85,7 +85,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       metrics.connection.labels('publisher', 'reconnected').inc();
       logger.info({ target: ctx.transport.target, buffered: this.#buffer?.size }, 'publisher reconnected');
       this.emit('reconnected');
-      void this.#replay();
+      ctx.background.run('publisher_fallback_replay', () => this.#replay());
     });
     this.#link.on('error', (error) => this.emit('error', error as BusError));
     this.#link.on('publishFailed', (error) => metrics.countPublishFailed('(transport)', String((error as BusError).code ?? ErrorCode.Transport)));
@@ -329,7 +329,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     // 'reconnected' will come to start it again, so try again shortly.
     if (buffer.size > 0 && this.#link.isConnected && !this.#closed) {
       clearTimeout(this.#replayTimer);
-      this.#replayTimer = setTimeout(() => void this.#replay(), backoffDelay(this.#replayAttempts++, resolveReconnect(this.#ctx.reconnect)));
+      this.#replayTimer = setTimeout(() => this.#ctx.background.run('publisher_fallback_replay', () => this.#replay()), backoffDelay(this.#replayAttempts++, resolveReconnect(this.#ctx.reconnect)));
     } else {
       this.#replayAttempts = 0;
     }

@@ -201,7 +201,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
       }
       this.emit('disconnected', cause);
     });
-    this.#link.on('reconnected', () => void this.#resubscribe());
+    this.#link.on('reconnected', () => ctx.background.run('subscriber_resubscribe', () => this.#resubscribe()));
     this.#link.on('error', (error) => this.emit('error', error as BusError));
   }
 
@@ -463,7 +463,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
       // (a connection lost again brings its own 'reconnected').
       this.emit('error', error as BusError);
       if (!this.#closed && this.#link.isConnected) {
-        this.#retryTimer = setTimeout(() => void this.#resubscribe(attempt + 1), backoffDelay(attempt, resolveReconnect(this.#ctx.reconnect)));
+        this.#retryTimer = setTimeout(() => this.#ctx.background.run('subscriber_resubscribe', () => this.#resubscribe(attempt + 1)), backoffDelay(attempt, resolveReconnect(this.#ctx.reconnect)));
       }
       return;
     }
@@ -625,9 +625,11 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
       const result = lastResult;
       if (result instanceof BusError) continue; // already reported
       if (result instanceof Promise) {
-        void result.then((r) => {
-          if (!(r instanceof BusError)) this.#arrive(entry, r);
-        });
+        result
+          .then((r) => {
+            if (!(r instanceof BusError)) this.#arrive(entry, r);
+          })
+          .catch(this.#ctx.background.catcher('subscriber_delivery'));
       } else {
         this.#arrive(entry, result as Delivered);
       }
@@ -714,7 +716,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
       return undefined;
     }
     this.#verifying.add(channel);
-    void this.#verify(channel, template, position, ahead).finally(() => this.#verifying.delete(channel));
+    this.#ctx.background.run('subscriber_verify_position', () => this.#verify(channel, template, position, ahead).finally(() => this.#verifying.delete(channel)));
     return undefined;
   }
 

@@ -130,7 +130,7 @@ export class BotClient extends TypedEmitter<BotClientEvents> {
     this.#watched.set(symbol, { handlers, heard: false });
     await this.#ensureChannel(symbol);
     await this.#register(symbol);
-    this.#renewTimer ??= setInterval(() => void this.#renew(), (this.#ttl * 1000) / 3);
+    this.#renewTimer ??= setInterval(() => this.bus.context.background.run('bot_lease_renewal', () => this.#renew()), (this.#ttl * 1000) / 3);
   }
 
   /** Stops receiving a ticker and releases this bot's lease on it. */
@@ -176,7 +176,8 @@ export class BotClient extends TypedEmitter<BotClientEvents> {
       this.#tickets.delete(clientOrderId);
       throw error;
     }
-    void ticket.done.then(() => this.#tickets.delete(clientOrderId));
+    const forget = () => this.#tickets.delete(clientOrderId);
+    ticket.done.then(forget, forget);
     return ticket;
   }
 
@@ -242,7 +243,7 @@ export class BotClient extends TypedEmitter<BotClientEvents> {
     if (this.#retryTimer || this.#closed) return;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
-      for (const [symbol, w] of this.#watched) if (!w.heard) void this.#register(symbol);
+      for (const [symbol, w] of this.#watched) if (!w.heard) this.bus.context.background.run('bot_registration', () => this.#register(symbol));
     }, this.#retryMs);
   }
 

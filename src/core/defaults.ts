@@ -25,6 +25,17 @@ export const DEFAULTS = Object.freeze({
   positionMaxAheadMs: 10 * 60_000,
   /** Channel names decoded per subscriber whose catalog lookup is cached. */
   channelCacheSize: 10_000,
+  /**
+   * How long a service (broker, gateway, `up`) waits for Redis when it starts: it then exits
+   * with a line that says so, instead of running half-started (a supervisor restarts it).
+   * Short, since the whole failed start must end within 2 s; a Redis that answers at all
+   * answers a connect in milliseconds (TLS over a WAN in a few hundred).
+   */
+  serviceConnectTimeoutMs: 500,
+  /** Cleaning up after a failed start-up may take this long before the process exits anyway. */
+  startupCleanupMs: 800,
+  /** A background task that keeps failing (Redis down) logs one line per this many ms. */
+  backgroundLogEveryMs: 5_000,
 });
 
 /** The gateway's limits on what its clients may cost (docs/gateway.md, "Limits"). */

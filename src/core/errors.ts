@@ -66,6 +66,8 @@ export const ErrorCode = {
    * broker took the ticker over); Redis refused it, and nothing was written.
    */
   Fenced: 'TB_ERR_FENCED',
+  /** A service could not listen on its HTTP port (taken by another process, or not allowed). */
+  Listen: 'TB_ERR_LISTEN',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -181,6 +183,24 @@ export class FencedError extends BusError {
   override name = 'FencedError';
   constructor(channel: string) {
     super(ErrorCode.Fenced, `Publishing on "${preview(channel)}" was refused: this process no longer holds its lease (another one took it over). Stop publishing it.`, { channel });
+  }
+}
+
+/** A service's HTTP server could not listen: `reason` is the system's code (EADDRINUSE, EACCES, …). */
+export class ListenError extends BusError {
+  override name = 'ListenError';
+  readonly port: number;
+  readonly host: string;
+  readonly reason: string;
+
+  constructor(host: string, port: number, cause: unknown) {
+    const code = (cause as { code?: unknown } | null)?.code;
+    const reason = typeof code === 'string' ? code : 'unknown';
+    const what = reason === 'EADDRINUSE' ? 'is in use' : reason === 'EACCES' ? 'is not allowed for this user' : `cannot be listened on (${(cause as Error)?.message ?? reason})`;
+    super(ErrorCode.Listen, `Port ${port} on ${host} ${what}.`, { cause });
+    this.port = port;
+    this.host = host;
+    this.reason = reason;
   }
 }
 

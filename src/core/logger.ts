@@ -2,6 +2,7 @@
 // TICKBUS_LOG_LEVEL sets the level; TICKBUS_LOG_LEVEL=silent turns logging off.
 import { pino, type Logger } from 'pino';
 import { BusError, DecodeError, ErrorCode, preview, ValidationError } from './errors.ts';
+import { LogThrottle } from './log-throttle.ts';
 
 export type { Logger };
 
@@ -49,37 +50,7 @@ export function createLogger(name: string, level: string = process.env.TICKBUS_L
   return pino({ name, level, base: { pid: process.pid }, serializers: { err: serializeError } }, pino.destination({ fd: 2, sync: false }));
 }
 
-/**
- * Logs at most `perSecond` lines a second for one kind of event and then counts the rest,
- * so that a flood of garbage on a channel cannot flood the logs too.
- */
-export class LogThrottle {
-  #windowStart = 0;
-  #inWindow = 0;
-  #suppressed = 0;
-
-  private readonly perSecond: number;
-
-  constructor(perSecond = 10) {
-    this.perSecond = perSecond;
-  }
-
-  /** Returns how many lines were suppressed before this one, or -1 when this one is suppressed too. */
-  take(now: number = Date.now()): number {
-    if (now - this.#windowStart >= 1000) {
-      this.#windowStart = now;
-      this.#inWindow = 0;
-    }
-    if (this.#inWindow >= this.perSecond) {
-      this.#suppressed++;
-      return -1;
-    }
-    this.#inWindow++;
-    const suppressed = this.#suppressed;
-    this.#suppressed = 0;
-    return suppressed;
-  }
-}
+export { LogThrottle };
 
 /**
  * Logs the `error` events of a part of the bus that nobody listens to. Bad input and real

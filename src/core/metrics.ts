@@ -43,6 +43,7 @@ export class BusMetrics {
   readonly fallbackBuffered: Counter;
   readonly fallbackReplayed: Counter;
   readonly fallbackDropped: Counter<'reason'>;
+  readonly backgroundFailures: Counter<'task' | 'code'>;
   readonly #buffers = new Set<{ readonly size: number; readonly bytes: number }>();
   readonly #published = new Tally();
   readonly #received = new Tally();
@@ -91,6 +92,12 @@ export class BusMetrics {
     this.fallbackBuffered = new Counter({ name: 'tickbus_fallback_buffered_total', help: 'Messages kept in the fallback buffer while Redis was unreachable.', registers });
     this.fallbackReplayed = new Counter({ name: 'tickbus_fallback_replayed_total', help: 'Buffered messages sent once Redis was back.', registers });
     this.fallbackDropped = new Counter({ name: 'tickbus_fallback_dropped_total', help: 'Messages the fallback buffer gave up: oldest or newest (full), rejected (full, policy reject), refused (by Redis on replay).', labelNames: ['reason'], registers });
+    this.backgroundFailures = new Counter({
+      name: 'tickbus_background_failures_total',
+      help: 'Failed rounds of background work (timers, reactions to events: lease renewals, sweeps, heartbeats, resubscriptions), by task and error code. Each is retried.',
+      labelNames: ['task', 'code'],
+      registers,
+    });
     const buffers = this.#buffers;
     const total = (name: string, help: string, of: (b: { size: number; bytes: number }) => number) =>
       new Gauge({

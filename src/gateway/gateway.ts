@@ -226,7 +226,12 @@ export class Gateway {
     for (const [path, { file, type }] of Object.entries(STATIC)) routes[path] = staticRoute(file, type);
     this.#ops = new OpsServer({ port: o.port, host: o.host, registry: o.bus.context.metrics.registry, health: o.health ?? (() => this.health()), routes });
     this.#wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: o.maxFrameBytes, clientTracking: false });
-    this.#ops.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.#upgrade(req, socket, head));
+    this.#ops.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.#upgrade(req, socket, head).catch((error: unknown) => {
+        socket.destroy();
+        o.bus.context.background.failed('gateway_upgrade', error);
+      });
+    });
   }
 
   get url(): string | undefined {
@@ -323,7 +328,8 @@ export class Gateway {
     }
     this.#alive.add(ws);
     ws.on('pong', () => this.#alive.add(ws));
-    ws.on('message', (raw, isBinary) => void this.#onRequest(session, raw as Buffer, isBinary));
+    const background = this.#o.bus.context.background;
+    ws.on('message', (raw, isBinary) => background.run('gateway_request', () => this.#onRequest(session, raw as Buffer, isBinary)));
     ws.on('error', (error) => this.#o.logger.debug({ err: error, session: session.id }, 'gateway: socket error'));
     ws.on('close', (code) => {
       // Closed by the client (or the network): counted here; the gateway's own closes are counted as it decides them.
@@ -338,7 +344,8 @@ export class Gateway {
       this.#dirty.delete(session);
       for (const room of [...session.rooms.values()]) {
         if (JobRelay.isJobRoom(room)) this.#jobs?.leave(session, room);
-        else void this.#rooms.leave(session, room);
+        // Redis may be away: the room is gone here at once; its unsubscribe fails and is reported.
+        else background.run('gateway_room_leave', () => this.#rooms.leave(session, room));
       }
     });
     if (expiresAt !== undefined) {

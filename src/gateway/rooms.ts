@@ -97,7 +97,7 @@ export class RoomRegistry {
   constructor(options: RoomOptions) {
     this.#o = options;
     // Renew every lease well before it expires; a gateway that dies lets them lapse.
-    this.#renewTimer = setInterval(() => void this.#renewAll(), Math.max(1_000, (options.leaseTtlSeconds * 1000) / 3));
+    this.#renewTimer = setInterval(() => options.bus.context.background.run('gateway_lease_renewal', () => this.#renewAll()), Math.max(1_000, (options.leaseTtlSeconds * 1000) / 3));
     this.#renewTimer.unref();
   }
 
@@ -194,7 +194,7 @@ export class RoomRegistry {
       await this.#o.bus.publish(BrokerRegistration, { action, ticker: symbol, client_id: this.#o.clientId, ...(action === 'subscribe' ? { ttl_seconds: this.#o.leaseTtlSeconds } : {}) });
     } catch (error) {
       // The next renewal tries again; the room works for whatever the broker streams.
-      this.#o.logger.warn({ err: error, symbol, action }, 'gateway: broker registration failed');
+      this.#o.bus.context.background.failed('gateway_broker_registration', error, { symbol, action });
     }
   }
 

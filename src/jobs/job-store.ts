@@ -103,9 +103,9 @@ export class JobStore {
     this.#client = client;
   }
 
-  static async connect(redis: RedisConfig, name = 'tickbus:jobs'): Promise<JobStore> {
+  static async connect(redis: RedisConfig, name = 'tickbus:jobs', connectTimeoutMs?: number): Promise<JobStore> {
     // Commands fail with their own errors while the connection is down; node-redis reconnects.
-    return new JobStore(await RedisCommands.connect(redis, { name }));
+    return new JobStore(await RedisCommands.connect(redis, { name, ...(connectTimeoutMs === undefined ? {} : { connectTimeoutMs }) }));
   }
 
   /** Records a new job; false when a job with that id exists. */

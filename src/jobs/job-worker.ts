@@ -81,17 +81,24 @@ export class JobWorker {
       if (command.command === 'cancel_job' && command.job_id) this.#running.get(command.job_id)?.abort();
     });
     const claimIdleMs = this.#o.claimIdleMs ?? 30_000;
-    this.#consumer = await bus.consume(BacktestJobs, (job, ctx) => this.#take(job, ctx), {
-      group: this.#o.group ?? 'backtest-workers',
-      consumer: this.name,
-      batchSize: 1,
-      maxAttempts: this.#o.maxAttempts ?? 3,
-      claimIdleMs,
-      claimIntervalMs: this.#o.claimIntervalMs ?? Math.max(100, Math.floor(claimIdleMs / 2)),
-      retry: { baseMs: Math.min(100, claimIdleMs / 4), maxMs: Math.min(5_000, Math.floor(claimIdleMs / 2)) },
-      start: 'beginning',
-    });
-    this.#consumer.on('deadLettered', (letter) => void this.#gaveUp(letter));
+    try {
+      this.#consumer = await bus.consume(BacktestJobs, (job, ctx) => this.#take(job, ctx), {
+        group: this.#o.group ?? 'backtest-workers',
+        consumer: this.name,
+        batchSize: 1,
+        maxAttempts: this.#o.maxAttempts ?? 3,
+        claimIdleMs,
+        claimIntervalMs: this.#o.claimIntervalMs ?? Math.max(100, Math.floor(claimIdleMs / 2)),
+        retry: { baseMs: Math.min(100, claimIdleMs / 4), maxMs: Math.min(5_000, Math.floor(claimIdleMs / 2)) },
+        start: 'beginning',
+      });
+    } catch (error) {
+      // A worker that could not start takes nothing: its cancel subscription goes too.
+      await this.#commands.unsubscribe().catch(() => undefined);
+      this.#commands = undefined;
+      throw error;
+    }
+    this.#consumer.on('deadLettered', (letter) => bus.context.background.run('jobs_dead_letter', () => this.#gaveUp(letter)));
     this.#consumer.on('error', (error) => this.#o.logger.warn({ err: error }, 'job worker: consumer error'));
     return this;
   }
@@ -121,7 +128,7 @@ export class JobWorker {
     const controller = new AbortController();
     this.#running.set(job.job_id, controller);
     // Keep-alives: a long job must not look idle to the other workers.
-    const keepAlive = setInterval(() => void this.#consumer?.keepAlive(ctx.position).catch(() => undefined), Math.max(50, Math.floor((this.#o.claimIdleMs ?? 30_000) / 3)));
+    const keepAlive = setInterval(() => this.#o.bus.context.background.run('jobs_keep_alive', () => this.#consumer?.keepAlive(ctx.position)), Math.max(50, Math.floor((this.#o.claimIdleMs ?? 30_000) / 3)));
     try {
       await this.#progress(job.job_id, 0, 'started');
       let results: Record<string, unknown> | undefined;

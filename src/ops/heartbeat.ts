@@ -39,8 +39,10 @@ export class HeartbeatPublisher {
   }
 
   start(): void {
-    void this.beat();
-    this.#timer = setInterval(() => void this.beat(), this.intervalMs);
+    // beat() reports its own failures; run() is the guard that no rejection escapes a timer.
+    const background = this.#o.bus.context.background;
+    background.run('heartbeat', () => this.beat());
+    this.#timer = setInterval(() => background.run('heartbeat', () => this.beat()), this.intervalMs);
     this.#timer.unref();
   }
 
@@ -66,7 +68,7 @@ export class HeartbeatPublisher {
       await this.#o.bus.publish(ServiceHealth, beat);
       await this.#o.store?.send(['HSET', HEARTBEATS_KEY, this.instance, JSON.stringify(beat)], HEARTBEATS_KEY);
     } catch (error) {
-      this.#o.logger.warn({ err: error }, 'heartbeat not published');
+      this.#o.bus.context.background.failed('heartbeat', error);
     }
   }
 }

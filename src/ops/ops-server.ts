@@ -3,6 +3,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { ListenError } from '../core/errors.ts';
 
 export interface HealthReport {
   status: 'ok' | 'degraded' | 'down';
@@ -39,17 +40,21 @@ export class OpsServer {
     return this.#server;
   }
 
+  /** Listens on the port; rejects with a ListenError (port taken, not allowed) that names it. */
   async listen(): Promise<{ port: number; url: string }> {
+    const port = this.#options.port ?? 0;
+    const host = this.#options.host ?? '127.0.0.1';
     await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(this.#options.port ?? 0, this.#options.host ?? '127.0.0.1', () => {
-        this.#server.off('error', reject);
+      const failed = (error: Error) => reject(new ListenError(host, port, error));
+      this.#server.once('error', failed);
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', failed);
         resolve();
       });
     });
-    const { port, address } = this.#server.address() as AddressInfo;
-    const host = address.includes(':') ? `[${address}]` : address;
-    return { port, url: `http://${host}:${port}` };
+    const bound = this.#server.address() as AddressInfo;
+    const shown = bound.address.includes(':') ? `[${bound.address}]` : bound.address;
+    return { port: bound.port, url: `http://${shown}:${bound.port}` };
   }
 
   async close(): Promise<void> {

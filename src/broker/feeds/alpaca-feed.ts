@@ -474,7 +474,7 @@ export class AlpacaFeed implements MarketDataFeed {
     this.#state = 'failed';
     this.#authenticated = false;
     this.#problem(message, { code, final: true });
-    void this.#data.end();
+    this.#data.end().catch((error: unknown) => this.#logger.warn({ err: error }, 'could not close an Alpaca socket'));
     this.#dataReady?.();
     this.#dataReady = undefined;
   }
@@ -505,7 +505,7 @@ export class AlpacaFeed implements MarketDataFeed {
             `Alpaca refused the trading stream's credentials (${preview(String(data.status))}); order updates have stopped. Check APCA_API_KEY_ID and APCA_API_SECRET_KEY, and that the keys belong to ${this.#config.tradingStreamUrl}.`,
             { code: 'unauthorized', final: true },
           );
-          void trading.end();
+          trading.end().catch((error: unknown) => this.#logger.warn({ err: error }, 'could not close an Alpaca socket'));
           this.#tradingReady?.();
         }
       } else if (item.stream === 'listening') {
@@ -558,7 +558,8 @@ export class AlpacaFeed implements MarketDataFeed {
     // One report per outage; the attempts that follow only go to reconnecting().
     if (attempt === 1) this.#problem(`The Alpaca ${socket.label} is down (${why.reason}); reconnecting.`, { code: why.code, final: false });
     const sink = this.#sink;
-    if (sink?.reconnecting) void this.#deliver(() => sink.reconnecting?.(attempt, delayMs), 'reconnecting');
+    // #deliver's promise never rejects (it reports the sink's failure itself).
+    if (sink?.reconnecting) this.#deliver(() => sink.reconnecting?.(attempt, delayMs), 'reconnecting')?.catch(() => undefined);
   }
 
   /** Calls the sink without letting it throw into the feed; returns its promise when it asks us to slow down. */
@@ -761,9 +762,11 @@ class AlpacaSocket {
       clearTimeout(this.#pongTimer);
       this.#pongTimer = undefined;
     }
-    void wait.finally(() => {
+    // Resumes whatever became of the wait: a rejected one must not leave the socket paused.
+    const resume = () => {
       if (--this.#pauses === 0 && ws === this.#ws) ws.resume();
-    });
+    };
+    wait.then(resume, resume);
   }
 
   #onClose(ws: WebSocket, reason: string): void {

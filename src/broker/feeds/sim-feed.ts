@@ -55,7 +55,10 @@ export class SimFeed implements MarketDataFeed {
     this.#state = 'streaming';
     this.#timer ??= setInterval(() => {
       // A slow sink skips ticks rather than piling them up.
-      this.#ticking ??= this.#tick().finally(() => (this.#ticking = undefined));
+      // A tick that throws is a problem of the feed, reported, never an unhandled rejection.
+      this.#ticking ??= this.#tick()
+        .catch((error: unknown) => this.#sink?.problem(`simulated tick failed: ${(error as Error).message}`, { code: 'tick_failed', cause: error }))
+        .finally(() => (this.#ticking = undefined));
     }, this.#intervalMs);
     return Promise.resolve();
   }

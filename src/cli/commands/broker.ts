@@ -8,7 +8,8 @@ import type { Logger } from '../../core/logger.ts';
 import { resolveRedisConfig } from '../../core/config.ts';
 import { CliError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
-import { runUntilSignal } from './service.ts';
+import { exitSoonAfter, guardProcess, runUntilSignal, startupFailure } from './service.ts';
+import { DEFAULTS } from '../../core/defaults.ts';
 
 export interface BrokerCliOptions {
   redisUrl?: string;
@@ -78,10 +79,21 @@ BROKER_REGISTRATION, and receive updates on TICKER_UPDATES_AAPL.`,
     .action(async (options: BrokerCliOptions) => {
       const [{ startBrokerRuntime }, { createLogger }] = await Promise.all([import('../../broker/broker-runtime.ts'), import('../../core/logger.ts')]);
       const logger = createLogger('broker');
-      const url = resolveRedisConfig(options.redisUrl ? { url: options.redisUrl } : {}).url;
-      const runtime = await startBrokerRuntime(await runtimeOptions(options, url, logger));
+      const redis = resolveRedisConfig(options.redisUrl ? { url: options.redisUrl } : {});
+      let runtime;
+      try {
+        runtime = await startBrokerRuntime({ ...(await runtimeOptions(options, redis.url, logger)), connectTimeoutMs: DEFAULTS.serviceConnectTimeoutMs });
+      } catch (error) {
+        // startBrokerRuntime took down what it started; say what to change, and go.
+        throw exitSoonAfter(startupFailure(error, redis.display));
+      }
+      const unguard = guardProcess(runtime.bus.context.background, logger);
       process.stderr.write(`tickbus broker: ${options.feed} feed, Redis ${runtime.bus.context.transport.target}; health ${runtime.opsUrl}/health, metrics ${runtime.opsUrl}/metrics\n`);
-      await runUntilSignal(() => runtime.stop(), (line) => process.stderr.write(`tickbus broker: ${line}\n`));
+      const running = runtime;
+      await runUntilSignal(async () => {
+        await running.stop();
+        unguard();
+      }, (line) => process.stderr.write(`tickbus broker: ${line}\n`));
     });
 }
 

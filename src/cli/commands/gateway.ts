@@ -10,7 +10,9 @@ import type { TokenOptions } from '../../gateway/auth.ts';
 import { CliError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { number } from './broker.ts';
-import { runUntilSignal } from './service.ts';
+import { exitSoonAfter, guardProcess, runUntilSignal, startupFailure } from './service.ts';
+import { DEFAULTS } from '../../core/defaults.ts';
+import { withinMs } from '../../core/background.ts';
 
 export interface GatewayCliOptions {
   batchMs: string;
@@ -108,14 +110,15 @@ or tickbus up, which runs both).`,
       const logger = createLogger('gateway');
       const config = resolveRedisConfig(options.redisUrl ? { url: options.redisUrl } : {});
       const settings = gatewayOptions(options);
-      const bus = createBus({ redis: { url: config.url }, sender: 'gateway', logger });
+      const connectTimeoutMs = DEFAULTS.serviceConnectTimeoutMs;
+      const bus = createBus({ redis: { url: config.url }, sender: 'gateway', logger, connectTimeoutMs });
       let store: RedisBrokerStore | undefined;
       let jobs: JobStore | undefined;
       let gateway: Gateway | undefined;
       try {
         await bus.connect();
-        store = await RedisBrokerStore.connect(config);
-        jobs = await JobStore.connect(config, 'tickbus:gateway-jobs');
+        store = await RedisBrokerStore.connect(config, connectTimeoutMs);
+        jobs = await JobStore.connect(config, 'tickbus:gateway-jobs', connectTimeoutMs);
         const lastValue = store.lastValue.bind(store);
         const jobRecords = jobs;
         gateway = new Gateway({
@@ -130,12 +133,20 @@ or tickbus up, which runs both).`,
         const { url } = await gateway.listen();
         process.stderr.write(`tickbus gateway: dashboard ${url}/  websocket ${url.replace('http', 'ws')}/ws  health ${url}/health  (Redis ${bus.context.transport.target})\n`);
       } catch (error) {
-        await gateway?.close();
-        await store?.close();
-        await jobs?.close();
-        await bus.close();
-        throw error;
+        // Everything that started goes down again (within a bound), then one line says what to change.
+        const [openGateway, openStore, openJobs] = [gateway, store, jobs];
+        await withinMs(
+          (async () => {
+            await openGateway?.close().catch(() => undefined);
+            await openStore?.close().catch(() => undefined);
+            await openJobs?.close().catch(() => undefined);
+            await bus.close().catch(() => undefined);
+          })(),
+          DEFAULTS.startupCleanupMs,
+        );
+        throw exitSoonAfter(startupFailure(error, config.display));
       }
+      const unguard = guardProcess(bus.context.background, logger);
       const running = gateway;
       const openStore = store;
       const openJobs = jobs;
@@ -144,6 +155,7 @@ or tickbus up, which runs both).`,
         await openStore.close();
         await openJobs.close();
         await bus.close();
+        unguard();
       }, (line) => process.stderr.write(`tickbus gateway: ${line}\n`));
     });
 }

@@ -6,8 +6,11 @@ import { addBrokerOptions, number, runtimeOptions, type BrokerCliOptions } from 
 import { addGatewayOptions, gatewayOptions, parseJson, type GatewayCliOptions } from './gateway.ts';
 import type { Gateway } from '../../gateway/gateway.ts';
 import type { HealthReport } from '../../ops/ops-server.ts';
+import type { JobStore as JobRecords } from '../../jobs/job-store.ts';
 import { resolveRedisConfig } from '../../core/config.ts';
-import { runUntilSignal } from './service.ts';
+import { exitSoonAfter, guardProcess, runUntilSignal, startupFailure } from './service.ts';
+import { DEFAULTS } from '../../core/defaults.ts';
+import { withinMs } from '../../core/background.ts';
 
 export function registerUp(program: Command): void {
   const cmd = addBrokerOptions(
@@ -43,6 +46,12 @@ Examples:
         .map((t) => checkParam(TICKER, 'ticker', t));
       const settings = gatewayOptions(options);
       const port = number(options.port, '--port');
+      // A taken port is found before a Redis is chosen (or started) and a broker runs.
+      try {
+        await portIsFree(options.host, port);
+      } catch (error) {
+        throw startupFailure(error, undefined);
+      }
       const [{ startBrokerRuntime }, { createLogger }, { chooseBackend, describeBackend }, { Gateway }, { JobStore }] = await Promise.all([
         import('../../broker/broker-runtime.ts'),
         import('../../core/logger.ts'),
@@ -53,17 +62,28 @@ Examples:
       const backend = await chooseBackend({ redisUrl: options.redisUrl });
       say(`using ${describeBackend(backend)}`);
       const logger = createLogger('tickbus', process.env.TICKBUS_LOG_LEVEL ?? 'warn');
+      const redisShown = backend.kind === 'redis' ? backend.url : undefined;
       let runtime;
       try {
         // The gateway serves /health and /metrics for both, on --port.
-        runtime = await startBrokerRuntime({ ...(await runtimeOptions(options, backend.kind === 'redis' ? backend.url : undefined, logger)), opsPort: undefined });
+        runtime = await startBrokerRuntime({ ...(await runtimeOptions(options, redisShown, logger)), opsPort: undefined, connectTimeoutMs: DEFAULTS.serviceConnectTimeoutMs });
       } catch (error) {
-        await backend.stop();
-        throw error;
+        await withinMs(backend.stop(), DEFAULTS.startupCleanupMs);
+        throw exitSoonAfter(startupFailure(error, redisShown));
       }
       const broker = runtime;
       // Job progress to its owner needs the job records, which live in Redis.
-      const jobs = backend.kind === 'redis' ? await JobStore.connect(resolveRedisConfig({ url: backend.url }), 'tickbus:gateway-jobs') : undefined;
+      let jobs: JobRecords | undefined;
+      try {
+        jobs = backend.kind === 'redis' ? await JobStore.connect(resolveRedisConfig({ url: backend.url }), 'tickbus:gateway-jobs', DEFAULTS.serviceConnectTimeoutMs) : undefined;
+      } catch (error) {
+        await withinMs((async () => {
+          await runtime.stop();
+          await backend.stop();
+        })(), DEFAULTS.startupCleanupMs);
+        throw exitSoonAfter(startupFailure(error, redisShown));
+      }
+      const jobRecords = jobs;
       const gateway: Gateway = new Gateway({
         ...settings,
         bus: broker.bus,
@@ -71,7 +91,7 @@ Examples:
         port,
         host: options.host,
         lastValue: async (symbol) => parseJson(await broker.store.lastValue(symbol)),
-        ...(jobs ? { jobOwner: async (jobId: string) => (await jobs.get(jobId))?.user_id } : {}),
+        ...(jobRecords ? { jobOwner: async (jobId: string) => (await jobRecords.get(jobId))?.user_id } : {}),
         health: (): HealthReport => ({ ...broker.service.health(), gateway: gateway.stats() }),
       });
       let url: string;
@@ -79,12 +99,18 @@ Examples:
         url = (await gateway.listen()).url;
         for (const ticker of tickers) await runtime.bus.publish('BROKER_REGISTRATION', { action: 'subscribe', ticker });
       } catch (error) {
-        await gateway.close();
-        await jobs?.close();
-        await runtime.stop();
-        await backend.stop();
-        throw error;
+        await withinMs(
+          (async () => {
+            await gateway.close().catch(() => undefined);
+            await jobRecords?.close().catch(() => undefined);
+            await runtime.stop().catch(() => undefined);
+            await backend.stop();
+          })(),
+          DEFAULTS.startupCleanupMs,
+        );
+        throw exitSoonAfter(startupFailure(error, redisShown));
       }
+      const unguard = guardProcess(runtime.bus.context.background, logger);
       say(`broker streaming ${tickers.join(', ') || 'nothing yet'} from the ${options.feed} feed`);
       say(`dashboard ${url}/`);
       say(`health    ${url}/health`);
@@ -98,9 +124,19 @@ Examples:
       say('Ctrl-C to stop');
       await runUntilSignal(async () => {
         await gateway.close();
-        await jobs?.close();
+        await jobRecords?.close();
         await runtime.stop();
         await backend.stop();
+        unguard();
       }, say);
     });
+}
+
+/** Fails with the ListenError the gateway would give later, before anything has started. */
+async function portIsFree(host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  const [{ OpsServer }, { Registry }] = await Promise.all([import('../../ops/ops-server.ts'), import('prom-client')]);
+  const probe = new OpsServer({ port, host, registry: new Registry(), health: () => ({ status: 'down' }) });
+  await probe.listen();
+  await probe.close();
 }

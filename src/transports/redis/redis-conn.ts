@@ -213,7 +213,7 @@ class ClusterConn implements RedisConn {
     this.#probe = setInterval(() => {
       // node-redis reads the topology again only on a MOVED, or as its reconnection attempts
       // (spaced by back-off) come up; a promoted replica is found sooner by asking.
-      if (++rounds % REDISCOVER_EVERY === 0) void this.#rediscover();
+      if (++rounds % REDISCOVER_EVERY === 0) this.#rediscover().catch(() => undefined); // it catches its own failures; the next round tries again
       if (this.#whole()) {
         this.#watchMoves();
         clearInterval(this.#probe);
