@@ -84,7 +84,7 @@ export async function startBrokerRuntime(options: BrokerRuntimeOptions): Promise
       ops,
       store,
       async stop() {
-        heartbeat.stop();
+        await heartbeat.stop();
         await service.stop();
         await stopOps?.close();
         await bus.close();

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { hashReply, RedisCommands } from '../../transports/redis/redis-commands.ts';
 import { resolveRedisConfig } from '../../core/config.ts';
 import { HeartbeatSchema, type Heartbeat } from '../../catalogs/system.ts';
-import { HEARTBEATS_KEY } from '../../ops/heartbeat.ts';
+import { HEARTBEATS_KEY, HEARTBEAT_TTL_INTERVALS } from '../../ops/heartbeat.ts';
 import { addConnectionOptions, type ConnectionOptions } from './shared.ts';
 
 export type Liveness = 'alive' | 'stale' | 'gone';
@@ -35,6 +35,8 @@ export async function healthSnapshot(client: RedisCommands, target: string): Pro
   const services = Object.values(raw)
     .map((json) => HeartbeatSchema.safeParse(JSON.parse(json)))
     .filter((r) => r.success)
+    // Expired, not yet pruned (by the next beat of a live service, or the keys' own expiry).
+    .filter((r) => now - Date.parse(r.data.timestamp) <= HEARTBEAT_TTL_INTERVALS * r.data.interval_ms)
     .map((r) => ({ ...r.data, liveness: liveness(r.data, now), age_seconds: Math.round((now - Date.parse(r.data.timestamp)) / 100) / 10 }))
     .sort((a, b) => a.service.localeCompare(b.service) || a.instance.localeCompare(b.instance));
   return {
@@ -94,7 +96,7 @@ export function registerHealth(program: Command): void {
       'after',
       `
 A service is alive within two heartbeat intervals of its last beat, stale within five,
-gone after that.
+gone after that; its beat expires after six. A service that stops cleanly removes its own.
 
 Examples:
   $ tickbus health
