@@ -38,13 +38,19 @@ export const lastValueKey = (ticker: string): string => `tickbus:last:{${ticker}
  */
 export const LAST_VALUE_TTL_MS = 24 * 3600 * 1000;
 
-// After a lease is added, renewed or released, the set expires with its longest lease: a
-// lease set left by brokers that are gone goes away by itself; one holding a lease without
-// expiry (an infinite score) stays, as asked.
+/**
+ * The lease set outlives its longest lease by this much: long enough for a running broker's
+ * sweep to see every lease expire (it drops the ticker on that), short enough that a set
+ * left by brokers that are all gone does not stay for good.
+ */
+export const LEASES_GRACE_MS = 3600 * 1000;
+
+// After a lease is added, renewed or released, the set expires LEASES_GRACE_MS after its
+// longest lease; one holding a lease without expiry (an infinite score) stays, as asked.
 const EXPIRE_WITH_LONGEST = `local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 if #last == 0 then
 elseif last[2] == 'inf' or last[2] == '+inf' then redis.call('PERSIST', KEYS[1])
-else redis.call('PEXPIREAT', KEYS[1], math.ceil(tonumber(last[2]))) end`;
+else redis.call('PEXPIREAT', KEYS[1], math.ceil(tonumber(last[2])) + ${LEASES_GRACE_MS}) end`;
 const ACQUIRE = `redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 ${EXPIRE_WITH_LONGEST}
 return 1`;
