@@ -19,9 +19,18 @@ export const MEMBERS_KEY = 'tickbus:{broker}:members';
 /** The counter a ticker's fencing tokens come from (same slot as its owner key). */
 export const fenceCounterKey = (channel: string): string => `tickbus:{${channel}}:fence`;
 
+/**
+ * A fencing counter outlives the last lease taken on its ticker by a day. It only has to
+ * grow while a token drawn from it can still be the owner's, which is at most a lease
+ * (seconds); after that an owner value `<member>:<token>` names a member that took the lease
+ * again and so holds the new value. A ticker no broker takes any more leaves nothing behind.
+ */
+export const FENCE_COUNTER_TTL_MS = 24 * 3600 * 1000;
+
 // Takes the lease if nobody holds it: a new token, the owner key with an expiry.
 const ACQUIRE = `if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local token = redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
 local owner = ARGV[1] .. ':' .. token
 redis.call('SET', KEYS[1], owner, 'PX', ARGV[2])
 return owner`;
@@ -33,9 +42,12 @@ return 0`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
-// Refreshes this member's expiry, drops members past theirs, returns the live ones.
+// Refreshes this member's expiry, drops members past theirs, returns the live ones. The set
+// itself expires with its last member (a group whose brokers all died leaves nothing).
 const HEARTBEAT = `redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+local ttl = tonumber(ARGV[2]) - tonumber(ARGV[3])
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
 return redis.call('ZRANGE', KEYS[1], 0, -1)`;
 
 export interface BrokerGroupOptions {
@@ -212,7 +224,7 @@ export class BrokerGroup {
     const taken = await Promise.allSettled(
       mine.map(async (ticker) => {
         const channel = TickerUpdates.name({ ticker });
-        const owner = await this.#redis.send<string | null>(['EVAL', ACQUIRE, '2', fenceKey(channel), fenceCounterKey(channel), this.memberId, String(this.#leaseMs)], channel);
+        const owner = await this.#redis.send<string | null>(['EVAL', ACQUIRE, '2', fenceKey(channel), fenceCounterKey(channel), this.memberId, String(this.#leaseMs), String(FENCE_COUNTER_TTL_MS)], channel);
         return [ticker, owner] as const;
       }),
     );

@@ -96,7 +96,7 @@ export async function startBrokerRuntime(options: BrokerRuntimeOptions): Promise
       ops,
       store,
       async stop() {
-        beat.stop();
+        await beat.stop();
         await started.stop();
         await stopOps?.close();
         await bus.close();
@@ -106,10 +106,11 @@ export async function startBrokerRuntime(options: BrokerRuntimeOptions): Promise
   } catch (error) {
     // Take down everything that did start, within a bound: a Redis that is away must not
     // keep a failed start-up running (its clients give up once closed).
-    heartbeat?.stop();
     const openStore = store;
+    const openBeat = heartbeat;
     await withinMs(
       (async () => {
+        await openBeat?.stop().catch(() => undefined);
         await service?.stop().catch(() => undefined);
         await ops?.close().catch(() => undefined);
         await bus.close().catch(() => undefined);

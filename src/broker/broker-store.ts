@@ -31,6 +31,33 @@ export interface BrokerStore {
 export const LEASES_KEY = 'tickbus:{broker}:leases';
 export const lastValueKey = (ticker: string): string => `tickbus:last:{${ticker}}`;
 
+/**
+ * A last value outlives the ticker's last update by a day: a bot starting before the broker
+ * still gets the previous session's price, and a ticker nobody streams any more does not
+ * leave its key behind for good.
+ */
+export const LAST_VALUE_TTL_MS = 24 * 3600 * 1000;
+
+/**
+ * The lease set outlives its longest lease by this much: long enough for a running broker's
+ * sweep to see every lease expire (it drops the ticker on that), short enough that a set
+ * left by brokers that are all gone does not stay for good.
+ */
+export const LEASES_GRACE_MS = 3600 * 1000;
+
+// After a lease is added, renewed or released, the set expires LEASES_GRACE_MS after its
+// longest lease; one holding a lease without expiry (an infinite score) stays, as asked.
+const EXPIRE_WITH_LONGEST = `local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if #last == 0 then
+elseif last[2] == 'inf' or last[2] == '+inf' then redis.call('PERSIST', KEYS[1])
+else redis.call('PEXPIREAT', KEYS[1], math.ceil(tonumber(last[2])) + ${LEASES_GRACE_MS}) end`;
+const ACQUIRE = `redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+${EXPIRE_WITH_LONGEST}
+return 1`;
+const RELEASE = `local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+${EXPIRE_WITH_LONGEST}
+return removed`;
+
 const SEP = '|';
 const SWEEP =
   "local e = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES') if #e > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) end return e";
@@ -58,11 +85,11 @@ export class RedisBrokerStore implements BrokerStore {
   }
 
   async acquire(lease: RegistrationLease): Promise<void> {
-    await this.#client.send(['ZADD', LEASES_KEY, lease.expiresAt === null ? '+inf' : String(lease.expiresAt), member(lease.ticker, lease.holder)], LEASES_KEY);
+    await this.#client.send(['EVAL', ACQUIRE, '1', LEASES_KEY, lease.expiresAt === null ? '+inf' : String(lease.expiresAt), member(lease.ticker, lease.holder)], LEASES_KEY);
   }
 
   async release(ticker: string, holder: string): Promise<boolean> {
-    return (await this.#client.send<number>(['ZREM', LEASES_KEY, member(ticker, holder)], LEASES_KEY)) > 0;
+    return (await this.#client.send<number>(['EVAL', RELEASE, '1', LEASES_KEY, member(ticker, holder)], LEASES_KEY)) > 0;
   }
 
   async leases(now: number): Promise<RegistrationLease[]> {
@@ -80,7 +107,7 @@ export class RedisBrokerStore implements BrokerStore {
   async setLastValues(values: ReadonlyMap<string, string>): Promise<void> {
     // One SET a ticker, issued together (node-redis pipelines them): on a cluster each goes
     // to the shard of its ticker.
-    await Promise.all([...values].map(([ticker, json]) => this.#client.send(['SET', lastValueKey(ticker), json], lastValueKey(ticker))));
+    await Promise.all([...values].map(([ticker, json]) => this.#client.send(['SET', lastValueKey(ticker), json, 'PX', String(LAST_VALUE_TTL_MS)], lastValueKey(ticker))));
   }
 
   async lastValue(ticker: string): Promise<string | undefined> {

@@ -12,6 +12,12 @@
 //   dead-lettered without running it again (it may be what kills its consumers).
 // - On start, and after every reconnection, a consumer first reads what it already holds
 //   (its pending entries), then new ones.
+// - An acknowledgement that does not reach Redis (the connection is down) is kept and sent
+//   again before the next read: no new work is taken while finished work cannot be
+//   acknowledged, and an entry this consumer finished is never run again when a re-read of
+//   its pending entries or a claim hands it back (it is acknowledged instead). The two
+//   connections of a link come back from an outage at different times; without this, every
+//   batch read in between was redone.
 import { hostname } from 'node:os';
 import { deadLetterKey, streamKey, type Channel, type ChannelRef } from '../core/channel.ts';
 import { backoffDelay, resolveReconnect } from '../core/config.ts';
@@ -129,6 +135,8 @@ function resolveOptions(o: ConsumeOptions): Resolved {
 }
 
 const ACK_EVERY_MS = 20;
+/** Acknowledgements per XACK when an outage held many back. */
+const ACK_RESEND_CHUNK = 500;
 
 /** What a handler run decided. */
 type Outcome = 'ack' | 'retry' | 'dead' | 'gone';
@@ -151,6 +159,10 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #sleepers = new Set<() => void>();
   readonly #acking = new Set<Promise<void>>();
+  /** Handled, but Redis has not confirmed the acknowledgement (on its way, or failed): never run again. */
+  readonly #unacked = new Set<string>();
+  /** Of those, the ones whose XACK failed: sent again before the next read. */
+  readonly #resend = new Set<string>();
   #running: Promise<void> | undefined;
   #closed = false;
   #lastClaim = 0;
@@ -228,6 +240,9 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
     // The handler at work finishes and its batch is acknowledged before the link goes.
     await this.#running?.catch(() => undefined);
     await Promise.all(this.#acking);
+    // One last try for what an outage held back; what still fails stays pending (and is
+    // redone by whoever takes it: at least once).
+    if (this.#resend.size > 0) await this.#resendAcks().catch(() => undefined);
     await this.#link.close();
     this.removeAllListeners();
   }
@@ -237,6 +252,9 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
     let failures = 0;
     while (!this.#closed) {
       try {
+        // Finished work first: reading more while acknowledgements fail would only pile up
+        // work that a re-read of the pending entries hands back.
+        if (this.#resend.size > 0) await this.#resendAcks();
         if (Date.now() - this.#lastClaim >= this.#opts.claimIntervalMs) await this.#claim();
         const from = this.#from;
         // Wake up in time for the next claim round, however long the configured block.
@@ -247,7 +265,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
           // Pending entries are read after an id: move past them, and on to new ones when none are left.
           const last = entries.at(-1);
           this.#from = last ? last.id : '>';
-          const fresh = entries.filter((e) => !this.#busy.has(e.id));
+          const fresh = this.#notYetDone(entries);
           if (fresh.length > 0) await this.#handleRedelivered(fresh);
         } else if (entries.length > 0) {
           await this.#handleBatch(entries.map((e) => ({ entry: e, attempt: 1 })));
@@ -302,13 +320,52 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
     this.#lastClaim = Date.now();
     const { cursor, entries, deleted } = await this.#link.claim(this.#key, this.group, this.consumer, this.#opts.claimIdleMs, this.#claimCursor, this.#opts.batchSize);
     this.#claimCursor = cursor;
-    const fresh = entries.filter((e) => !this.#busy.has(e.id));
+    const fresh = this.#notYetDone(entries);
     if (deleted.length > 0) this.#ctx.logger.warn({ channel: this.channel, group: this.group, ids: deleted.length }, 'pending messages were trimmed from the stream before anyone acknowledged them');
     if (fresh.length === 0) return;
     this.#stats.claimed += fresh.length;
     this.#ctx.metrics.durable.labels(this.#def.template, this.group, 'claimed').inc(fresh.length);
     this.#ctx.logger.info({ channel: this.channel, group: this.group, messages: fresh.length }, 'claimed messages another consumer held too long');
     await this.#handleRedelivered(fresh);
+  }
+
+  /**
+   * Of entries handed back (this consumer's pending ones, or claimed), those to run: not
+   * the ones at work or waiting for a retry, and not the ones already handled whose
+   * acknowledgement has not been confirmed; those are acknowledged (again) instead.
+   */
+  #notYetDone(entries: readonly StreamEntry[]): StreamEntry[] {
+    const done: string[] = [];
+    const fresh: StreamEntry[] = [];
+    for (const e of entries) {
+      if (this.#unacked.has(e.id)) done.push(e.id);
+      else if (!this.#busy.has(e.id)) fresh.push(e);
+    }
+    if (done.length > 0) {
+      for (const id of done) this.#resend.delete(id);
+      this.#ack(done);
+    }
+    return fresh;
+  }
+
+  /** Sends again the acknowledgements an outage held back; rejects while Redis is unreachable. */
+  async #resendAcks(): Promise<void> {
+    const ids = [...this.#resend];
+    for (let i = 0; i < ids.length; i += ACK_RESEND_CHUNK) {
+      const chunk = ids.slice(i, i + ACK_RESEND_CHUNK);
+      await this.#link.ack(this.#key, this.group, chunk);
+      for (const id of chunk) this.#resend.delete(id);
+      this.#acked(chunk);
+    }
+  }
+
+  /** Counts the confirmed acknowledgements (each id once, however often it was sent). */
+  #acked(ids: readonly string[]): void {
+    let n = 0;
+    for (const id of ids) if (this.#unacked.delete(id)) n++;
+    if (n === 0) return;
+    this.#stats.handled += n;
+    this.#ctx.metrics.durable.labels(this.#def.template, this.group, 'acked').inc(n);
   }
 
   /** Entries delivered before (pending or claimed): their attempt is Redis's delivery count. */
@@ -340,15 +397,16 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
     if (acks.length > 0) this.#ack(acks);
   }
 
-  /** Sends an acknowledgement; close() waits for those still on their way. */
+  /**
+   * Sends an acknowledgement; close() waits for those still on their way. One that fails is
+   * kept for #resendAcks, which the loop runs before its next read.
+   */
   #ack(ids: string[]): void {
+    for (const id of ids) this.#unacked.add(id);
     const sending = this.#link.ack(this.#key, this.group, ids).then(
-      () => {
-        this.#stats.handled += ids.length;
-        this.#ctx.metrics.durable.labels(this.#def.template, this.group, 'acked').inc(ids.length);
-      },
+      () => this.#acked(ids),
       (error: unknown) => {
-        // Not acknowledged: the messages stay pending and come back (at least once).
+        for (const id of ids) if (this.#unacked.has(id)) this.#resend.add(id);
         if (!(error instanceof NotConnectedError)) this.emit('error', error instanceof BusError ? error : new BusError(ErrorCode.Transport, String(error), { cause: error, channel: this.channel }));
       },
     );

@@ -1,6 +1,9 @@
 // The heartbeat every tickbus service publishes on `tickbus.health` at a fixed interval,
 // and keeps (when on Redis) in one hash so that `tickbus health` can show every service at
-// once instead of waiting for the next beat.
+// once instead of waiting for the next beat. A beat lives HEARTBEAT_TTL_INTERVALS intervals:
+// a service that stops removes its own, and one that died is dropped by the next beat of
+// any other (each beat also prunes the expired ones) or, when none is left, with the keys'
+// own expiry. Without that the hash listed every service that ever ran, for good.
 import { hostname } from 'node:os';
 import type { RedisCommands } from '../transports/redis/redis-commands.ts';
 import type { TickBus } from '../bus/tick-bus.ts';
@@ -10,6 +13,30 @@ import type { HealthReport } from './ops-server.ts';
 
 /** Where the latest beat of every instance is kept: field = instance, value = JSON. */
 export const HEARTBEATS_KEY = 'tickbus:{health}:heartbeats';
+/** When each instance's beat expires: member = instance, score = epoch ms (same slot as the hash). */
+export const HEARTBEAT_EXPIRY_KEY = 'tickbus:{health}:heartbeat-expiry';
+/**
+ * A beat outlives its interval this many times. Readers call a service stale after two
+ * missed intervals and gone after five; one interval later its beat is removed.
+ */
+export const HEARTBEAT_TTL_INTERVALS = 6;
+
+// Stores this beat and its expiry, drops the beats past theirs, and keeps both keys alive at
+// least as long as this beat (never shortening a longer-lived service's).
+const BEAT = `redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
+if #dead > 0 then
+  redis.call('HDEL', KEYS[1], unpack(dead))
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
+end
+for i = 1, 2 do
+  if redis.call('PTTL', KEYS[i]) < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
+end
+return #dead`;
+
+const LEAVE = `redis.call('HDEL', KEYS[1], ARGV[1])
+return redis.call('ZREM', KEYS[2], ARGV[1])`;
 
 export interface HeartbeatOptions {
   bus: TickBus;
@@ -31,6 +58,9 @@ export class HeartbeatPublisher {
   readonly #o: HeartbeatOptions;
   readonly #started = Date.now();
   #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  /** The beat on its way, for stop() to wait for (it would put the beat back after its removal). */
+  #beating: Promise<void> = Promise.resolve();
 
   constructor(options: HeartbeatOptions) {
     this.#o = options;
@@ -46,12 +76,27 @@ export class HeartbeatPublisher {
     this.#timer.unref();
   }
 
-  stop(): void {
+  /** Stops beating and removes this instance's beat: a service that left is not listed. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
     clearInterval(this.#timer);
+    await this.#beating;
+    try {
+      await this.#o.store?.send(['EVAL', LEAVE, '2', HEARTBEATS_KEY, HEARTBEAT_EXPIRY_KEY, this.instance], HEARTBEATS_KEY);
+    } catch (error) {
+      // It expires by itself within HEARTBEAT_TTL_INTERVALS intervals.
+      this.#o.logger.warn({ err: error }, 'heartbeat not removed; it expires by itself');
+    }
   }
 
   /** Publishes one heartbeat now. Failures are logged: a missed beat is what readers watch for. */
-  async beat(): Promise<void> {
+  beat(): Promise<void> {
+    if (this.#stopped) return this.#beating;
+    this.#beating = this.#beat();
+    return this.#beating;
+  }
+
+  async #beat(): Promise<void> {
     try {
       const report = await this.#o.health();
       const { status, ...details } = report;
@@ -66,7 +111,9 @@ export class HeartbeatPublisher {
         timestamp: new Date().toISOString(),
       };
       await this.#o.bus.publish(ServiceHealth, beat);
-      await this.#o.store?.send(['HSET', HEARTBEATS_KEY, this.instance, JSON.stringify(beat)], HEARTBEATS_KEY);
+      const now = Date.now();
+      const ttlMs = HEARTBEAT_TTL_INTERVALS * this.intervalMs;
+      await this.#o.store?.send(['EVAL', BEAT, '2', HEARTBEATS_KEY, HEARTBEAT_EXPIRY_KEY, this.instance, JSON.stringify(beat), String(now), String(now + ttlMs), String(ttlMs)], HEARTBEATS_KEY);
     } catch (error) {
       this.#o.bus.context.background.failed('heartbeat', error);
     }

@@ -27,6 +27,7 @@ export interface BrokerCliOptions {
   name?: string;
   sender?: string;
   failoverMs?: string;
+  heartbeatMs?: string;
 }
 
 export function addBrokerOptions(cmd: Command): Command {
@@ -60,6 +61,7 @@ export function registerBroker(program: Command): void {
     .option('--name <name>', "this broker's name among the brokers sharing the tickers (default: host-pid-random)")
     .option('--sender <name>', 'the sender written into every update', 'broker_service')
     .option('--failover-ms <ms>', "how long a dead broker's tickers wait before another takes them (its lease)", '3000')
+    .option('--heartbeat-ms <ms>', 'interval of the heartbeat `tickbus health` reads (a beat expires after six)', '5000')
     .addHelpText(
       'after',
       `
@@ -112,6 +114,7 @@ export async function runtimeOptions(options: BrokerCliOptions, redisUrl: string
     ...(options.name === undefined ? {} : { memberId: options.name }),
     ...(options.sender === undefined ? {} : { sender: options.sender }),
     ...(options.failoverMs === undefined ? {} : { leaseMs: number(options.failoverMs, '--failover-ms', 100) }),
+    ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: number(options.heartbeatMs, '--heartbeat-ms', 100) }),
   };
 }
 

@@ -23,7 +23,7 @@ export interface HealthSnapshot {
 
 /** On a cluster the Redis figures are those of the node that holds the heartbeats. */
 export async function healthSnapshot(client: RedisCommands, target: string): Promise<HealthSnapshot> {
-  const [{ hashReply }, { HeartbeatSchema }, { HEARTBEATS_KEY }] = await Promise.all([
+  const [{ hashReply }, { HeartbeatSchema }, { HEARTBEATS_KEY, HEARTBEAT_TTL_INTERVALS }] = await Promise.all([
     import('../../transports/redis/redis-commands.ts'),
     import('../../catalogs/system.ts'),
     import('../../ops/heartbeat.ts'),
@@ -39,6 +39,8 @@ export async function healthSnapshot(client: RedisCommands, target: string): Pro
   const services = Object.values(raw)
     .map((json) => HeartbeatSchema.safeParse(JSON.parse(json)))
     .filter((r) => r.success)
+    // Expired, not yet pruned (by the next beat of a live service, or the keys' own expiry).
+    .filter((r) => now - Date.parse(r.data.timestamp) <= HEARTBEAT_TTL_INTERVALS * r.data.interval_ms)
     .map((r) => ({ ...r.data, liveness: liveness(r.data, now), age_seconds: Math.round((now - Date.parse(r.data.timestamp)) / 100) / 10 }))
     .sort((a, b) => a.service.localeCompare(b.service) || a.instance.localeCompare(b.instance));
   return {
@@ -98,7 +100,7 @@ export function registerHealth(program: Command): void {
       'after',
       `
 A service is alive within two heartbeat intervals of its last beat, stale within five,
-gone after that.
+gone after that; its beat expires after six. A service that stops cleanly removes its own.
 
 Examples:
   $ tickbus health
