@@ -16,6 +16,7 @@ const result: BotsResult = { orders: [], refused: {}, prices: {}, errors: {} };
 const orders = new Map<string, BotOrder>();
 const open = new Set<Promise<unknown>>();
 let stopping = false;
+const text = (v: unknown): string => (typeof v === 'string' ? v : '');
 
 const bots: Array<{ id: string; tickers: string[]; client: BotClient }> = [];
 for (const spec of specs) {
@@ -29,7 +30,7 @@ for (const spec of specs) {
         const data = update.order_data ?? {};
         const id = typeof data.client_order_id === 'string' ? data.client_order_id : undefined;
         const order = id === undefined ? undefined : orders.get(id);
-        order?.events.push({ event: String(data.event ?? ''), status: String(data.status ?? ''), orderId: String(data.id ?? ''), position: ctx.position });
+        order?.events.push({ event: text(data.event), status: text(data.status), orderId: text(data.id), position: ctx.position });
       },
     });
   }
@@ -54,7 +55,7 @@ async function placeOne(): Promise<void> {
     return;
   }
   result.orders.push(order);
-  const done = ticket.done.then((u) => (order.final = String(u.order_data?.status ?? u.order_data?.event ?? '')));
+  const done = ticket.done.then((u) => (order.final = text(u.order_data?.status) || text(u.order_data?.event)));
   open.add(done);
   void done.finally(() => open.delete(done));
 }

@@ -20,7 +20,6 @@ const bus = createBus({
 bus.on('error', () => undefined);
 
 let stopping = false;
-let loop: Promise<void> | undefined;
 const ref = Work.of({ queue: CHAOS_QUEUE });
 
 async function run(): Promise<void> {
@@ -39,6 +38,7 @@ async function run(): Promise<void> {
   }
 }
 
+const loop = run();
 process.once('SIGTERM', () => {
   stopping = true;
   void (async () => {
@@ -49,5 +49,4 @@ process.once('SIGTERM', () => {
   })();
 });
 
-loop = run();
 process.stdout.write('ready\n');

@@ -46,7 +46,7 @@ runMain(async () => {
   for (const g of report.history.unreportedSample) console.log(`unreported gap: ${g.client} ${g.symbol} after ${g.after}, next ${g.next ?? '(none by the end)'}: ${g.missed} missed; markers ${g.markers.join(' ') || '-'}`);
   if (report.durable.lostSample.length) console.log(`durable lost, first: ${report.durable.lostSample.join(', ')}`);
   for (const d of report.orders.duplicatedSample) console.log(`duplicated order: ${d}`);
-  for (const o of report.orders.unansweredSample) console.log(`unanswered order: ${o.id} (${o.symbol}) placed at ${o.atS} s; updates: ${o.events.join(' ') || 'none'}`);
+  for (const o of report.orders.unansweredSample) console.log(`unanswered order: ${o.id} (${o.symbol}) placed at ${o.atS} s, ticker streamed by ${o.streamedBy} before, ${o.thenBy} after; updates: ${o.events.join(' ') || 'none'}`);
   for (const u of report.uncleanStops) console.log(`unclean stop: ${u.role} code ${u.code} signal ${u.signal}\n  ${u.stderr.slice(-3).join('\n  ')}`);
   console.log(`\nLogs: ${report.logDir}`);
   const out = resolve(v.out);

@@ -55,7 +55,8 @@ export interface ChaosOptions {
 }
 
 export type Role = 'redis' | 'broker-a' | 'broker-b' | 'gateway-a' | 'gateway-b' | 'consumer-1' | 'consumer-2' | 'publisher' | 'bots' | 'clients';
-const VICTIMS: readonly Role[] = ['redis', 'broker-a', 'broker-b', 'gateway-a', 'gateway-b', 'consumer-1', 'consumer-2'];
+/** What the loop kills: a kind at random (each as likely), then one of its processes. */
+const VICTIMS: ReadonlyArray<readonly Role[]> = [['redis'], ['broker-a', 'broker-b'], ['gateway-a', 'gateway-b'], ['consumer-1', 'consumer-2']];
 
 export interface Crash {
   role: Role;
@@ -122,7 +123,8 @@ export interface ChaosReport {
     rejected: number;
     /** No final update by the end. */
     unanswered: number;
-    unansweredSample: Array<{ id: string; symbol: string; atS: number; events: string[] }>;
+    /** With the broker that streamed the ticker just before the order was placed, and just after. */
+    unansweredSample: Array<{ id: string; symbol: string; atS: number; events: string[]; streamedBy: string; thenBy: string }>;
     /** Orders the venue took more than once (two `new` or more fills than ordered, at distinct stream positions). */
     duplicated: number;
     /** The same venue event at two stream positions (published twice). */
@@ -251,9 +253,11 @@ async function until(condition: () => boolean | Promise<boolean>, timeoutMs: num
 }
 
 /** One ticker stream entry, as the recorder read it. */
-interface Entry {
+export interface Entry {
   id: string;
   ms: number;
+  /** The envelope's sender: which broker streamed it. */
+  sender: string;
   /** An order update: the bot's client_order_id and the venue's own order id (one per order the venue took). */
   order?: { id: string; venueId: string; event: string; qty: number; filledQty: number };
 }
@@ -350,7 +354,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const broker = (role: Role, name: string, port: number) => {
     add(role);
     starters.set(role, async () => {
-      spawnNode(role, [TICKBUS_BIN, 'broker', '--redis-url', redisUrl, '--feed', 'sim', '--rate', String(settings.tradesPerSecond), '--port', String(port), '--name', name, '--failover-ms', '3000']);
+      spawnNode(role, [TICKBUS_BIN, 'broker', '--redis-url', redisUrl, '--feed', 'sim', '--rate', String(settings.tradesPerSecond), '--port', String(port), '--name', name, '--sender', name, '--failover-ms', '3000']);
       await until(() => httpAnswers(`http://127.0.0.1:${port}/health`), 30_000, `${role} health`);
     });
   };
@@ -444,7 +448,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     for (const ticker of CHAOS_TICKERS) {
       const list = entries.get(ticker) as Entry[];
       const last = list.at(-1)?.id;
-      const reply = (await recorder.sendCommand(['XRANGE', `tickbus:{TICKER_UPDATES_${ticker}}:stream`, last ?? '-', '+', 'COUNT', '5000'])) as Array<[string, string[]]>;
+      const reply = await recorder.sendCommand<Array<[string, string[]]>>(['XRANGE', `tickbus:{TICKER_UPDATES_${ticker}}:stream`, last ?? '-', '+', 'COUNT', '5000']);
       let fresh = reply;
       if (last !== undefined) {
         // Inclusive from the last entry read: it must still be there, first.
@@ -456,10 +460,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         }
       }
       for (const [id, fields] of fresh) {
-        const entry: Entry = { id, ms: Number(id.slice(0, id.indexOf('-'))) };
+        const entry: Entry = { id, ms: Number(id.slice(0, id.indexOf('-'))), sender: '?' };
         const payload = fields[fields.indexOf('payload') + 1];
         try {
-          const data = (JSON.parse(payload ?? '{}') as { data?: { type?: string; order_data?: Record<string, unknown> } }).data;
+          const envelope = JSON.parse(payload ?? '{}') as { sender?: string; data?: { type?: string; order_data?: Record<string, unknown> } };
+          entry.sender = String(envelope.sender);
+          const data = envelope.data;
           if (data?.type === 'order' && data.order_data) {
             const o = data.order_data;
             entry.order = { id: String(o.client_order_id), venueId: String(o.id), event: String(o.event), qty: Number(o.qty), filledQty: Number(o.filled_qty) };
@@ -520,14 +526,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     }
   };
 
-  let clean = false;
   let botsResult: BotsResult = { orders: [], refused: {}, prices: {}, errors: {} };
   let clientsResult: ClientsResult = { clients: [] };
   let streamCounts = new Map<number, number>();
   let pendingAtEnd = -1;
   let cutoffMs = 0;
   let clientsFrom = 0;
-  let runEnd = 0;
   try {
     // --- start-up, in the order users start things ------------------------------------------
     await restart('redis');
@@ -544,12 +548,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     log(`${atS()} s: all up; killing for ${settings.seconds} s (seed ${settings.seed})`);
 
     // --- the kills ------------------------------------------------------------------------------
-    runEnd = Date.now() + settings.seconds * 1000;
+    const runEnd = Date.now() + settings.seconds * 1000;
     for (let round = 0; round < 1000; round++) {
       const pause = between(settings.killEveryMs);
       if (Date.now() + pause >= runEnd) break;
       await sleep(pause);
-      const role = VICTIMS[Math.floor(random() * VICTIMS.length)] as Role;
+      const kind = VICTIMS[Math.floor(random() * VICTIMS.length)] as readonly Role[];
+      const role = kind[Math.floor(random() * kind.length)] as Role;
       const downMs = between(settings.downMs);
       const m = managed.get(role) as Managed;
       if (restarting.has(role) || !m.alive) continue; // a crashed one being restarted
@@ -596,15 +601,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     recorderOn = false;
     await recording;
     await recordOnce().catch(() => undefined);
-    const stream = (await recorder.sendCommand(['XRANGE', `tickbus:{TEST_WORK_${CHAOS_QUEUE}}:stream`, '-', '+'])) as Array<[string, string[]]>;
+    const stream = await recorder.sendCommand<Array<[string, string[]]>>(['XRANGE', `tickbus:{TEST_WORK_${CHAOS_QUEUE}}:stream`, '-', '+']);
     streamCounts = new Map();
     for (const [, fields] of stream) {
       const n = (JSON.parse(fields[fields.indexOf('payload') + 1] ?? '{}') as { data?: { n?: number } }).data?.n;
       if (typeof n === 'number') streamCounts.set(n, (streamCounts.get(n) ?? 0) + 1);
     }
-    const pending = (await recorder.sendCommand(['XPENDING', `tickbus:{TEST_WORK_${CHAOS_QUEUE}}:stream`, CHAOS_GROUP])) as [number, ...unknown[]];
+    const pending = await recorder.sendCommand<[number, ...unknown[]]>(['XPENDING', `tickbus:{TEST_WORK_${CHAOS_QUEUE}}:stream`, CHAOS_GROUP]);
     pendingAtEnd = Number(pending[0]);
-    clean = true;
   } finally {
     running = false;
     recorderOn = false;
@@ -664,79 +668,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     };
 
     // History: each client's positions against the streams.
-    const history: ChaosReport['history'] = {
-      clients: clientsResult.clients.length,
-      received: 0,
-      published: [...entries.values()].reduce((s, l) => s + l.length, 0),
-      gapsReported: 0,
-      gapsUnreported: 0,
-      missedReported: 0,
-      missedUnreported: 0,
-      duplicates: 0,
-      reorders: 0,
-      unknownPositions: 0,
-      recorderBreaks,
-      unreportedSample: [],
-    };
-    const ids = new Map<string, string[]>([...entries].map(([t, l]) => [t, l.map((e) => e.id)]));
-    const known = new Map<string, Set<string>>([...ids].map(([t, l]) => [t, new Set(l)]));
-    /** Entries strictly after `a` and strictly before `b` (or up to the cut-off when b is null). */
-    const missedBetween = (symbol: string, a: string | undefined, b: string | null): number => {
-      const list = ids.get(symbol) ?? [];
-      // No update yet: what was published once the clients had settled in counts.
-      const from = a === undefined ? list.findIndex((id) => Number(id.split('-')[0]) >= clientsFrom) : upperBound(list, a);
-      if (from < 0) return 0;
-      let to: number;
-      if (b !== null) to = lowerBound(list, b);
-      else {
-        to = from;
-        while (to < list.length && Number((list[to] as string).split('-')[0]) < cutoffMs) to++;
-      }
-      return Math.max(0, to - from);
-    };
-    for (const client of clientsResult.clients) {
-      for (const [symbol, logEntries] of Object.entries(client.symbols)) {
-        const seen = new Set<string>();
-        let high: string | undefined;
-        let markers: string[] = [];
-        const gap = (next: string | null) => {
-          if (high === undefined && next !== null) return;
-          const missed = missedBetween(symbol, high, next);
-          if (missed === 0) return;
-          const reported = markers.some((m) => m === '!snapshot' || m === '!sub:snapshot' || (m.startsWith('!notice:') && !m.endsWith(':0')));
-          if (reported) {
-            history.gapsReported++;
-            history.missedReported += missed;
-          } else {
-            history.gapsUnreported++;
-            history.missedUnreported += missed;
-            if (history.unreportedSample.length < 8) history.unreportedSample.push({ client: client.id, symbol, after: high ?? '(none)', next, missed, markers: markers.slice(-6) });
-          }
-        };
-        for (const item of logEntries) {
-          if (item.startsWith('!') || item.startsWith('~')) {
-            markers.push(item);
-            continue;
-          }
-          history.received++;
-          if (seen.has(item)) {
-            history.duplicates++;
-            continue;
-          }
-          seen.add(item);
-          if (!known.get(symbol)?.has(item)) history.unknownPositions++;
-          if (high !== undefined && compareStreamIds(item, high) < 0) {
-            history.reorders++;
-            continue;
-          }
-          gap(item);
-          high = item;
-          markers = [];
-        }
-        // Everything published before the cut-off must have reached the client by the end.
-        gap(null);
-      }
-    }
+    const history = analyseHistory(entries, clientsResult, { clientsFrom, cutoffMs, recorderBreaks });
 
     // Orders: the bots' view, and the venue's own events in the streams.
     // An order the venue took twice has two venue order ids (a broker each); the same event
@@ -769,7 +701,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       unansweredSample: botsResult.orders
         .filter((o) => o.final === undefined)
         .slice(0, 8)
-        .map((o) => ({ id: o.clientOrderId, symbol: o.symbol, atS: Math.round((o.placedAt - t0) / 100) / 10, events: o.events.map((e) => e.event) })),
+        .map((o) => {
+          const list = entries.get(o.symbol) ?? [];
+          const after = list.findIndex((e) => e.ms >= o.placedAt);
+          const before = after < 0 ? list.at(-1) : list[after - 1];
+          return { id: o.clientOrderId, symbol: o.symbol, atS: Math.round((o.placedAt - t0) / 100) / 10, events: o.events.map((e) => e.event), streamedBy: before?.sender ?? '-', thenBy: list[after]?.sender ?? '-' };
+        }),
       duplicated: duplicated.size,
       repeatedUpdates,
       duplicatedSample: [...duplicated].slice(0, 8).map((id) => `${id}: venue orders ${[...(venueIds.get(id) ?? [])].join(', ')}`),
@@ -792,6 +729,95 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       logDir,
     };
   }
+}
+
+/**
+ * Judges what the browser-like clients saw against the streams (`entries`, as the recorder
+ * read them): a client that got position b after a, with entries between them it never got,
+ * had a gap; the gap was reported if the gateway told it so in between (a snapshot, a resume
+ * answered `snapshot`, a notice of dropped updates). A position seen twice is a duplicate,
+ * one below the highest seen a reorder. Whatever was published before `cutoffMs` must have
+ * arrived by the end; a client with no update at all missed what came after `clientsFrom`.
+ */
+export function analyseHistory(
+  entries: ReadonlyMap<string, readonly Entry[]>,
+  clientsResult: ClientsResult,
+  { clientsFrom, cutoffMs, recorderBreaks }: { clientsFrom: number; cutoffMs: number; recorderBreaks: number },
+): ChaosReport['history'] {
+  const history: ChaosReport['history'] = {
+    clients: clientsResult.clients.length,
+    received: 0,
+    published: [...entries.values()].reduce((s, l) => s + l.length, 0),
+    gapsReported: 0,
+    gapsUnreported: 0,
+    missedReported: 0,
+    missedUnreported: 0,
+    duplicates: 0,
+    reorders: 0,
+    unknownPositions: 0,
+    recorderBreaks,
+    unreportedSample: [],
+  };
+  const ids = new Map<string, string[]>([...entries].map(([t, l]) => [t, l.map((e) => e.id)]));
+  const known = new Map<string, Set<string>>([...ids].map(([t, l]) => [t, new Set(l)]));
+  /** Entries strictly after `a` and strictly before `b` (or up to the cut-off when b is null). */
+  const missedBetween = (symbol: string, a: string | undefined, b: string | null): number => {
+    const list = ids.get(symbol) ?? [];
+    // No update yet: what was published once the clients had settled in counts.
+    const from = a === undefined ? list.findIndex((id) => Number(id.split('-')[0]) >= clientsFrom) : upperBound(list, a);
+    if (from < 0) return 0;
+    let to: number;
+    if (b !== null) to = lowerBound(list, b);
+    else {
+      to = from;
+      while (to < list.length && Number((list[to] as string).split('-')[0]) < cutoffMs) to++;
+    }
+    return Math.max(0, to - from);
+  };
+  for (const client of clientsResult.clients) {
+    for (const [symbol, logEntries] of Object.entries(client.symbols)) {
+      const seen = new Set<string>();
+      let high: string | undefined;
+      let markers: string[] = [];
+      const gap = (next: string | null) => {
+        if (high === undefined && next !== null) return;
+        const missed = missedBetween(symbol, high, next);
+        if (missed === 0) return;
+        const reported = markers.some((m) => m === '!snapshot' || m === '!sub:snapshot' || (m.startsWith('!notice:') && !m.endsWith(':0')));
+        if (reported) {
+          history.gapsReported++;
+          history.missedReported += missed;
+        } else {
+          history.gapsUnreported++;
+          history.missedUnreported += missed;
+          if (history.unreportedSample.length < 8) history.unreportedSample.push({ client: client.id, symbol, after: high ?? '(none)', next, missed, markers: markers.slice(-6) });
+        }
+      };
+      for (const item of logEntries) {
+        if (item.startsWith('!') || item.startsWith('~')) {
+          markers.push(item);
+          continue;
+        }
+        history.received++;
+        if (seen.has(item)) {
+          history.duplicates++;
+          continue;
+        }
+        seen.add(item);
+        if (!known.get(symbol)?.has(item)) history.unknownPositions++;
+        if (high !== undefined && compareStreamIds(item, high) < 0) {
+          history.reorders++;
+          continue;
+        }
+        gap(item);
+        high = item;
+        markers = [];
+      }
+      // Everything published before the cut-off must have reached the client by the end.
+      gap(null);
+    }
+  }
+  return history;
 }
 
 function lowerBound(list: readonly string[], id: string): number {
