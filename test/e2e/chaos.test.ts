@@ -10,10 +10,10 @@ import { chaosTable, runChaos } from '../../bench/lib/chaos-run.ts';
 const SEED = Number(process.env.TICKBUS_CHAOS_SEED ?? 14);
 
 describe('chaos run (60 s of SIGKILLs)', () => {
-  it('loses no durable message, crashes nothing, reports every gap and duplicates no order', { timeout: 175_000 }, async () => {
+  it('loses no durable message, crashes nothing, reports every gap and duplicates no order', { timeout: 175_000 }, async (t) => {
     const report = await runChaos({ seconds: 60, seed: SEED });
     const table = chaosTable(report);
-    process.stdout.write(`${table.replace(/^/gm, '# ')}\n`);
+    for (const line of table.split('\n')) t.diagnostic(line);
     const evidence = JSON.stringify(
       { crashes: report.crashes, restartFailures: report.restartFailures, lost: report.durable.lostSample, gaps: report.history.unreportedSample, duplicated: report.orders.duplicatedSample, logs: report.logDir },
       null,
