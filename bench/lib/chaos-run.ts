@@ -208,15 +208,21 @@ class Managed {
   }
 }
 
-/** Kills the run's processes and removes its directory if this process dies first (even by SIGKILL). */
-function startWatchdog(pidFile: string, dir: string): ChildProcess {
-  const script = `const fs = require('node:fs'); const [pidFile, dir] = process.argv.slice(1);
+/**
+ * Kills the run's processes and removes its directories if this process dies first (even by
+ * SIGKILL): a tiny child that acts when its IPC channel to us closes. `listFile` holds one
+ * `pid <n>` or `dir <path>` a line.
+ */
+function startWatchdog(listFile: string): ChildProcess {
+  const script = `const fs = require('node:fs'); const [listFile] = process.argv.slice(1);
 process.on('disconnect', () => {
-  try { for (const p of fs.readFileSync(pidFile, 'utf8').split('\\n')) if (p) try { process.kill(Number(p), 'SIGKILL'); } catch {} } catch {}
-  try { fs.rmSync(dir, { recursive: true, force: true }); } catch {}
+  let lines = [];
+  try { lines = fs.readFileSync(listFile, 'utf8').split('\\n'); } catch {}
+  for (const l of lines) if (l.startsWith('pid ')) try { process.kill(Number(l.slice(4)), 'SIGKILL'); } catch {}
+  for (const l of lines) if (l.startsWith('dir ')) try { fs.rmSync(l.slice(4), { recursive: true, force: true }); } catch {}
   process.exit(0);
 });`;
-  const child = spawn(process.execPath, ['-e', script, pidFile, dir], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const child = spawn(process.execPath, ['-e', script, listFile], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   child.unref();
   child.channel?.unref();
   return child;
@@ -281,9 +287,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const work = mkdtempSync(join(tmpdir(), 'tickbus-chaos-'));
   const logDir = options.logDir ?? join(work, 'logs');
   mkdirSync(logDir, { recursive: true });
-  const pidFile = join(work, 'pids');
-  writeFileSync(pidFile, '');
-  const watchdog = startWatchdog(pidFile, work);
+  // The watchdog's list lives beside the work directory (which it removes).
+  const listFile = `${work}.watch`;
+  const dirs = [work];
+  writeFileSync(listFile, `dir ${work}\n`);
+  const watchdog = startWatchdog(listFile);
   const t0 = Date.now();
   const atS = () => Math.round((Date.now() - t0) / 100) / 10;
 
@@ -296,10 +304,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   let running = true; // false once the shutdown starts: exits after that are expected
   let redis: RedisServer | undefined;
   const pids = new Set<number>();
+  const writeList = () => writeFileSync(listFile, [...[...pids].map((p) => `pid ${p}`), ...dirs.map((d) => `dir ${d}`), `dir ${listFile}`].join('\n'));
   const notePid = (pid: number | undefined) => {
     if (pid === undefined) return;
     pids.add(pid);
-    writeFileSync(pidFile, [...pids].join('\n'));
+    writeList();
   };
 
   // Evidence gathered as the run goes.
@@ -344,6 +353,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     if (!redis) {
       redis = await startRedis({ args: ['--appendonly', 'yes', '--appendfsync', 'everysec'] });
       redisUrl = redis.url;
+      dirs.push(redis.dir);
     } else {
       await redis.restart();
     }
@@ -510,7 +520,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const onSignal = (signal: NodeJS.Signals) => {
     log(`\n${signal}: killing the chaos run's processes.`);
     killEverything();
-    rmSync(work, { recursive: true, force: true });
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    rmSync(listFile, { force: true });
     process.exit(130);
   };
   process.once('SIGINT', onSignal);
@@ -623,6 +634,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     process.off('SIGTERM', onSignal);
     process.off('exit', onExitHook);
     watchdog.kill('SIGKILL');
+    rmSync(listFile, { force: true });
   }
 
   // --- the verdict, from the evidence --------------------------------------------------------
