@@ -7,7 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { chaosTable, runChaos } from './lib/chaos-run.ts';
-import { intOption, parseCli, positiveOption, runMain } from './lib/cli.ts';
+import { intOption, parseCli, positiveOption, runMain, UsageError } from './lib/cli.ts';
 import { describeMachine, machineLine } from './lib/machine.ts';
 
 const USAGE = 'node --import tsx bench/chaos.ts [options]';
@@ -21,11 +21,18 @@ duplicated order, a victim that did not come back), 0 otherwise.`;
 const options = {
   minutes: { type: 'string', description: 'how long processes are killed', default: '3', value: 'M' },
   seed: { type: 'string', description: 'seed of the victims and pauses (the same seed replays the same kills)', default: String(Date.now() % 100_000), value: 'N' },
+  'redis-share': { type: 'string', description: 'how likely a kill is of Redis (the rest: brokers, gateways, consumers alike)', default: '0.25', value: 'p' },
   clients: { type: 'string', description: 'browser-like WebSocket clients', default: '4', value: 'N' },
   rate: { type: 'string', description: 'durable messages published per second', default: '100', value: 'N' },
   logs: { type: 'string', description: 'directory for each process log (default: kept only when an invariant failed)', value: 'dir' },
   out: { type: 'string', description: 'the JSON report', default: 'artifacts/bench-chaos.json', value: 'file' },
 } as const;
+
+function redisShare(text: string): number {
+  const p = Number(text);
+  if (!(p >= 0 && p <= 1)) throw new UsageError(`--redis-share must be a number from 0 to 1, got "${text}".`);
+  return p;
+}
 
 runMain(async () => {
   const v = parseCli(USAGE, SUMMARY, options);
@@ -36,6 +43,7 @@ runMain(async () => {
   const report = await runChaos({
     seconds,
     seed,
+    redisShare: redisShare(v['redis-share']),
     clients: intOption(v.clients, 'clients'),
     publishPerSecond: intOption(v.rate, 'rate'),
     ...(v.logs ? { logDir: resolve(v.logs) } : {}),

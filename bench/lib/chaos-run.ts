@@ -40,6 +40,8 @@ export interface ChaosOptions {
   killEveryMs?: [number, number];
   /** How long a victim stays down, ms, drawn in [min, max]. @default [200, 1500] */
   downMs?: [number, number];
+  /** How likely a kill is Redis's; the rest is shared evenly by brokers, gateways and consumers. @default 0.25 */
+  redisShare?: number;
   /** Browser-like clients. @default 4 */
   clients?: number;
   /** Durable messages a second. @default 100 */
@@ -55,8 +57,8 @@ export interface ChaosOptions {
 }
 
 export type Role = 'redis' | 'broker-a' | 'broker-b' | 'gateway-a' | 'gateway-b' | 'consumer-1' | 'consumer-2' | 'publisher' | 'bots' | 'clients';
-/** What the loop kills: a kind at random (each as likely), then one of its processes. */
-const VICTIMS: ReadonlyArray<readonly Role[]> = [['redis'], ['broker-a', 'broker-b'], ['gateway-a', 'gateway-b'], ['consumer-1', 'consumer-2']];
+/** What the loop kills: Redis (redisShare), or a kind at random, then one of its processes. */
+const OTHER_VICTIMS: ReadonlyArray<readonly Role[]> = [['broker-a', 'broker-b'], ['gateway-a', 'gateway-b'], ['consumer-1', 'consumer-2']];
 
 export interface Crash {
   role: Role;
@@ -91,6 +93,12 @@ export interface ChaosReport {
     lostNotInStream: number;
     /** Handlings beyond the first of a message. */
     redone: number;
+    /**
+     * Each redone handling put down to the last kill before it (within 10 s): `redis`, the
+     * consumer that redid it (its own restart: the documented bound is its batch, 100), the
+     * other consumer (a claim), or `none`.
+     */
+    redoneAfter: Record<string, number>;
     /** Messages the stream holds more than once (the fallback buffer resent them). */
     streamDuplicates: number;
     pendingAtEnd: number;
@@ -275,6 +283,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     seed: options.seed,
     killEveryMs: options.killEveryMs ?? [3000, 6000],
     downMs: options.downMs ?? [200, 1500],
+    redisShare: options.redisShare ?? 0.25,
     clients: options.clients ?? 4,
     publishPerSecond: options.publishPerSecond ?? 100,
     tradesPerSecond: options.tradesPerSecond ?? 5,
@@ -314,6 +323,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   // Evidence gathered as the run goes.
   const receipts = new Map<number, string>();
   const handled = new Map<number, number>();
+  const redoneAt: Array<{ role: Role; at: number }> = [];
   const consumerReady = new Map<Role, boolean>();
 
   // --- the processes -------------------------------------------------------------------
@@ -384,7 +394,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   for (const role of ['consumer-1', 'consumer-2'] as const) {
     add(role, (line) => {
       const m = GOT_LINE.exec(line);
-      if (m) handled.set(Number(m[1]), (handled.get(Number(m[1])) ?? 0) + 1);
+      if (m) {
+        const n = Number(m[1]);
+        const copies = (handled.get(n) ?? 0) + 1;
+        handled.set(n, copies);
+        if (copies > 1) redoneAt.push({ role, at: Date.now() });
+      }
       else if (line === 'ready') consumerReady.set(role, true);
     });
     starters.set(role, async () => {
@@ -564,7 +579,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const pause = between(settings.killEveryMs);
       if (Date.now() + pause >= runEnd) break;
       await sleep(pause);
-      const kind = VICTIMS[Math.floor(random() * VICTIMS.length)] as readonly Role[];
+      const kind = random() < settings.redisShare ? ['redis' as const] : (OTHER_VICTIMS[Math.floor(random() * OTHER_VICTIMS.length)] as readonly Role[]);
       const role = kind[Math.floor(random() * kind.length)] as Role;
       const downMs = between(settings.downMs);
       const m = managed.get(role) as Managed;
@@ -658,6 +673,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   if (!failed && options.logDir === undefined) report.logDir = '(removed: nothing failed)';
   return report;
 
+  function redoCauses(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const r of redoneAt) {
+      const atSec = (r.at - t0) / 1000;
+      const last = kills.filter((k) => k.atS <= atSec && atSec - k.atS <= 10 && (k.role === 'redis' || k.role.startsWith('consumer'))).at(-1);
+      const cause = last === undefined ? 'none' : last.role === 'redis' ? 'redis' : last.role === r.role ? 'own restart' : 'other consumer';
+      out[cause] = (out[cause] ?? 0) + 1;
+    }
+    return out;
+  }
+
   function analyse(): ChaosReport {
     // Durable: every accepted message handled; copies beyond the first are redone work.
     const accepted = [...receipts].filter(([, s]) => s === 'sent' || s === 'buffered').map(([n]) => n);
@@ -674,6 +700,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       lost: lost.length,
       lostNotInStream: lost.filter((n) => !streamCounts.has(n)).length,
       redone,
+      redoneAfter: redoCauses(),
       streamDuplicates,
       pendingAtEnd,
       lostSample: lost.slice(0, 10),
@@ -857,11 +884,11 @@ function upperBound(list: readonly string[], id: string): number {
 /** The report as the table the CLI prints (and docs/benchmarks.md shows). */
 export function chaosTable(r: ChaosReport): string {
   const rows: Array<[string, string, string]> = [
-    ['run', `${r.settings.seconds} s of kills, seed ${r.settings.seed}, ${r.kills.length} kills`, ''],
+    ['run', `${r.settings.seconds} s of kills, seed ${r.settings.seed}, ${r.kills.length} kills (Redis share ${r.settings.redisShare})`, ''],
     ['kills by target', Object.entries(r.killsByRole).map(([k, v]) => `${k} ${v}`).join(', ') || '-', ''],
     ['durable: accepted / handled', `${r.durable.accepted} / ${r.durable.handled}`, ''],
     ['durable: lost', `${r.durable.lost}${r.durable.lost ? ` (${r.durable.lostNotInStream} not in the stream)` : ''}`, '= 0'],
-    ['durable: redone (handled again)', `${r.durable.redone} (stream copies ${r.durable.streamDuplicates})`, ''],
+    ['durable: redone (handled again)', `${r.durable.redone} (after: ${Object.entries(r.durable.redoneAfter).map(([k, v]) => `${k} ${v}`).join(', ') || '-'}; stream copies ${r.durable.streamDuplicates})`, ''],
     ['durable: pending at the end', String(r.durable.pendingAtEnd), ''],
     ['history: updates received', `${r.history.received} by ${r.history.clients} clients (${r.history.published} published)`, ''],
     ['history: gaps reported (missed)', `${r.history.gapsReported} (${r.history.missedReported})`, ''],

@@ -11,7 +11,8 @@ const SEED = Number(process.env.TICKBUS_CHAOS_SEED ?? 14);
 
 describe('chaos run (60 s of SIGKILLs)', () => {
   it('loses no durable message, crashes nothing, reports every gap and duplicates no order', { timeout: 175_000 }, async (t) => {
-    const report = await runChaos({ seconds: 60, seed: SEED });
+    // Redis restarts find the most (a broker's unhandled rejection is a race with them): more of them in a short run.
+    const report = await runChaos({ seconds: 60, seed: SEED, redisShare: 0.4 });
     const table = chaosTable(report);
     for (const line of table.split('\n')) t.diagnostic(line);
     const evidence = JSON.stringify(
