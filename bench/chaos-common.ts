@@ -54,14 +54,5 @@ export interface ClientsResult {
   clients: Array<{ id: string; urls: string[]; symbols: Record<string, ClientLog>; connects: number }>;
 }
 
-/** Mulberry32: small, fast, seeded; the same seed replays the same kills. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The simulated market's seeded generator: the same seed replays the same kills. */
+export { mulberry32 as seededRandom } from '../src/broker/feeds/random.ts';
