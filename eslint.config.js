@@ -2,6 +2,36 @@
 // misused async callbacks are the bugs an event bus is most prone to.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import { importX, createNodeResolver } from 'eslint-plugin-import-x';
+
+// The layering of docs/architecture.md: CLI → services → bus → transports → core. Each
+// folder lists the folders of ours it may import; anything else under src/ is refused.
+const parts = ['core', 'transports', 'catalogs', 'bus', 'ops', 'broker', 'jobs', 'client', 'gateway', 'seed', 'runtime', 'cli'];
+const mayImport = {
+  core: [],
+  transports: ['core'],
+  catalogs: ['core'],
+  bus: ['core', 'transports', 'catalogs'],
+  ops: ['core', 'bus', 'catalogs', 'transports'],
+  broker: ['core', 'bus', 'catalogs', 'ops', 'transports'],
+  jobs: ['core', 'bus', 'catalogs', 'ops', 'transports'],
+  client: ['core', 'bus', 'catalogs', 'broker', 'transports'],
+  gateway: ['core', 'bus', 'catalogs', 'ops', 'broker', 'jobs'],
+  seed: ['core', 'bus', 'catalogs', 'transports'],
+  runtime: ['core', 'transports'],
+  cli: parts,
+};
+const layerZones = parts.flatMap((part) =>
+  parts
+    .filter((other) => other !== part && !mayImport[part].includes(other))
+    .map((other) => ({ target: `./src/${part}`, from: `./src/${other}`, message: `src/${part} may import only ${mayImport[part].join(', ') || 'nothing of ours'} (docs/architecture.md).` })),
+);
+// Services reach Redis through the transport's seam (transports/transport.ts), never a
+// Redis transport's internals: the bus and the CLI are the only ones that pick one.
+const services = ['ops', 'broker', 'jobs', 'client', 'gateway', 'seed'];
+const seamZones = services.flatMap((part) =>
+  ['redis', 'memory'].map((impl) => ({ target: `./src/${part}`, from: `./src/transports/${impl}`, message: `src/${part} talks to Redis through the seam in src/transports/transport.ts, not src/transports/${impl} (docs/architecture.md).` })),
+);
 
 // node:test's describe/it return promises that the runner itself awaits.
 const NODE_TEST = [{ from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] }];
@@ -27,6 +57,17 @@ export default tseslint.config(
     files: ['src/**/*.ts'],
     rules: {
       '@typescript-eslint/no-floating-promises': ['error', { ignoreVoid: false, allowForKnownSafeCalls: NODE_TEST }],
+    },
+  },
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/**/*.spec.ts'],
+    plugins: { 'import-x': importX },
+    settings: { 'import-x/resolver-next': [createNodeResolver({ extensions: ['.ts', '.js'] })] },
+    rules: {
+      'import-x/no-restricted-paths': ['error', { zones: [...layerZones, ...seamZones] }],
+      // Cycles of values; import-x skips `import type`, so type-level cycles are not seen here.
+      'import-x/no-cycle': ['error', { ignoreExternal: true }],
     },
   },
   {

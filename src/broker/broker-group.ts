@@ -11,7 +11,7 @@ import { hostname } from 'node:os';
 import type { Logger } from '../core/logger.ts';
 import { Background } from '../core/background.ts';
 import { TickerUpdates } from '../catalogs/broker.ts';
-import type { RedisCommands } from '../transports/redis/redis-commands.ts';
+import type { CommandLink } from '../transports/commands.ts';
 import { fenceKey } from '../transports/transport.ts';
 
 export const MEMBERS_KEY = 'tickbus:{broker}:members';
@@ -51,7 +51,7 @@ if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) en
 return redis.call('ZRANGE', KEYS[1], 0, -1)`;
 
 export interface BrokerGroupOptions {
-  redis: RedisCommands;
+  redis: CommandLink;
   logger: Logger;
   /** Where a failed round is reported (counted, logged compactly). @default a log-only one */
   background?: Background;
@@ -70,7 +70,7 @@ export interface BrokerGroupOptions {
 
 export class BrokerGroup {
   readonly memberId: string;
-  readonly #redis: RedisCommands;
+  readonly #redis: CommandLink;
   readonly #log: Logger;
   readonly #bg: Background;
   readonly #leaseMs: number;

@@ -14,7 +14,7 @@ import type { FeedSink, MarketDataFeed, OrderEvent, TradeTick } from './feeds/fe
 import { UpdateBatcher } from './update-batcher.ts';
 import { BrokerGroup } from './broker-group.ts';
 import { BROKER_DEFAULTS } from './broker-defaults.ts';
-import type { RedisCommands } from '../transports/redis/redis-commands.ts';
+import type { CommandLink } from '../transports/commands.ts';
 import type { HealthReport } from '../ops/ops-server.ts';
 
 type TickerRef = ReturnType<typeof TickerUpdates.of>;
@@ -56,7 +56,7 @@ export interface BrokerServiceOptions {
    * exactly one live broker, under a fenced lease. Undefined: this broker streams every
    * registered ticker by itself (the in-memory mode).
    */
-  group?: { redis: RedisCommands; memberId?: string; leaseMs?: number };
+  group?: { redis: CommandLink; memberId?: string; leaseMs?: number };
 }
 
 export class BrokerService {

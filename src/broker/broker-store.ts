@@ -2,7 +2,7 @@
 // registration leases (who wants which ticker, until when) and the last price of every
 // ticker (a last-value cache a new subscriber reads at once). An in-memory twin serves
 // the embedded single-process mode.
-import { RedisCommands } from '../transports/redis/redis-commands.ts';
+import { connectCommands, type CommandLink } from '../transports/commands.ts';
 import type { RedisConfig } from '../core/config.ts';
 
 /** One holder's claim on a ticker. `expiresAt` is epoch ms, or null for no expiry. */
@@ -68,20 +68,20 @@ function parseMember(m: string, score: number): RegistrationLease {
 }
 
 export class RedisBrokerStore implements BrokerStore {
-  readonly #client: RedisCommands;
+  readonly #client: CommandLink;
 
-  private constructor(client: RedisCommands) {
+  private constructor(client: CommandLink) {
     this.#client = client;
   }
 
   /** The store's connection, shared with the heartbeat and the broker group (fewer connections). */
-  get redis(): RedisCommands {
+  get redis(): CommandLink {
     return this.#client;
   }
 
   static async connect(redis: RedisConfig, connectTimeoutMs?: number): Promise<RedisBrokerStore> {
     // Failures are reported through the bus's own connection events; node-redis reconnects.
-    return new RedisBrokerStore(await RedisCommands.connect(redis, { name: 'tickbus:broker-store', ...(connectTimeoutMs === undefined ? {} : { connectTimeoutMs }) }));
+    return new RedisBrokerStore(await connectCommands(redis, { name: 'tickbus:broker-store', ...(connectTimeoutMs === undefined ? {} : { connectTimeoutMs }) }));
   }
 
   async acquire(lease: RegistrationLease): Promise<void> {

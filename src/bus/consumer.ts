@@ -28,7 +28,7 @@ import { ErrorEventLog, isInputError, LogThrottle } from '../core/logger.ts';
 import { TypedEmitter } from '../core/typed-emitter.ts';
 import type { StreamEntry, StreamLink } from '../transports/transport.ts';
 import type { BusContext } from './context.ts';
-import type { MessageContext } from './subscriber.ts';
+import type { MessageContext } from './message-context.ts';
 
 export interface ConsumeOptions {
   /** The consumer group: each message is handled by one member of it. */

@@ -17,26 +17,9 @@ import { DeliveryLanes } from './delivery-lane.ts';
 import { createConsumer, type ConsumeOptions, type Consumer } from './consumer.ts';
 import { SubscriptionTable, type SubscriptionKind } from './subscription-table.ts';
 import { isGlob } from './targets.ts';
+import type { MessageContext } from './message-context.ts';
 
-/** What a handler learns about a message besides its data. */
-export interface MessageContext<P = Readonly<Record<string, string>>> {
-  /** The concrete channel the message arrived on. */
-  readonly channel: string;
-  /** The pattern that matched, for pattern subscriptions. */
-  readonly pattern: string | undefined;
-  /** The channel's parameters (`{ ticker: 'AAPL' }` on TICKER_UPDATES_AAPL). */
-  readonly params: P;
-  /** The envelope's timestamp (undefined on bare channels). */
-  readonly timestamp: string | undefined;
-  /** The envelope's sender (undefined on bare channels). */
-  readonly sender: string | undefined;
-  /** The envelope's message id, when the writer sent one. */
-  readonly id: string | undefined;
-  /** The message's position in the channel's history, on channels that keep one. */
-  readonly position: string | undefined;
-  /** True for a message replayed from history on a resume, not received live. */
-  readonly replayed: boolean;
-}
+export type { MessageContext } from './message-context.ts';
 
 export type MessageHandler<D, P = Readonly<Record<string, string>>> = (data: D, context: MessageContext<P>) => unknown;
 

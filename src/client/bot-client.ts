@@ -3,7 +3,7 @@
 // close), receive their typed price and order updates, read the last price, and place
 // orders whose updates come back as they happen.
 import { randomUUID } from 'node:crypto';
-import { RedisCommands } from '../transports/redis/redis-commands.ts';
+import { connectCommands, type CommandLink } from '../transports/commands.ts';
 import { parseRedisUrl } from '../core/config.ts';
 import { createBus, type TickBus } from '../bus/tick-bus.ts';
 import type { BusOptions } from '../bus/context.ts';
@@ -12,7 +12,6 @@ import { ConfigError, type BusError } from '../core/errors.ts';
 import { checkParam, IDENTIFIER, TICKER } from '../core/channel-param.ts';
 import { TypedEmitter } from '../core/typed-emitter.ts';
 import { lastValueKey } from '../broker/broker-store.ts';
-import { RedisTransport } from '../transports/redis/redis-transport.ts';
 import {
   BrokerRegistration,
   OrderRequests,
@@ -91,7 +90,7 @@ export class BotClient extends TypedEmitter<BotClientEvents> {
   readonly #tickets = new Map<string, OrderTicket>();
   readonly #lastSeen = new Map<string, PriceUpdate>();
   readonly #redisUrl: string | undefined;
-  #store: Promise<RedisCommands> | undefined;
+  #store: Promise<CommandLink> | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -104,7 +103,7 @@ export class BotClient extends TypedEmitter<BotClientEvents> {
     this.#retryMs = options.retryMs ?? 1000;
     this.bus = createBus({ sender: options.sender ?? this.clientId, ...options });
     const transport = this.bus.context.transport;
-    this.#redisUrl = transport instanceof RedisTransport ? transport.options.redis.url : undefined;
+    this.#redisUrl = transport.redis?.url;
     this.setUnhandled((event, args) => {
       if (event === 'error') this.bus.context.logger.warn({ err: args[0] }, 'bot client error');
     });
@@ -251,8 +250,8 @@ export class BotClient extends TypedEmitter<BotClientEvents> {
     for (const symbol of this.#watched.keys()) await this.#register(symbol);
   }
 
-  #connectStore(url: string): Promise<RedisCommands> {
-    return RedisCommands.connect(parseRedisUrl(url, 'the bus\'s Redis URL'), {
+  #connectStore(url: string): Promise<CommandLink> {
+    return connectCommands(parseRedisUrl(url, 'the bus\'s Redis URL'), {
       name: `tickbus:bot:${this.clientId}`,
       onError: (error) => this.bus.context.logger.warn({ err: error }, 'bot last-price connection error'),
     });

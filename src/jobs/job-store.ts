@@ -3,7 +3,7 @@
 // `jobs:user:<user_id>` (a sorted set by creation time) for listing. Every status change is
 // one Lua script that checks the status it starts from, so two workers, or a worker and a
 // cancel, can never both win.
-import { hashReply, RedisCommands } from '../transports/redis/redis-commands.ts';
+import { connectCommands, hashReply, type CommandLink } from '../transports/commands.ts';
 import type { RedisConfig } from '../core/config.ts';
 
 export type JobStatus = 'submitted' | 'running' | 'completed' | 'failed' | 'cancelled' | 'cancelling';
@@ -97,15 +97,15 @@ function parse(hash: Record<string, string>): JobRecord | undefined {
 }
 
 export class JobStore {
-  readonly #client: RedisCommands;
+  readonly #client: CommandLink;
 
-  private constructor(client: RedisCommands) {
+  private constructor(client: CommandLink) {
     this.#client = client;
   }
 
   static async connect(redis: RedisConfig, name = 'tickbus:jobs', connectTimeoutMs?: number): Promise<JobStore> {
     // Commands fail with their own errors while the connection is down; node-redis reconnects.
-    return new JobStore(await RedisCommands.connect(redis, { name, ...(connectTimeoutMs === undefined ? {} : { connectTimeoutMs }) }));
+    return new JobStore(await connectCommands(redis, { name, ...(connectTimeoutMs === undefined ? {} : { connectTimeoutMs }) }));
   }
 
   /** Records a new job; false when a job with that id exists. */

@@ -5,7 +5,7 @@
 // any other (each beat also prunes the expired ones) or, when none is left, with the keys'
 // own expiry. Without that the hash listed every service that ever ran, for good.
 import { hostname } from 'node:os';
-import type { RedisCommands } from '../transports/redis/redis-commands.ts';
+import type { CommandLink } from '../transports/commands.ts';
 import type { TickBus } from '../bus/tick-bus.ts';
 import type { Logger } from '../core/logger.ts';
 import { ServiceHealth, type Heartbeat } from '../catalogs/system.ts';
@@ -48,7 +48,7 @@ export interface HeartbeatOptions {
   health: () => HealthReport | Promise<HealthReport>;
   counters?: () => Record<string, number> | Promise<Record<string, number>>;
   /** A Redis client for the heartbeat hash; none in memory mode. */
-  store?: Pick<RedisCommands, 'send'>;
+  store?: Pick<CommandLink, 'send'>;
   logger: Logger;
 }
 

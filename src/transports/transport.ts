@@ -1,6 +1,7 @@
 // The seam between the bus and a message system. A transport moves opaque strings on
 // named channels; it knows nothing of schemas or envelopes. Two implementations share
 // this interface and one conformance suite: Redis (node-redis) and in-process memory.
+import type { RedisConfig } from '../core/config.ts';
 
 /** Delivers one received payload. `pattern` is set when a pattern subscription matched. */
 export type MessageSink = (channel: string, payload: string, pattern: string | undefined) => void;
@@ -153,6 +154,8 @@ export interface Transport {
   readonly target: string;
   /** True on a Redis Cluster: channels declared sharded travel by SPUBLISH / SSUBSCRIBE. */
   readonly shardedPubSub?: boolean;
+  /** The Redis this transport talks to, for services that open a command link beside it (transports/commands.ts); undefined in memory. */
+  readonly redis?: RedisConfig;
   createPublishLink(): PublishLink;
   createSubscribeLink(sink: MessageSink): SubscribeLink;
   /** Undefined when the transport has no streams (memory): durable channels need Redis. */

@@ -3,6 +3,7 @@
 // re-subscribes every channel and pattern after a reconnection; this layer turns its
 // socket events into the bus's disconnected / reconnected events and its errors into
 // typed ones.
+import type { RedisConfig } from '../../core/config.ts';
 import type { MessageSink, Outbound, PublishLink, PublishReceipt, StreamLink, StreamWrite, SubscribeLink, Transport } from '../transport.ts';
 import { isErrorReply, RedisLink, type RedisTransportOptions } from './redis-link.ts';
 import { ErrorCode, FencedError, TransportError } from '../../core/errors.ts';
@@ -494,12 +495,14 @@ export class RedisTransport implements Transport {
   readonly kind = 'redis';
   readonly target: string;
   readonly shardedPubSub: boolean;
+  readonly redis: RedisConfig;
   readonly options: RedisTransportOptions;
 
   constructor(options: RedisTransportOptions) {
     this.options = options;
     this.target = options.redis.display;
     this.shardedPubSub = options.redis.cluster !== undefined;
+    this.redis = options.redis;
   }
 
   createPublishLink(): PublishLink {
