@@ -80,6 +80,11 @@ export interface ChaosReport {
   uncleanStops: Array<{ role: Role; code: number | null; signal: string | null; stderr: string[] }>;
   /** Victims that did not come back within the restart deadline. */
   restartFailures: Array<{ role: Role; atS: number; error: string }>;
+  /**
+   * Starts a service refused as documented because Redis was down at that moment (exit 4,
+   * one line): a supervisor starts it again, and so does the run. Not crashes.
+   */
+  refusedStarts: Array<{ role: Role; atS: number }>;
   durable: {
     /** Messages the publisher got a receipt for (sent or buffered). */
     accepted: number;
@@ -307,6 +312,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const managed = new Map<Role, Managed>();
   const crashes: Crash[] = [];
   const restartFailures: ChaosReport['restartFailures'] = [];
+  const refusedStarts: ChaosReport['refusedStarts'] = [];
   const uncleanStops: ChaosReport['uncleanStops'] = [];
   const kills: ChaosReport['kills'] = [];
   const peak: Partial<Record<Role | 'harness', number>> = {};
@@ -340,8 +346,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const onExit = (role: Role) => (code: number | null, signal: string | null) => {
     const m = managed.get(role);
     if (!m || m.expectingExit || !running) return;
-    crashes.push({ role, atS: atS(), code, signal, stderr: [...m.tail] });
-    log(`${atS()} s: CRASH ${role} (code ${code}, signal ${signal}): ${m.tail.at(-1) ?? ''}`);
+    // Exit code 4 is a start refused because Redis is unreachable (a running service rides
+    // a Redis outage out instead): what a supervisor restarts, not a crash.
+    if (code === 4 && m.tail.some((line) => line.includes('is unreachable'))) {
+      refusedStarts.push({ role, atS: atS() });
+      log(`${atS()} s: ${role} refused to start (Redis unreachable); starting it again`);
+    } else {
+      crashes.push({ role, atS: atS(), code, signal, stderr: [...m.tail] });
+      log(`${atS()} s: CRASH ${role} (code ${code}, signal ${signal}): ${m.tail.at(-1) ?? ''}`);
+    }
     // Start it again after a second so the run goes on (bounded: 10 incarnations a role).
     if (m.starts < 10) {
       void sleep(1000).then(async () => {
@@ -761,6 +774,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       crashes,
       uncleanStops,
       restartFailures,
+      refusedStarts,
       durable,
       history,
       orders,
@@ -899,6 +913,7 @@ export function chaosTable(r: ChaosReport): string {
     ['orders: duplicated (updates repeated)', `${r.orders.duplicated} (${r.orders.repeatedUpdates})`, '= 0'],
     ['process crashes', `${r.crashes.length}${r.crashes.length ? ` (${r.crashes.map((c) => c.role).join(', ')})` : ''}`, '= 0'],
     ['restarts that failed', String(r.restartFailures.length), '= 0'],
+    ['starts refused (Redis down), started again', String(r.refusedStarts.length), ''],
     ['unclean stops at the end', `${r.uncleanStops.length}${r.uncleanStops.length ? ` (${r.uncleanStops.map((c) => `${c.role} ${c.code ?? c.signal}`).join(', ')})` : ''}`, ''],
   ];
   const roles = Object.entries(r.peakRssMiB);

@@ -354,6 +354,13 @@ export class BrokerService {
     // (or, for a ticker nobody streams, the one the split would give it to).
     if (this.#group && !(await this.#group.routes(order.symbol))) return;
     try {
+      // Placed by one broker whichever (or how many) took it: see BrokerStore.claimOrder. A
+      // resend to the same broker goes on to its venue, which refuses the duplicate itself.
+      const me = this.#group?.memberId ?? 'broker';
+      if ((await this.#store.claimOrder(order.client_order_id, me)) !== me) {
+        this.metrics.orders.labels('duplicate').inc();
+        return;
+      }
       await this.#feed.placeOrder(order);
       this.metrics.orders.labels('routed').inc();
     } catch (error) {

@@ -22,6 +22,14 @@ export interface BrokerStore {
   /** Stores the latest price message of each ticker (JSON of the `data`). */
   setLastValues(values: ReadonlyMap<string, string>): Promise<void>;
   lastValue(ticker: string): Promise<string | undefined>;
+  /**
+   * Claims an order for the broker that will place it and returns the broker that holds the
+   * claim: `broker` itself for the first claim of a client_order_id (or its own again),
+   * another broker's name when that one claimed it first. Brokers of a group may both
+   * believe they route a ticker while its lease changes hands; the claim makes the
+   * client_order_id the idempotency key across all of them, as a venue makes it for one.
+   */
+  claimOrder(clientOrderId: string, broker: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -30,6 +38,9 @@ export interface BrokerStore {
 // across shards, since they are written on every price.
 export const LEASES_KEY = 'tickbus:{broker}:leases';
 export const lastValueKey = (ticker: string): string => `tickbus:last:{${ticker}}`;
+export const orderClaimKey = (clientOrderId: string): string => `tickbus:order:{${clientOrderId}}`;
+/** How long a client_order_id stays claimed: a resend within a day is not placed again. */
+export const ORDER_CLAIM_TTL_MS = 24 * 3600 * 1000;
 
 /**
  * A last value outlives the ticker's last update by a day: a bot starting before the broker
@@ -114,6 +125,13 @@ export class RedisBrokerStore implements BrokerStore {
     return (await this.#client.send<string | null>(['GET', lastValueKey(ticker)], lastValueKey(ticker))) ?? undefined;
   }
 
+  async claimOrder(clientOrderId: string, broker: string): Promise<string> {
+    const key = orderClaimKey(clientOrderId);
+    // SET NX, then a GET only when it was taken: no script, so it works for users that may not run them.
+    if ((await this.#client.send<string | null>(['SET', key, broker, 'NX', 'PX', String(ORDER_CLAIM_TTL_MS)], key)) !== null) return broker;
+    return (await this.#client.send<string | null>(['GET', key], key)) ?? broker;
+  }
+
   async close(): Promise<void> {
     await this.#client.close();
   }
@@ -136,6 +154,7 @@ function pairs(reply: readonly unknown[]): RegistrationLease[] {
 export class MemoryBrokerStore implements BrokerStore {
   readonly #leases = new Map<string, RegistrationLease>();
   readonly #last = new Map<string, string>();
+  readonly #claims = new Map<string, string>();
 
   acquire(lease: RegistrationLease): Promise<void> {
     this.#leases.set(member(lease.ticker, lease.holder), lease);
@@ -158,6 +177,10 @@ export class MemoryBrokerStore implements BrokerStore {
   }
   lastValue(ticker: string): Promise<string | undefined> {
     return Promise.resolve(this.#last.get(ticker));
+  }
+  claimOrder(clientOrderId: string, broker: string): Promise<string> {
+    if (!this.#claims.has(clientOrderId)) this.#claims.set(clientOrderId, broker);
+    return Promise.resolve(this.#claims.get(clientOrderId) ?? broker);
   }
   close(): Promise<void> {
     return Promise.resolve();
