@@ -136,6 +136,8 @@ export class SubscriptionState {
   #request(action: SubscriptionRequest['action'], symbols: readonly string[]): SubscriptionRequest {
     const request: { action: SubscriptionRequest['action'] } & { [K in MarketDataKind]?: readonly string[] } = { action };
     for (const kind of this.#kinds) request[kind] = symbols;
+    // A symbol asked for on its own has had its own answer: it needs no retry by itself.
+    if (action === 'subscribe' && symbols.length === 1) this.#probed.add(symbols[0]!);
     this.#outstanding++;
     return request;
   }
@@ -144,14 +146,16 @@ export class SubscriptionState {
    * Runs when every request has been answered: whatever is wanted that the echo lacks was
    * refused. A refused request is all-or-nothing at Alpaca (405 leaves the subscription as it was;
    * one malformed symbol gives 400 for the whole message), so its symbols are retried one by one
-   * to keep those Alpaca accepts; what is still refused then is reported and forgotten.
+   * to keep those Alpaca accepts; what is still refused then is reported and forgotten. Only a
+   * symbol that was asked for on its own is taken as refused without a retry: one left alone
+   * in a refused request (its companions unsubscribed meanwhile) may be innocent.
    */
   #settle(): SubscriptionStep {
     if (this.#outstanding > 0 || !this.#online) return NOTHING;
-    const errors = this.#errors.splice(0);
     const missing = [...this.#wanted].filter((s) => !this.#confirmed(s));
     const untried = missing.filter((s) => !this.#probed.has(s));
-    if (errors.length > 0 && untried.length > 1) {
+    // The errors stay for the next round: they are the verdict on what the retries leave missing.
+    if (this.#errors.length > 0 && untried.length > 0) {
       const send: SubscriptionRequest[] = [];
       for (const s of untried) {
         this.#probed.add(s);
@@ -159,6 +163,7 @@ export class SubscriptionState {
       }
       return { send };
     }
+    const errors = this.#errors.splice(0);
     if (missing.length === 0) return { send: [], settled: { result: 'confirmed' } };
     if (errors.length === 0) return { send: [], settled: { result: 'unconfirmed', symbols: missing } };
     for (const s of missing) {
