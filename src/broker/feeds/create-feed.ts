@@ -16,7 +16,8 @@ export interface FeedOptions {
   loop?: boolean;
 }
 
-export async function createFeed(name: string, options: FeedOptions, env: NodeJS.ProcessEnv = process.env): Promise<MarketDataFeed> {
+/** `env` is the environment the Alpaca feed reads its keys from; the CLI passes its own. */
+export async function createFeed(name: string, options: FeedOptions, env: NodeJS.ProcessEnv): Promise<MarketDataFeed> {
   switch (name) {
     case 'sim':
       return new SimFeed({ seed: options.seed, ratePerTicker: options.rate });

@@ -104,7 +104,7 @@ export async function runtimeOptions(options: BrokerCliOptions, redisUrl: string
   const { createFeed } = await import('../../broker/feeds/create-feed.ts');
   return {
     redisUrl,
-    feed: await createFeed(options.feed, feedOptions(options)),
+    feed: await createFeed(options.feed, feedOptions(options), process.env),
     logger,
     opsPort: number(options.port, '--port'),
     opsHost: options.host,

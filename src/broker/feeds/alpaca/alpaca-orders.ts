@@ -1,0 +1,86 @@
+// Alpaca's REST order client: POST /v2/orders with a timeout. A refused order, or one that
+// never got an answer, comes back as the `rejected` order event the feed reports.
+import { preview } from '../../../core/errors.ts';
+import type { OrderEvent, OrderRequest } from '../feed.ts';
+import type { AlpacaConfig } from './alpaca-config.ts';
+import { isRecord, parseJson } from './frames.ts';
+
+/** What came of one order request: accepted (its updates come on the trading stream), or refused. */
+export type OrderOutcome = { readonly accepted: true; readonly status: number } | { readonly accepted: false; readonly rejected: OrderEvent };
+
+export class AlpacaOrderClient {
+  readonly #config: AlpacaConfig;
+  readonly #timeoutMs: number;
+
+  constructor(config: AlpacaConfig, timeoutMs: number) {
+    this.#config = config;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /** POSTs the order; never rejects: a failure is the outcome `accepted: false`. */
+  async place(request: OrderRequest): Promise<OrderOutcome> {
+    const body = orderBody(request);
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), this.#timeoutMs);
+    let status: number;
+    let text: string;
+    try {
+      const response = await fetch(`${this.#config.baseUrl}/v2/orders`, {
+        method: 'POST',
+        headers: {
+          'APCA-API-KEY-ID': this.#config.keyId,
+          'APCA-API-SECRET-KEY': this.#config.secretKey,
+          'Content-Type': 'application/json',
+          Accept: 'application/json',
+        },
+        body: JSON.stringify(body),
+        signal: abort.signal,
+      });
+      status = response.status;
+      text = await response.text();
+    } catch (error) {
+      // The request may have reached Alpaca before the answer was lost: say so.
+      const why = abort.signal.aborted ? `no answer within ${this.#timeoutMs} ms` : errorMessage(error);
+      return refused(request, body, `The order request to Alpaca failed (${why}); it may still have been placed, check the open orders.`);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (status >= 200 && status < 300) return { accepted: true, status };
+    const parsed = parseJson(text);
+    const message = isRecord(parsed) && typeof parsed.message === 'string' ? parsed.message : `HTTP ${status}: ${preview(text)}`;
+    return refused(request, body, message);
+  }
+}
+
+/** The order as Alpaca's API takes it: amounts as strings. */
+function orderBody(request: OrderRequest): Record<string, string> {
+  const body: Record<string, string> = {
+    symbol: request.symbol,
+    qty: String(request.qty),
+    side: request.side,
+    type: request.type,
+    time_in_force: request.time_in_force,
+    client_order_id: request.client_order_id,
+  };
+  if (request.type === 'limit' && request.limit_price !== undefined) body.limit_price = String(request.limit_price);
+  return body;
+}
+
+function refused(request: OrderRequest, body: Record<string, string>, reason: string): OrderOutcome {
+  const rejected: OrderEvent = {
+    event: 'rejected',
+    symbol: request.symbol,
+    timestamp: new Date().toISOString(),
+    order: { ...body, status: 'rejected' },
+    reason,
+  };
+  return { accepted: false, rejected };
+}
+
+function errorMessage(error: unknown): string {
+  if (error instanceof Error) {
+    const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
+    return `${error.message}${cause}`;
+  }
+  return String(error);
+}
