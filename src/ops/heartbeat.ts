@@ -10,11 +10,8 @@ import type { TickBus } from '../bus/tick-bus.ts';
 import type { Logger } from '../core/logger.ts';
 import { ServiceHealth, type Heartbeat } from '../catalogs/system.ts';
 import type { HealthReport } from './ops-server.ts';
+import { HEARTBEAT_EXPIRY_KEY, HEARTBEATS_KEY } from '../core/keys.ts';
 
-/** Where the latest beat of every instance is kept: field = instance, value = JSON. */
-export const HEARTBEATS_KEY = 'tickbus:{health}:heartbeats';
-/** When each instance's beat expires: member = instance, score = epoch ms (same slot as the hash). */
-export const HEARTBEAT_EXPIRY_KEY = 'tickbus:{health}:heartbeat-expiry';
 /**
  * A beat outlives its interval this many times. Readers call a service stale after two
  * missed intervals and gone after five; one interval later its beat is removed.
