@@ -13,6 +13,7 @@ import { Background } from '../core/background.ts';
 import { TickerUpdates } from '../catalogs/broker.ts';
 import type { CommandLink } from '../transports/commands.ts';
 import { BROKER_MEMBERS_KEY, fenceCounterKey, ownerKey } from '../core/keys.ts';
+import { BROKER_DEFAULTS } from './broker-defaults.ts';
 
 /**
  * A fencing counter outlives the last lease taken on its ticker by a day. It only has to
@@ -80,12 +81,12 @@ export class BrokerGroup {
   #stopped = false;
 
   constructor(options: BrokerGroupOptions) {
-    this.memberId = options.memberId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.memberId = options.memberId ?? `${hostname()}-${process.pid}-${randomBytes(BROKER_DEFAULTS.groupMemberIdRandomBytes).toString('hex')}`;
     this.#redis = options.redis;
     this.#log = options.logger;
     this.#bg = options.background ?? new Background(options.logger);
-    this.#leaseMs = options.leaseMs ?? 3000;
-    this.#roundMs = options.roundMs ?? Math.max(50, Math.floor(this.#leaseMs / 3));
+    this.#leaseMs = options.leaseMs ?? BROKER_DEFAULTS.groupLeaseMs;
+    this.#roundMs = options.roundMs ?? Math.max(BROKER_DEFAULTS.groupMinRoundMs, Math.floor(this.#leaseMs / BROKER_DEFAULTS.groupRoundsPerLease));
     this.#onChange = options.onChange;
   }
 
