@@ -4,8 +4,6 @@ export { DEFAULTS } from './core/defaults.ts';
 export {
   defineChannel,
   escapeGlob,
-  streamKey,
-  deadLetterKey,
   type Channel,
   type ChannelRef,
   type ChannelParams,
@@ -16,6 +14,7 @@ export {
   type Retention,
   type WireFormat,
 } from './core/channel.ts';
+export { streamKey, deadLetterKey } from './core/keys.ts';
 export { defineParam, checkParam, TICKER, IDENTIFIER, type ChannelParam, type ChannelParamOptions } from './core/channel-param.ts';
 export { defineCatalog, catalogJsonSchema, ChannelResolver, type Catalog, type ResolvedChannel } from './core/catalog.ts';
 export { createEnvelope, decodePayload, encodePayload, type Envelope } from './core/envelope.ts';

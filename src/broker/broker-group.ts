@@ -12,12 +12,8 @@ import type { Logger } from '../core/logger.ts';
 import { Background } from '../core/background.ts';
 import { TickerUpdates } from '../catalogs/broker.ts';
 import type { CommandLink } from '../transports/commands.ts';
-import { fenceKey } from '../transports/transport.ts';
-
-export const MEMBERS_KEY = 'tickbus:{broker}:members';
-
-/** The counter a ticker's fencing tokens come from (same slot as its owner key). */
-export const fenceCounterKey = (channel: string): string => `tickbus:{${channel}}:fence`;
+import { BROKER_MEMBERS_KEY, fenceCounterKey, ownerKey } from '../core/keys.ts';
+import { BROKER_DEFAULTS } from './broker-defaults.ts';
 
 /**
  * A fencing counter outlives the last lease taken on its ticker by a day. It only has to
@@ -85,12 +81,12 @@ export class BrokerGroup {
   #stopped = false;
 
   constructor(options: BrokerGroupOptions) {
-    this.memberId = options.memberId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.memberId = options.memberId ?? `${hostname()}-${process.pid}-${randomBytes(BROKER_DEFAULTS.groupMemberIdRandomBytes).toString('hex')}`;
     this.#redis = options.redis;
     this.#log = options.logger;
     this.#bg = options.background ?? new Background(options.logger);
-    this.#leaseMs = options.leaseMs ?? 3000;
-    this.#roundMs = options.roundMs ?? Math.max(50, Math.floor(this.#leaseMs / 3));
+    this.#leaseMs = options.leaseMs ?? BROKER_DEFAULTS.groupLeaseMs;
+    this.#roundMs = options.roundMs ?? Math.max(BROKER_DEFAULTS.groupMinRoundMs, Math.floor(this.#leaseMs / BROKER_DEFAULTS.groupRoundsPerLease));
     this.#onChange = options.onChange;
   }
 
@@ -118,7 +114,7 @@ export class BrokerGroup {
     await this.#round;
     await Promise.allSettled([...this.#owned].map(([ticker, owner]) => this.#release(ticker, owner)));
     this.#owned.clear();
-    await this.#redis.send(['ZREM', MEMBERS_KEY, this.memberId], MEMBERS_KEY).catch(() => undefined);
+    await this.#redis.send(['ZREM', BROKER_MEMBERS_KEY, this.memberId], BROKER_MEMBERS_KEY).catch(() => undefined);
   }
 
   /** The fencing value to publish a ticker with, or undefined when this broker does not hold it. */
@@ -139,7 +135,7 @@ export class BrokerGroup {
     if (this.#owned.has(ticker)) return true;
     let key: string;
     try {
-      key = fenceKey(TickerUpdates.name({ ticker }));
+      key = ownerKey(TickerUpdates.name({ ticker }));
     } catch {
       return preferred(ticker, this.#members) === this.memberId; // not a ticker name: refused downstream by one broker
     }
@@ -185,7 +181,7 @@ export class BrokerGroup {
 
   async #heartbeat(): Promise<void> {
     const now = Date.now();
-    const members = await this.#redis.send<string[]>(['EVAL', HEARTBEAT, '1', MEMBERS_KEY, this.memberId, String(now + this.#leaseMs), String(now)], MEMBERS_KEY);
+    const members = await this.#redis.send<string[]>(['EVAL', HEARTBEAT, '1', BROKER_MEMBERS_KEY, this.memberId, String(now + this.#leaseMs), String(now)], BROKER_MEMBERS_KEY);
     const changed = members.join(',') !== this.#members.join(',');
     this.#members = members.map(String).sort();
     if (changed) this.#log.info({ members: this.#members }, 'broker group members');
@@ -195,7 +191,7 @@ export class BrokerGroup {
     let lost = false;
     await Promise.all(
       [...this.#owned].map(async ([ticker, owner]) => {
-        const key = fenceKey(TickerUpdates.name({ ticker }));
+        const key = ownerKey(TickerUpdates.name({ ticker }));
         const ok = await this.#redis.send<number>(['EVAL', RENEW, '1', key, owner, String(this.#leaseMs)], key);
         if (ok !== 1 && this.#owned.get(ticker) === owner) {
           this.#owned.delete(ticker);
@@ -224,7 +220,7 @@ export class BrokerGroup {
     const taken = await Promise.allSettled(
       mine.map(async (ticker) => {
         const channel = TickerUpdates.name({ ticker });
-        const owner = await this.#redis.send<string | null>(['EVAL', ACQUIRE, '2', fenceKey(channel), fenceCounterKey(channel), this.memberId, String(this.#leaseMs), String(FENCE_COUNTER_TTL_MS)], channel);
+        const owner = await this.#redis.send<string | null>(['EVAL', ACQUIRE, '2', ownerKey(channel), fenceCounterKey(channel), this.memberId, String(this.#leaseMs), String(FENCE_COUNTER_TTL_MS)], channel);
         return [ticker, owner] as const;
       }),
     );
@@ -248,7 +244,7 @@ export class BrokerGroup {
   }
 
   async #release(ticker: string, owner: string): Promise<void> {
-    const key = fenceKey(TickerUpdates.name({ ticker }));
+    const key = ownerKey(TickerUpdates.name({ ticker }));
     await this.#redis.send(['EVAL', RELEASE, '1', key, owner], key);
   }
 }

@@ -61,7 +61,8 @@ export interface BrokerServiceOptions {
 
 export class BrokerService {
   readonly metrics: BrokerMetrics;
-  readonly #o: Required<Omit<BrokerServiceOptions, 'bus' | 'store' | 'feed' | 'registry' | 'logger' | 'group'>>;
+  /** The limits and timings of the options, each resolved against BROKER_DEFAULTS. */
+  readonly #settings: Required<Omit<BrokerServiceOptions, 'bus' | 'store' | 'feed' | 'registry' | 'logger' | 'group'>>;
   readonly #group: BrokerGroup | undefined;
   readonly #bus: TickBus;
   readonly #store: BrokerStore;
@@ -88,7 +89,7 @@ export class BrokerService {
     this.#store = options.store;
     this.#feed = options.feed;
     this.#log = options.logger;
-    this.#o = {
+    this.#settings = {
       maxTickers: options.maxTickers ?? BROKER_DEFAULTS.maxTickers,
       maxGatewayTickers: options.maxGatewayTickers ?? Math.floor((options.maxTickers ?? BROKER_DEFAULTS.maxTickers) * BROKER_DEFAULTS.gatewayTickerShare),
       anonymousLeaseTtlSeconds: options.anonymousLeaseTtlSeconds ?? BROKER_DEFAULTS.anonymousLeaseTtlSeconds,
@@ -137,7 +138,7 @@ export class BrokerService {
       await this.#reconcile();
     }
     this.#gauges();
-    this.#sweepTimer = setInterval(() => this.#bus.context.background.run('broker_lease_sweep', () => this.#sweep()), this.#o.sweepIntervalMs);
+    this.#sweepTimer = setInterval(() => this.#bus.context.background.run('broker_lease_sweep', () => this.#sweep()), this.#settings.sweepIntervalMs);
     this.#log.info({ feed: this.#feed.name, tickers: this.tickers, leases: this.#leaseCount() }, 'broker started');
   }
 
@@ -168,7 +169,7 @@ export class BrokerService {
       redis: { connected: redis, target: this.#bus.context.transport.target },
       feed: { name: this.#feed.name, state: this.#feed.state, ...(this.#feedProblem ? { problem: this.#feedProblem } : {}) },
       tickers: this.#streaming.size,
-      ticker_list: this.tickers.slice(0, 100),
+      ticker_list: this.tickers.slice(0, BROKER_DEFAULTS.healthTickerList),
       leases: this.#leaseCount(),
       ...(this.#group ? { group: { member: this.#group.memberId, members: this.#group.members.length } } : {}),
     };
@@ -206,19 +207,19 @@ export class BrokerService {
     const { ticker } = reg;
     let write: Promise<unknown>;
     if (reg.action === 'subscribe') {
-      if (!this.#holders.has(ticker) && this.#holders.size >= this.#o.maxTickers) {
+      if (!this.#holders.has(ticker) && this.#holders.size >= this.#settings.maxTickers) {
         this.metrics.registrations.labels('subscribe', 'rejected').inc();
-        this.#notice(BrokerNotice.TickerLimit, `Cannot stream ${ticker}: the broker already streams its maximum of ${this.#o.maxTickers} tickers. Unregister some, or raise --max-tickers.`, { ticker, client_id: reg.client_id });
+        this.#notice(BrokerNotice.TickerLimit, `Cannot stream ${ticker}: the broker already streams its maximum of ${this.#settings.maxTickers} tickers. Unregister some, or raise --max-tickers.`, { ticker, client_id: reg.client_id });
         return;
       }
       // A new ticker for a gateway comes out of the gateways' share only: the rest of
       // maxTickers stays for bots. Tickers already streamed cost nothing more.
-      if (!this.#holders.has(ticker) && isGateway(holder) && this.#gatewayOnlyTickers() >= this.#o.maxGatewayTickers) {
+      if (!this.#holders.has(ticker) && isGateway(holder) && this.#gatewayOnlyTickers() >= this.#settings.maxGatewayTickers) {
         this.metrics.registrations.labels('subscribe', 'rejected').inc();
-        this.#notice(BrokerNotice.TickerLimit, `Cannot stream ${ticker} for gateway ${holder}: tickers held by gateways alone are at their share of ${this.#o.maxGatewayTickers} (--max-gateway-tickers); the rest is kept for other clients.`, { ticker, client_id: reg.client_id });
+        this.#notice(BrokerNotice.TickerLimit, `Cannot stream ${ticker} for gateway ${holder}: tickers held by gateways alone are at their share of ${this.#settings.maxGatewayTickers} (--max-gateway-tickers); the rest is kept for other clients.`, { ticker, client_id: reg.client_id });
         return;
       }
-      const ttl = reg.ttl_seconds ?? (holder === ANONYMOUS ? this.#o.anonymousLeaseTtlSeconds : this.#o.clientLeaseTtlSeconds);
+      const ttl = reg.ttl_seconds ?? (holder === ANONYMOUS ? this.#settings.anonymousLeaseTtlSeconds : this.#settings.clientLeaseTtlSeconds);
       const expiresAt = ttl === 0 ? null : Date.now() + ttl * 1000;
       this.#hold(ticker, holder, expiresAt);
       write = this.#store.acquire({ ticker, holder, expiresAt });
@@ -281,14 +282,14 @@ export class BrokerService {
   #schedule(): void {
     const now = Date.now();
     if (this.#coalesceTimer === undefined) this.#burstStart = now;
-    else if (now - this.#burstStart >= this.#o.maxCoalesceMs) return; // already due soon
+    else if (now - this.#burstStart >= this.#settings.maxCoalesceMs) return; // already due soon
     clearTimeout(this.#coalesceTimer);
     this.#coalesceTimer = setTimeout(() => {
       this.#coalesceTimer = undefined;
       // One reconciliation at a time; the chain never rejects, so neither a failure nor
       // stop() awaiting it can surface as an unhandled rejection.
       this.#reconciling = this.#reconciling.then(() => this.#reconcile()).catch(this.#bus.context.background.catcher('broker_reconcile'));
-    }, this.#o.coalesceMs);
+    }, this.#settings.coalesceMs);
   }
 
   async #reconcile(): Promise<void> {
@@ -381,7 +382,7 @@ export class BrokerService {
     let ref = this.#refs.get(ticker);
     if (!ref) {
       ref = TickerUpdates.of({ ticker });
-      if (this.#refs.size > 10_000) this.#refs.clear();
+      if (this.#refs.size > BROKER_DEFAULTS.tickerRefCache) this.#refs.clear();
       this.#refs.set(ticker, ref);
     }
     return ref;
@@ -405,7 +406,7 @@ export class BrokerService {
     try {
       ref = this.#ref(event.symbol);
     } catch {
-      this.#notice(BrokerNotice.InvalidOrder, `The venue reported an order update for an invalid symbol "${preview(event.symbol, 20)}".`, {});
+      this.#notice(BrokerNotice.InvalidOrder, `The venue reported an order update for an invalid symbol "${preview(event.symbol, BROKER_DEFAULTS.symbolPreviewChars)}".`, {});
       return;
     }
     const order_data = {
@@ -447,10 +448,10 @@ export class BrokerService {
     if (this.#noticeThrottle.take() < 0) return;
     // The log line stays short whatever the input: the whole message goes on the errors channel.
     if (cause) this.#log.warn({ code, ...extra, err: cause.error }, cause.summary);
-    else this.#log.warn({ code, ...extra }, preview(message, 200));
+    else this.#log.warn({ code, ...extra }, preview(message, BROKER_DEFAULTS.noticeLogChars));
     const data = {
       code,
-      message: message.slice(0, 2000),
+      message: message.slice(0, BROKER_DEFAULTS.noticeMessageChars),
       timestamp: new Date().toISOString(),
       ...(extra.ticker ? { ticker: extra.ticker } : {}),
       ...(extra.client_id ? { client_id: extra.client_id } : {}),

@@ -4,6 +4,7 @@
 // the embedded single-process mode.
 import { connectCommands, type CommandLink } from '../transports/commands.ts';
 import type { RedisConfig } from '../core/config.ts';
+import { BROKER_LEASES_KEY, lastValueKey, orderClaimKey } from '../core/keys.ts';
 
 /** One holder's claim on a ticker. `expiresAt` is epoch ms, or null for no expiry. */
 export interface RegistrationLease {
@@ -33,12 +34,9 @@ export interface BrokerStore {
   close(): Promise<void>;
 }
 
-// Keys share the {tickbus:broker} hash tag so that, on a cluster, the lease set lives on
-// one shard and can be read with one command. Last values are one key per ticker, spread
-// across shards, since they are written on every price.
-export const LEASES_KEY = 'tickbus:{broker}:leases';
-export const lastValueKey = (ticker: string): string => `tickbus:last:{${ticker}}`;
-export const orderClaimKey = (clientOrderId: string): string => `tickbus:order:{${clientOrderId}}`;
+// The lease set (BROKER_LEASES_KEY) has a hash tag of its own so that, on a cluster, it lives
+// on one shard and can be read with one command. Last values are one key per ticker, spread
+// across shards, since they are written on every price (key names: core/keys.ts).
 /** How long a client_order_id stays claimed: a resend within a day is not placed again. */
 export const ORDER_CLAIM_TTL_MS = 24 * 3600 * 1000;
 
@@ -96,22 +94,22 @@ export class RedisBrokerStore implements BrokerStore {
   }
 
   async acquire(lease: RegistrationLease): Promise<void> {
-    await this.#client.send(['EVAL', ACQUIRE, '1', LEASES_KEY, lease.expiresAt === null ? '+inf' : String(lease.expiresAt), member(lease.ticker, lease.holder)], LEASES_KEY);
+    await this.#client.send(['EVAL', ACQUIRE, '1', BROKER_LEASES_KEY, lease.expiresAt === null ? '+inf' : String(lease.expiresAt), member(lease.ticker, lease.holder)], BROKER_LEASES_KEY);
   }
 
   async release(ticker: string, holder: string): Promise<boolean> {
-    return (await this.#client.send<number>(['EVAL', RELEASE, '1', LEASES_KEY, member(ticker, holder)], LEASES_KEY)) > 0;
+    return (await this.#client.send<number>(['EVAL', RELEASE, '1', BROKER_LEASES_KEY, member(ticker, holder)], BROKER_LEASES_KEY)) > 0;
   }
 
   async leases(now: number): Promise<RegistrationLease[]> {
-    const flat = await this.#client.send<string[]>(['ZRANGE', LEASES_KEY, `(${now}`, '+inf', 'BYSCORE', 'WITHSCORES'], LEASES_KEY);
+    const flat = await this.#client.send<string[]>(['ZRANGE', BROKER_LEASES_KEY, `(${now}`, '+inf', 'BYSCORE', 'WITHSCORES'], BROKER_LEASES_KEY);
     return pairs(flat);
   }
 
   async sweep(now: number): Promise<RegistrationLease[]> {
     // Read and remove in one script: a lease renewed between a read and a ZREM would
     // otherwise be deleted with its new expiry.
-    const reply = await this.#client.send<string[]>(['EVAL', SWEEP, '1', LEASES_KEY, String(now)], LEASES_KEY);
+    const reply = await this.#client.send<string[]>(['EVAL', SWEEP, '1', BROKER_LEASES_KEY, String(now)], BROKER_LEASES_KEY);
     return pairs(reply);
   }
 

@@ -19,7 +19,8 @@
 //   connections of a link come back from an outage at different times; without this, every
 //   batch read in between was redone.
 import { hostname } from 'node:os';
-import { deadLetterKey, streamKey, type Channel, type ChannelRef } from '../core/channel.ts';
+import type { Channel, ChannelRef } from '../core/channel.ts';
+import { deadLetterKey, streamKey } from '../core/keys.ts';
 import { backoffDelay, resolveReconnect } from '../core/config.ts';
 import { decodePayload, type DecodedPayload } from '../core/envelope.ts';
 import { BusError, ClosedError, ConfigError, ErrorCode, HandlerError, NotConnectedError, preview } from '../core/errors.ts';

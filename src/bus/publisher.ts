@@ -5,7 +5,8 @@
 // fails fast with NotConnectedError, or, with the fallback buffer on, is kept and sent in
 // order once Redis is back (the receipt says which).
 import { randomUUID } from 'node:crypto';
-import { streamKey, type Channel, type ChannelRef, type ChannelParams } from '../core/channel.ts';
+import type { Channel, ChannelRef, ChannelParams } from '../core/channel.ts';
+import { streamKey } from '../core/keys.ts';
 import { backoffDelay, resolveReconnect } from '../core/config.ts';
 import { EnvelopeWriter, exceedsBytes } from '../core/envelope.ts';
 import { BusError, ClosedError, ConfigError, DecodeError, ErrorCode, NotConnectedError } from '../core/errors.ts';

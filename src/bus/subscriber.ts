@@ -2,7 +2,8 @@
 // bad JSON, a missing envelope field, a schema violation or an oversized payload becomes an
 // 'error' event with a stable code and the channel, is counted, and the next message is
 // read as usual. Handlers are isolated: one that throws is reported, the rest go on.
-import { streamKey, type Channel, type ChannelParams, type ChannelRef } from '../core/channel.ts';
+import type { Channel, ChannelParams, ChannelRef } from '../core/channel.ts';
+import { streamKey } from '../core/keys.ts';
 import { decodePayload } from '../core/envelope.ts';
 import { BusError, ChannelParamError, ClosedError, ConfigError, ErrorCode, HandlerError, NotConnectedError, PositionError, preview } from '../core/errors.ts';
 import { compareStreamIds, isStreamId, streamIdMs } from '../core/stream-id.ts';

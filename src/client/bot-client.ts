@@ -11,7 +11,7 @@ import type { MessageContext, Subscription } from '../bus/subscriber.ts';
 import { ConfigError, type BusError } from '../core/errors.ts';
 import { checkParam, IDENTIFIER, TICKER } from '../core/channel-param.ts';
 import { TypedEmitter } from '../core/typed-emitter.ts';
-import { lastValueKey } from '../broker/broker-store.ts';
+import { lastValueKey } from '../core/keys.ts';
 import {
   BrokerRegistration,
   OrderRequests,

@@ -249,13 +249,3 @@ function resolveDelivery(template: string, spec: ChannelSpec<string, StandardSch
   }
   return { delivery: spec.durable ? 'durable' : 'pubsub', retention: Object.freeze({ maxLen: given.maxLen, maxAgeMs: given.maxAgeMs }) };
 }
-
-/** The Redis key of a channel's stream; the hash tag keeps it in the channel's cluster slot. */
-export function streamKey(channelName: string): string {
-  return `tickbus:{${channelName}}:stream`;
-}
-
-/** Where a durable channel's dead letters go. */
-export function deadLetterKey(channelName: string): string {
-  return `tickbus:{${channelName}}:dead`;
-}

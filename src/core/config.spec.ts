@@ -9,6 +9,9 @@ import {
   resolveReconnect,
   resolveRedisConfig,
   resolveSender,
+  resolveLogLevel,
+  redisUrlFromEnv,
+  LOG_LEVELS,
 } from './config.ts';
 import { DEFAULTS } from './defaults.ts';
 import { ConfigError, ErrorCode } from './errors.ts';
@@ -352,5 +355,31 @@ describe('Redis Cluster configuration', () => {
     configError(() => resolveRedisConfig({ cluster: [] }, {}), /no seed nodes/);
     configError(() => resolveRedisConfig({ cluster: ['a:1'], url: 'redis://b' }, {}), /not both/);
     configError(() => resolveRedisConfig({ url: 'redis-cluster://a:7000', host: 'b' }, {}), /drop the host/);
+  });
+});
+
+describe('resolveLogLevel', () => {
+  it('takes TICKBUS_LOG_LEVEL, else the fallback given, else info', () => {
+    assert.equal(resolveLogLevel(undefined, {}), 'info');
+    assert.equal(resolveLogLevel('warn', {}), 'warn');
+    assert.equal(resolveLogLevel('warn', { TICKBUS_LOG_LEVEL: 'debug' }), 'debug');
+    for (const level of LOG_LEVELS) assert.equal(resolveLogLevel('info', { TICKBUS_LOG_LEVEL: level }), level);
+  });
+
+  it('refuses a level pino does not know, naming the ones it does', () => {
+    for (const bad of ['verbose', 'INFO', '']) {
+      assert.throws(
+        () => resolveLogLevel('info', { TICKBUS_LOG_LEVEL: bad }),
+        (e: unknown) => e instanceof ConfigError && e.code === ErrorCode.Config && /TICKBUS_LOG_LEVEL/.test(e.message) && /fatal, error, warn, info, debug, trace, silent/.test(e.message),
+      );
+    }
+  });
+});
+
+describe('redisUrlFromEnv', () => {
+  it('is REDIS_URL when set, undefined when unset or empty', () => {
+    assert.equal(redisUrlFromEnv({ REDIS_URL: 'redis://h:1' }), 'redis://h:1');
+    assert.equal(redisUrlFromEnv({}), undefined);
+    assert.equal(redisUrlFromEnv({ REDIS_URL: '' }), undefined);
   });
 });

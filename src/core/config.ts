@@ -231,3 +231,28 @@ export function backoffDelay(attempt: number, options: Required<ReconnectOptions
   const ceiling = Math.min(options.maxMs, options.baseMs * 2 ** Math.min(attempt, 30));
   return Math.floor(ceiling / 2 + (random() * ceiling) / 2);
 }
+
+/** The log levels pino knows, most severe first; `silent` turns logging off. */
+export const LOG_LEVELS = Object.freeze(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const);
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/**
+ * The log level from TICKBUS_LOG_LEVEL, else `fallback` (services log at info, short-lived
+ * commands and `tickbus up` at warn). A level pino does not know is refused here, at
+ * start-up, with the levels it accepts.
+ */
+export function resolveLogLevel(fallback: LogLevel = 'info', env: NodeJS.ProcessEnv = process.env): LogLevel {
+  const value = env.TICKBUS_LOG_LEVEL ?? fallback;
+  if (!(LOG_LEVELS as readonly string[]).includes(value)) {
+    throw new ConfigError(`TICKBUS_LOG_LEVEL "${preview(value)}" is not a log level; use one of ${LOG_LEVELS.join(', ')}.`);
+  }
+  return value as LogLevel;
+}
+
+/**
+ * REDIS_URL as set (undefined when unset or empty), for callers that choose a backend
+ * before building a RedisConfig (`tickbus up`); resolveRedisConfig validates it.
+ */
+export function redisUrlFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return env.REDIS_URL || undefined;
+}

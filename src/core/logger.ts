@@ -1,8 +1,10 @@
 // Structured logs (pino, JSON lines on stderr so stdout stays free for program output).
-// TICKBUS_LOG_LEVEL sets the level; TICKBUS_LOG_LEVEL=silent turns logging off.
+// TICKBUS_LOG_LEVEL sets the level; TICKBUS_LOG_LEVEL=silent turns logging off (read and
+// checked by config.ts's resolveLogLevel).
 import { pino, type Logger } from 'pino';
 import { BusError, DecodeError, ErrorCode, preview, ValidationError } from './errors.ts';
 import { LogThrottle } from './log-throttle.ts';
+import { resolveLogLevel } from './config.ts';
 
 export type { Logger };
 
@@ -46,7 +48,7 @@ export function serializeError(error: unknown): unknown {
   };
 }
 
-export function createLogger(name: string, level: string = process.env.TICKBUS_LOG_LEVEL ?? 'info'): Logger {
+export function createLogger(name: string, level: string = resolveLogLevel('info')): Logger {
   return pino({ name, level, base: { pid: process.pid }, serializers: { err: serializeError } }, pino.destination({ fd: 2, sync: false }));
 }
 

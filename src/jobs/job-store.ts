@@ -5,6 +5,7 @@
 // cancel, can never both win.
 import { connectCommands, hashReply, type CommandLink } from '../transports/commands.ts';
 import type { RedisConfig } from '../core/config.ts';
+import { jobKey, userJobsKey } from '../core/keys.ts';
 
 export type JobStatus = 'submitted' | 'running' | 'completed' | 'failed' | 'cancelled' | 'cancelling';
 
@@ -29,8 +30,6 @@ export interface JobRecord {
 }
 
 export const JOB_TTL_SECONDS = 24 * 3600;
-export const jobKey = (jobId: string): string => `job:${jobId}`;
-export const userJobsKey = (userId: string): string => `jobs:user:${userId}`;
 
 // Creates the record unless it exists. The user's index is written after it, by a second
 // command: on a cluster the record and the index live on different shards (their key names

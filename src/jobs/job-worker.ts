@@ -42,32 +42,58 @@ export interface JobWorkerOptions {
   store: JobStore;
   handler: JobHandler;
   logger: Logger;
-  /** @default 'backtest-workers' */
+  /** @default JOB_DEFAULTS.group ('backtest-workers') */
   group?: string;
   /** This worker's name in the group. @default <hostname>-<pid> */
   name?: string;
-  /** A job held this long without a keep-alive is taken over by another worker. @default 30000 */
+  /** A job held this long without a keep-alive is taken over by another worker. @default JOB_DEFAULTS.claimIdleMs (30000) */
   claimIdleMs?: number;
   /** How often to look for such jobs. @default claimIdleMs / 2 */
   claimIntervalMs?: number;
-  /** Workers that may take a job (and die on it) before it is marked failed. @default 3 */
+  /** Workers that may take a job (and die on it) before it is marked failed. @default JOB_DEFAULTS.maxAttempts (3) */
   maxAttempts?: number;
 }
+
+/** The worker's defaults, and the bounds of what it derives from claimIdleMs. */
+export const JOB_DEFAULTS = Object.freeze({
+  /** The consumer group backtest workers share, so that each job goes to one of them. */
+  group: 'backtest-workers',
+  /** A job held this long without a keep-alive is taken over by another worker. */
+  claimIdleMs: 30_000,
+  /** Workers that may take a job (and die on it) before it is marked failed. */
+  maxAttempts: 3,
+  /** Jobs read at a time: one, since a backtest is long and another worker may be idle. */
+  batchSize: 1,
+  /** claimIntervalMs defaults to half of claimIdleMs, but not below this. */
+  minClaimIntervalMs: 100,
+  /** The consumer's retry back-off starts at a quarter of claimIdleMs, at most this… */
+  maxRetryBaseMs: 100,
+  /** …and grows to half of claimIdleMs, at most this. */
+  maxRetryMaxMs: 5_000,
+  /** A running job's keep-alive comes every third of claimIdleMs, but not more often than this. */
+  minKeepAliveMs: 50,
+  /** Characters of a failed job's error on the results channel. */
+  errorChars: 4000,
+  /** Characters of a progress message on the progress channel. */
+  progressMessageChars: 1000,
+});
 
 const now = () => Date.now() / 1000;
 const FINAL: readonly JobStatus[] = ['completed', 'failed', 'cancelled'];
 
 export class JobWorker {
   readonly name: string;
-  readonly #o: JobWorkerOptions;
+  readonly #options: JobWorkerOptions;
+  readonly #claimIdleMs: number;
   readonly #running = new Map<string, AbortController>();
   #consumer: Consumer<BacktestJob> | undefined;
   #commands: Subscription | undefined;
   #closing = false;
 
   constructor(options: JobWorkerOptions) {
-    this.#o = options;
+    this.#options = options;
     this.name = options.name ?? `${hostname()}-${process.pid}`;
+    this.#claimIdleMs = options.claimIdleMs ?? JOB_DEFAULTS.claimIdleMs;
   }
 
   /** Jobs this worker is running now. */
@@ -76,20 +102,20 @@ export class JobWorker {
   }
 
   async start(): Promise<this> {
-    const { bus } = this.#o;
+    const { bus } = this.#options;
     this.#commands = await bus.subscribe(SystemJobs, (command) => {
       if (command.command === 'cancel_job' && command.job_id) this.#running.get(command.job_id)?.abort();
     });
-    const claimIdleMs = this.#o.claimIdleMs ?? 30_000;
+    const claimIdleMs = this.#claimIdleMs;
     try {
       this.#consumer = await bus.consume(BacktestJobs, (job, ctx) => this.#take(job, ctx), {
-        group: this.#o.group ?? 'backtest-workers',
+        group: this.#options.group ?? JOB_DEFAULTS.group,
         consumer: this.name,
-        batchSize: 1,
-        maxAttempts: this.#o.maxAttempts ?? 3,
+        batchSize: JOB_DEFAULTS.batchSize,
+        maxAttempts: this.#options.maxAttempts ?? JOB_DEFAULTS.maxAttempts,
         claimIdleMs,
-        claimIntervalMs: this.#o.claimIntervalMs ?? Math.max(100, Math.floor(claimIdleMs / 2)),
-        retry: { baseMs: Math.min(100, claimIdleMs / 4), maxMs: Math.min(5_000, Math.floor(claimIdleMs / 2)) },
+        claimIntervalMs: this.#options.claimIntervalMs ?? Math.max(JOB_DEFAULTS.minClaimIntervalMs, Math.floor(claimIdleMs / 2)),
+        retry: { baseMs: Math.min(JOB_DEFAULTS.maxRetryBaseMs, claimIdleMs / 4), maxMs: Math.min(JOB_DEFAULTS.maxRetryMaxMs, Math.floor(claimIdleMs / 2)) },
         start: 'beginning',
       });
     } catch (error) {
@@ -99,7 +125,7 @@ export class JobWorker {
       throw error;
     }
     this.#consumer.on('deadLettered', (letter) => bus.context.background.run('jobs_dead_letter', () => this.#gaveUp(letter)));
-    this.#consumer.on('error', (error) => this.#o.logger.warn({ err: error }, 'job worker: consumer error'));
+    this.#consumer.on('error', (error) => this.#options.logger.warn({ err: error }, 'job worker: consumer error'));
     return this;
   }
 
@@ -112,7 +138,7 @@ export class JobWorker {
   }
 
   async #take(job: BacktestJob, ctx: DurableContext): Promise<void> {
-    const { store, logger } = this.#o;
+    const { store, logger } = this.#options;
     const at = () => new Date().toISOString();
     let found = await store.transition(job.job_id, ['submitted', 'running'], 'running', { started_at: at(), worker: this.name, attempts: ctx.attempt });
     if (found === undefined) {
@@ -128,19 +154,19 @@ export class JobWorker {
     const controller = new AbortController();
     this.#running.set(job.job_id, controller);
     // Keep-alives: a long job must not look idle to the other workers.
-    const keepAlive = setInterval(() => this.#o.bus.context.background.run('jobs_keep_alive', () => this.#consumer?.keepAlive(ctx.position)), Math.max(50, Math.floor((this.#o.claimIdleMs ?? 30_000) / 3)));
+    const keepAlive = setInterval(() => this.#options.bus.context.background.run('jobs_keep_alive', () => this.#consumer?.keepAlive(ctx.position)), Math.max(JOB_DEFAULTS.minKeepAliveMs, Math.floor(this.#claimIdleMs / 3)));
     try {
       await this.#progress(job.job_id, 0, 'started');
       let results: Record<string, unknown> | undefined;
       try {
-        results = await this.#o.handler({ job, attempt: ctx.attempt, signal: controller.signal, progress: (p, m) => this.#progress(job.job_id, p, m) });
+        results = await this.#options.handler({ job, attempt: ctx.attempt, signal: controller.signal, progress: (p, m) => this.#progress(job.job_id, p, m) });
       } catch (error) {
         // Shutting down is not cancelling: throw, so the job stays pending for another worker.
         if (this.#closing) throw error;
         if (controller.signal.aborted) return await this.#cancelled(job.job_id);
         const message = error instanceof Error ? error.message : String(error);
         await store.transition(job.job_id, ['running', 'cancelling'], 'failed', { error: message, finished_at: at() });
-        await this.#o.bus.publish(BacktestResults, { job_id: job.job_id, status: 'failed', error: preview(message, 4000), timestamp: now() });
+        await this.#options.bus.publish(BacktestResults, { job_id: job.job_id, status: 'failed', error: preview(message, JOB_DEFAULTS.errorChars), timestamp: now() });
         logger.warn({ job: job.job_id, err: error }, 'job failed');
         return;
       }
@@ -148,8 +174,8 @@ export class JobWorker {
       if (controller.signal.aborted) return await this.#cancelled(job.job_id);
       const moved = await store.transition(job.job_id, ['running'], 'completed', { progress: 1, result: JSON.stringify(results ?? {}), finished_at: at() });
       if (moved === 'cancelling') return await this.#cancelled(job.job_id);
-      await this.#o.bus.publish(BacktestProgress, { job_id: job.job_id, progress: 1, status: 'completed', timestamp: now() });
-      await this.#o.bus.publish(BacktestResults, { job_id: job.job_id, status: 'completed', ...(results ? { results } : {}), timestamp: now() });
+      await this.#options.bus.publish(BacktestProgress, { job_id: job.job_id, progress: 1, status: 'completed', timestamp: now() });
+      await this.#options.bus.publish(BacktestResults, { job_id: job.job_id, status: 'completed', ...(results ? { results } : {}), timestamp: now() });
     } finally {
       clearInterval(keepAlive);
       this.#running.delete(job.job_id);
@@ -158,17 +184,17 @@ export class JobWorker {
 
   async #progress(jobId: string, fraction: number, message?: string): Promise<void> {
     const progress = Math.min(1, Math.max(0, fraction));
-    await this.#o.store.update(jobId, ['running'], { progress, ...(message ? { message } : {}) });
-    await this.#o.bus.publish(BacktestProgress, { job_id: jobId, progress, status: 'running', timestamp: now(), ...(message ? { message: preview(message, 1000) } : {}) });
+    await this.#options.store.update(jobId, ['running'], { progress, ...(message ? { message } : {}) });
+    await this.#options.bus.publish(BacktestProgress, { job_id: jobId, progress, status: 'running', timestamp: now(), ...(message ? { message: preview(message, JOB_DEFAULTS.progressMessageChars) } : {}) });
   }
 
   async #cancelled(jobId: string): Promise<void> {
-    const found = await this.#o.store.transition(jobId, ['running', 'cancelling', 'submitted'], 'cancelled', { finished_at: new Date().toISOString() });
+    const found = await this.#options.store.transition(jobId, ['running', 'cancelling', 'submitted'], 'cancelled', { finished_at: new Date().toISOString() });
     if (found !== undefined && FINAL.includes(found)) return;
-    const record = await this.#o.store.get(jobId);
-    await this.#o.bus.publish(BacktestProgress, { job_id: jobId, progress: record?.progress ?? 0, status: 'cancelled', timestamp: now() });
-    await this.#o.bus.publish(BacktestResults, { job_id: jobId, status: 'cancelled', timestamp: now() });
-    this.#o.logger.info({ job: jobId }, 'job cancelled');
+    const record = await this.#options.store.get(jobId);
+    await this.#options.bus.publish(BacktestProgress, { job_id: jobId, progress: record?.progress ?? 0, status: 'cancelled', timestamp: now() });
+    await this.#options.bus.publish(BacktestResults, { job_id: jobId, status: 'cancelled', timestamp: now() });
+    this.#options.logger.info({ job: jobId }, 'job cancelled');
   }
 
   /** Workers kept dying on this job (or it could not be read): failed, never left running. */
@@ -181,8 +207,8 @@ export class JobWorker {
     }
     if (!jobId) return;
     const error = letter.error.code === ErrorCode.DeadLettered ? `gave up after ${letter.attempts} attempts: its workers died or stalled` : letter.error.message;
-    const found = await this.#o.store.transition(jobId, ['submitted', 'running', 'cancelling'], 'failed', { error, finished_at: new Date().toISOString() });
-    if (found !== undefined && !FINAL.includes(found)) await this.#o.bus.publish(BacktestResults, { job_id: jobId, status: 'failed', error, timestamp: now() });
-    this.#o.logger.error({ job: jobId, err: new HandlerError(letter.error.code, error) }, 'job failed for good');
+    const found = await this.#options.store.transition(jobId, ['submitted', 'running', 'cancelling'], 'failed', { error, finished_at: new Date().toISOString() });
+    if (found !== undefined && !FINAL.includes(found)) await this.#options.bus.publish(BacktestResults, { job_id: jobId, status: 'failed', error, timestamp: now() });
+    this.#options.logger.error({ job: jobId, err: new HandlerError(letter.error.code, error) }, 'job failed for good');
   }
 }

@@ -10,16 +10,18 @@ import type { TickBus } from '../bus/tick-bus.ts';
 import type { Logger } from '../core/logger.ts';
 import { ServiceHealth, type Heartbeat } from '../catalogs/system.ts';
 import type { HealthReport } from './ops-server.ts';
+import { HEARTBEAT_EXPIRY_KEY, HEARTBEATS_KEY } from '../core/keys.ts';
 
-/** Where the latest beat of every instance is kept: field = instance, value = JSON. */
-export const HEARTBEATS_KEY = 'tickbus:{health}:heartbeats';
-/** When each instance's beat expires: member = instance, score = epoch ms (same slot as the hash). */
-export const HEARTBEAT_EXPIRY_KEY = 'tickbus:{health}:heartbeat-expiry';
 /**
  * A beat outlives its interval this many times. Readers call a service stale after two
  * missed intervals and gone after five; one interval later its beat is removed.
  */
 export const HEARTBEAT_TTL_INTERVALS = 6;
+
+export const HEARTBEAT_DEFAULTS = Object.freeze({
+  /** How often a service beats (`--heartbeat-ms`); a beat lives HEARTBEAT_TTL_INTERVALS of these. */
+  intervalMs: 5000,
+});
 
 // Stores this beat and its expiry, drops the beats past theirs, and keeps both keys alive at
 // least as long as this beat (never shortening a longer-lived service's).
@@ -43,7 +45,7 @@ export interface HeartbeatOptions {
   service: string;
   /** @default host:pid */
   instance?: string;
-  /** @default 5000 */
+  /** @default HEARTBEAT_DEFAULTS.intervalMs (5000) */
   intervalMs?: number;
   health: () => HealthReport | Promise<HealthReport>;
   counters?: () => Record<string, number> | Promise<Record<string, number>>;
@@ -55,7 +57,7 @@ export interface HeartbeatOptions {
 export class HeartbeatPublisher {
   readonly instance: string;
   readonly intervalMs: number;
-  readonly #o: HeartbeatOptions;
+  readonly #options: HeartbeatOptions;
   readonly #started = Date.now();
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
@@ -63,14 +65,14 @@ export class HeartbeatPublisher {
   #beating: Promise<void> = Promise.resolve();
 
   constructor(options: HeartbeatOptions) {
-    this.#o = options;
+    this.#options = options;
     this.instance = options.instance ?? `${hostname()}:${process.pid}`;
-    this.intervalMs = options.intervalMs ?? 5000;
+    this.intervalMs = options.intervalMs ?? HEARTBEAT_DEFAULTS.intervalMs;
   }
 
   start(): void {
     // beat() reports its own failures; run() is the guard that no rejection escapes a timer.
-    const background = this.#o.bus.context.background;
+    const background = this.#options.bus.context.background;
     background.run('heartbeat', () => this.beat());
     this.#timer = setInterval(() => background.run('heartbeat', () => this.beat()), this.intervalMs);
     this.#timer.unref();
@@ -82,10 +84,10 @@ export class HeartbeatPublisher {
     clearInterval(this.#timer);
     await this.#beating;
     try {
-      await this.#o.store?.send(['EVAL', LEAVE, '2', HEARTBEATS_KEY, HEARTBEAT_EXPIRY_KEY, this.instance], HEARTBEATS_KEY);
+      await this.#options.store?.send(['EVAL', LEAVE, '2', HEARTBEATS_KEY, HEARTBEAT_EXPIRY_KEY, this.instance], HEARTBEATS_KEY);
     } catch (error) {
       // It expires by itself within HEARTBEAT_TTL_INTERVALS intervals.
-      this.#o.logger.warn({ err: error }, 'heartbeat not removed; it expires by itself');
+      this.#options.logger.warn({ err: error }, 'heartbeat not removed; it expires by itself');
     }
   }
 
@@ -98,24 +100,24 @@ export class HeartbeatPublisher {
 
   async #beat(): Promise<void> {
     try {
-      const report = await this.#o.health();
+      const report = await this.#options.health();
       const { status, ...details } = report;
       const beat: Heartbeat = {
-        service: this.#o.service,
+        service: this.#options.service,
         instance: this.instance,
         status,
         uptime_seconds: Math.round((Date.now() - this.#started) / 1000),
         interval_ms: this.intervalMs,
-        counters: (await this.#o.counters?.()) ?? {},
+        counters: (await this.#options.counters?.()) ?? {},
         details,
         timestamp: new Date().toISOString(),
       };
-      await this.#o.bus.publish(ServiceHealth, beat);
+      await this.#options.bus.publish(ServiceHealth, beat);
       const now = Date.now();
       const ttlMs = HEARTBEAT_TTL_INTERVALS * this.intervalMs;
-      await this.#o.store?.send(['EVAL', BEAT, '2', HEARTBEATS_KEY, HEARTBEAT_EXPIRY_KEY, this.instance, JSON.stringify(beat), String(now), String(now + ttlMs), String(ttlMs)], HEARTBEATS_KEY);
+      await this.#options.store?.send(['EVAL', BEAT, '2', HEARTBEATS_KEY, HEARTBEAT_EXPIRY_KEY, this.instance, JSON.stringify(beat), String(now), String(now + ttlMs), String(ttlMs)], HEARTBEATS_KEY);
     } catch (error) {
-      this.#o.bus.context.background.failed('heartbeat', error);
+      this.#options.bus.context.background.failed('heartbeat', error);
     }
   }
 }

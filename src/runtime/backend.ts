@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { maskUrl } from '../core/config.ts';
+import { maskUrl, redisUrlFromEnv } from '../core/config.ts';
 
 export type Backend =
   | { kind: 'redis'; url: string; source: 'REDIS_URL' | 'option' | 'localhost' | 'private'; stop(): Promise<void> }
@@ -27,9 +27,9 @@ export interface BackendChoice {
 const none = () => Promise.resolve();
 
 export async function chooseBackend(choice: BackendChoice = {}): Promise<Backend> {
-  const env = choice.env ?? process.env;
   if (choice.redisUrl) return { kind: 'redis', url: choice.redisUrl, source: 'option', stop: none };
-  if (env.REDIS_URL) return { kind: 'redis', url: env.REDIS_URL, source: 'REDIS_URL', stop: none };
+  const envUrl = redisUrlFromEnv(choice.env);
+  if (envUrl) return { kind: 'redis', url: envUrl, source: 'REDIS_URL', stop: none };
   const localPort = choice.localPort ?? 6379;
   if (choice.probeLocal !== false && (await answersPing('127.0.0.1', localPort))) {
     return { kind: 'redis', url: `redis://127.0.0.1:${localPort}`, source: 'localhost', stop: none };

@@ -74,11 +74,6 @@ export interface PublishLink extends Link {
   publishBatch(messages: readonly Outbound[]): Promise<PublishReceipt[]>;
 }
 
-/** The key whose value a fenced publish on `channel` must match (same slot as the channel). */
-export function fenceKey(channel: string): string {
-  return `tickbus:{${channel}}:owner`;
-}
-
 export interface SubscribeLink extends Link {
   subscribe(channels: readonly string[]): Promise<void>;
   unsubscribe(channels: readonly string[]): Promise<void>;

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startBrokerRuntime, type BrokerRuntime } from '../../src/broker/broker-runtime.ts';
 import { SimFeed } from '../../src/broker/feeds/sim-feed.ts';
-import { LEASES_KEY } from '../../src/broker/broker-store.ts';
+import { BROKER_LEASES_KEY as LEASES_KEY } from '../../src/core/keys.ts';
 import { createBus, TickerUpdates, type OrderUpdate, type TickBus } from '../../src/index.ts';
 import { startRedis, type RedisServer } from '../harness/redis-server.ts';
 import { silentLogger } from '../harness/quiet.ts';

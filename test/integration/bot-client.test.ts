@@ -4,7 +4,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startBrokerRuntime, type BrokerRuntime } from '../../src/broker/broker-runtime.ts';
 import { SimFeed } from '../../src/broker/feeds/sim-feed.ts';
-import { LEASES_KEY } from '../../src/broker/broker-store.ts';
+import { BROKER_LEASES_KEY as LEASES_KEY } from '../../src/core/keys.ts';
 import { createBotClient, type BotClient, type PriceUpdate } from '../../src/index.ts';
 import { startRedis, type RedisServer } from '../harness/redis-server.ts';
 import { silentLogger } from '../harness/quiet.ts';

@@ -11,7 +11,8 @@ import { startBrokerRuntime, type BrokerRuntime } from '../../src/broker/broker-
 import type { BrokerRuntimeOptions } from '../../src/broker/broker-runtime.ts';
 import { SimFeed } from '../../src/broker/feeds/sim-feed.ts';
 import { ReplayFeed } from '../../src/broker/feeds/replay-feed.ts';
-import { LEASES_KEY, RedisBrokerStore, lastValueKey } from '../../src/broker/broker-store.ts';
+import { RedisBrokerStore } from '../../src/broker/broker-store.ts';
+import { BROKER_LEASES_KEY as LEASES_KEY, lastValueKey } from '../../src/core/keys.ts';
 import { resolveRedisConfig } from '../../src/core/config.ts';
 import { BACKENDS, startBackend, type TestRedis } from '../harness/backends.ts';
 import { RawClient, type RawMessage } from '../harness/raw-client.ts';

@@ -60,7 +60,7 @@ export function registerBroker(program: Command): void {
     .option('--host <addr>', 'address of /health and /metrics', '127.0.0.1')
     .option('--name <name>', "this broker's name among the brokers sharing the tickers (default: host-pid-random)")
     .option('--sender <name>', 'the sender written into every update', 'broker_service')
-    .option('--failover-ms <ms>', "how long a dead broker's tickers wait before another takes them (its lease)", '3000')
+    .option('--failover-ms <ms>', "how long a dead broker's tickers wait before another takes them (its lease)", String(BROKER_DEFAULTS.groupLeaseMs))
     .option('--heartbeat-ms <ms>', 'interval of the heartbeat `tickbus health` reads (a beat expires after six)', '5000')
     .addHelpText(
       'after',

@@ -1,7 +1,8 @@
 // `tickbus dead-letters`: what a durable channel's consumers gave up on, with the error and
 // the attempts, and a way to put messages back once the cause is fixed.
 import type { Command } from 'commander';
-import { deadLetterKey, streamKey, DEFAULT_DURABLE_MAXLEN } from '../../core/channel.ts';
+import { DEFAULT_DURABLE_MAXLEN } from '../../core/channel.ts';
+import { deadLetterKey, streamKey } from '../../core/keys.ts';
 import { preview } from '../../core/errors.ts';
 import { addConnectionOptions, commandBus, type ConnectionOptions } from './shared.ts';
 import { CliError } from '../errors.ts';

@@ -23,10 +23,11 @@ export interface HealthSnapshot {
 
 /** On a cluster the Redis figures are those of the node that holds the heartbeats. */
 export async function healthSnapshot(client: RedisCommands, target: string): Promise<HealthSnapshot> {
-  const [{ hashReply }, { HeartbeatSchema }, { HEARTBEATS_KEY, HEARTBEAT_TTL_INTERVALS }] = await Promise.all([
+  const [{ hashReply }, { HeartbeatSchema }, { HEARTBEAT_TTL_INTERVALS }, { HEARTBEATS_KEY }] = await Promise.all([
     import('../../transports/redis/redis-commands.ts'),
     import('../../catalogs/system.ts'),
     import('../../ops/heartbeat.ts'),
+    import('../../core/keys.ts'),
   ]);
   const started = performance.now();
   await client.send(['PING'], HEARTBEATS_KEY);

@@ -11,8 +11,8 @@ import type { TickBus } from '../../bus/tick-bus.ts';
  * 0 there proves nothing: ask how many brokers are alive (they heartbeat their membership).
  */
 async function liveBrokers(bus: TickBus): Promise<number> {
-  const [{ MEMBERS_KEY }, { RedisTransport }, { RedisCommands }] = await Promise.all([
-    import('../../broker/broker-group.ts'),
+  const [{ BROKER_MEMBERS_KEY: MEMBERS_KEY }, { RedisTransport }, { RedisCommands }] = await Promise.all([
+    import('../../core/keys.ts'),
     import('../../transports/redis/redis-transport.ts'),
     import('../../transports/redis/redis-commands.ts'),
   ]);

@@ -13,11 +13,11 @@ export function addConnectionOptions(cmd: Command): Command {
 
 /** A bus for a short-lived command: logs only warnings, fails fast when Redis is absent. */
 export async function commandBus(options: ConnectionOptions, sender = 'tickbus-cli'): Promise<TickBus> {
-  const [{ createBus }, { createLogger }] = await Promise.all([import('../../bus/tick-bus.ts'), import('../../core/logger.ts')]);
+  const [{ createBus }, { createLogger }, { resolveLogLevel }] = await Promise.all([import('../../bus/tick-bus.ts'), import('../../core/logger.ts'), import('../../core/config.ts')]);
   return createBus({
     redis: options.redisUrl ? { url: options.redisUrl } : undefined,
     sender,
     connectTimeoutMs: 1500,
-    logger: createLogger('tickbus-cli', process.env.TICKBUS_LOG_LEVEL ?? 'warn'),
+    logger: createLogger('tickbus-cli', resolveLogLevel('warn')),
   });
 }

@@ -7,7 +7,7 @@ import { addGatewayOptions, gatewayOptions, parseJson, type GatewayCliOptions } 
 import type { Gateway } from '../../gateway/gateway.ts';
 import type { HealthReport } from '../../ops/ops-server.ts';
 import type { JobStore as JobRecords } from '../../jobs/job-store.ts';
-import { resolveRedisConfig } from '../../core/config.ts';
+import { resolveLogLevel, resolveRedisConfig } from '../../core/config.ts';
 import { exitSoonAfter, guardProcess, runUntilSignal, startupFailure } from './service.ts';
 import { DEFAULTS } from '../../core/defaults.ts';
 import { withinMs } from '../../core/background.ts';
@@ -61,7 +61,7 @@ Examples:
       ]);
       const backend = await chooseBackend({ redisUrl: options.redisUrl });
       say(`using ${describeBackend(backend)}`);
-      const logger = createLogger('tickbus', process.env.TICKBUS_LOG_LEVEL ?? 'warn');
+      const logger = createLogger('tickbus', resolveLogLevel('warn'));
       const redisShown = backend.kind === 'redis' ? backend.url : undefined;
       let runtime;
       try {

@@ -5,6 +5,7 @@
 import { createClient, createCluster, type RedisClientType, type RedisClusterType } from 'redis';
 import calculateSlot from 'cluster-key-slot';
 import { backoffDelay, resolveReconnect, type ReconnectOptions, type RedisConfig } from '../../core/config.ts';
+import { ClusterInternals, type EventEmitterLike } from './cluster-internals.ts';
 
 export type Listener = (message: string, channel: string) => void;
 
@@ -153,19 +154,10 @@ class SingleConn implements RedisConn {
   }
 }
 
-interface EventEmitterLike {
-  on(event: string, listener: (...args: never[]) => void): unknown;
-}
-
 const CLASSIC_PUBLISH = "return redis.call('PUBLISH', ARGV[1], ARGV[2])";
 
 /** Replies that mean "not here": the cluster client follows them. */
 const REDIRECTED = /^(MOVED|ASK) /;
-
-interface DirectClient {
-  readonly isReady: boolean;
-  sendCommand<T>(args: string[]): Promise<T>;
-}
 
 /** How often a cluster that lost a node is checked for being whole again. */
 const PROBE_MS = 100;
@@ -175,6 +167,8 @@ const REDISCOVER_EVERY = 5;
 class ClusterConn implements RedisConn {
   readonly kind = 'cluster';
   readonly #cluster: RedisClusterType;
+  /** node-redis's undocumented parts, checked to exist (see cluster-internals.ts). */
+  readonly #internals: ClusterInternals;
   readonly #options: ConnOptions;
   readonly #hooks: ConnHooks;
   #down = false;
@@ -196,6 +190,7 @@ class ClusterConn implements RedisConn {
       // move to the promoted replica without waiting for a MOVED.
       topologyRefreshOnReconnectionAttemptStrategy: options.topologyRefreshMs ?? 1000,
     });
+    this.#internals = ClusterInternals.of(this.#cluster);
     this.#cluster.on('error', (err: Error) => hooks.error(err));
     // While a node is known to be down its client keeps failing to reconnect: the first
     // failure is news, the rest (until the cluster is whole again) are not.
@@ -232,8 +227,7 @@ class ClusterConn implements RedisConn {
    * the bus re-subscribes and catches its history channels up from their last positions.
    */
   #watchMoves(): void {
-    const cluster = this.#cluster as unknown as { masters: Array<{ pubSub?: { client: EventEmitterLike } }> };
-    for (const m of cluster.masters) {
+    for (const m of this.#internals.masters()) {
       const client = m.pubSub?.client;
       if (!client || this.#watched.has(client)) continue;
       this.#watched.add(client);
@@ -243,7 +237,7 @@ class ClusterConn implements RedisConn {
 
   async #rediscover(): Promise<void> {
     try {
-      await (this.#cluster as unknown as { _slots: { rediscover(start?: unknown): Promise<void> } })._slots.rediscover();
+      await this.#internals.rediscover();
     } catch {
       // no node answered: the next round tries again
     }
@@ -251,18 +245,14 @@ class ClusterConn implements RedisConn {
 
   /** Every shard has a ready master connection, and so has every subscription connection in use. */
   #whole(): boolean {
-    const cluster = this.#cluster as unknown as {
-      masters: Array<{ client?: { isReady: boolean }; pubSub?: { client: { isReady: boolean } } }>;
-      slots: Array<{ master: { client?: { isReady: boolean } } } | undefined>;
-      pubSubNode?: { client: { isReady: boolean } };
-    };
-    for (const m of cluster.masters) {
+    for (const m of this.#internals.masters()) {
       if (!m.client?.isReady) return false;
       if (m.pubSub && !m.pubSub.client.isReady) return false;
     }
-    if (cluster.pubSubNode && !cluster.pubSubNode.client.isReady) return false;
+    const pubSubNode = this.#internals.pubSubNode();
+    if (pubSubNode && !pubSubNode.client.isReady) return false;
     // The slot table covers every slot with a master whose client is ready.
-    for (let i = 0; i < 16384; i += 512) if (!cluster.slots[i]?.master.client?.isReady) return false;
+    for (let i = 0; i < 16384; i += 512) if (!this.#internals.slotMaster(i)?.client?.isReady) return false;
     return true;
   }
 
@@ -275,6 +265,13 @@ class ClusterConn implements RedisConn {
   async connect(): Promise<void> {
     this.#closed = false; // a first attempt given up on may be followed by another
     await this.#cluster.connect();
+    try {
+      this.#internals.checkConnected();
+    } catch (error) {
+      this.#closed = true;
+      this.#cluster.destroy();
+      throw error;
+    }
     this.#hooks.ready();
   }
   async close(): Promise<void> {
@@ -293,7 +290,7 @@ class ClusterConn implements RedisConn {
     // send there directly; a redirection (MOVED, ASK: the command did not run) or a
     // connection that is not ready goes the cluster client's way, which follows it.
     if (key !== undefined) {
-      const client = (this.#cluster as unknown as { slots: Array<{ master: { client?: DirectClient } } | undefined> }).slots[calculateSlot(key)]?.master.client;
+      const client = this.#internals.slotMaster(calculateSlot(key))?.client;
       if (client?.isReady) {
         return client.sendCommand<T>(args).catch((error: unknown) => {
           if (REDIRECTED.test(String((error as Error)?.message))) return this.#cluster.sendCommand<T>(key, false, args);
@@ -312,7 +309,7 @@ class ClusterConn implements RedisConn {
   }
   nodeOf(key: string): string {
     const slot = calculateSlot(key);
-    const master = (this.#cluster as unknown as { slots: Array<{ master: { address?: string } } | undefined> }).slots[slot]?.master;
+    const master = this.#internals.slotMaster(slot);
     return master?.address ?? `slot:${slot}`;
   }
   async subscribe(channel: string, listener: Listener, sharded: boolean): Promise<void> {

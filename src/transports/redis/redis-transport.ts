@@ -8,6 +8,7 @@ import type { MessageSink, Outbound, PublishLink, PublishReceipt, StreamLink, St
 import { isErrorReply, RedisLink, type RedisTransportOptions } from './redis-link.ts';
 import { ErrorCode, FencedError, TransportError } from '../../core/errors.ts';
 import { RedisStreamLink } from './redis-stream-link.ts';
+import { luaChannelKey, streamKey } from '../../core/keys.ts';
 
 export type { RedisTransportOptions };
 
@@ -38,7 +39,7 @@ const STREAM_MANY = `local out = {}
 for i = 1, #ARGV, 7 do
   local ch, p, key, maxlen, minid, cmd, fence = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
   local r
-  if fence ~= '' and redis.call('GET', 'tickbus:{' .. ch .. '}:owner') ~= fence then
+  if fence ~= '' and redis.call('GET', ${luaChannelKey('ch', 'owner')}) ~= fence then
     r = {-2, 'FENCED'}
   elseif key == '' then
     r = redis.pcall(cmd, ch, p)
@@ -68,9 +69,9 @@ return out`;
  * channel, published by the same command, all fenced or none. ARGV: MAXLEN, the publish
  * command, '1' when fenced; then channel, payload (and the token, when fenced) a message.
  * A flat reply of receivers and position a message: less for node-redis to encode and
- * parse, and for Redis. The keys are built here from the channel name; on a cluster the
- * chunk is one slot's and KEYS[1] routes it (the hash tag is the channel name, so a
- * channel, its stream and its owner key share the slot).
+ * parse, and for Redis. The keys are built here from the channel name (by core/keys.ts's
+ * Lua expressions); on a cluster the chunk is one slot's and KEYS[1] routes it (the hash
+ * tag is the channel name, so a channel, its stream and its owner key share the slot).
  */
 const HISTORY_MANY = `local maxlen, cmd = ARGV[1], ARGV[2]
 local step = 2
@@ -83,14 +84,14 @@ for i = 4, #ARGV, step do
   if step == 3 then
     -- One GET a channel and token per chunk: a script runs alone, so the answer holds.
     local key = ch .. '\0' .. ARGV[i + 2]
-    if held[key] == nil then held[key] = redis.call('GET', 'tickbus:{' .. ch .. '}:owner') == ARGV[i + 2] end
+    if held[key] == nil then held[key] = redis.call('GET', ${luaChannelKey('ch', 'owner')}) == ARGV[i + 2] end
     fenced = not held[key]
   end
   if fenced then
     out[#out + 1] = -2
     out[#out + 1] = 'FENCED'
   else
-    local id = redis.pcall('XADD', 'tickbus:{' .. ch .. '}:stream', 'MAXLEN', '~', maxlen, '*', 'payload', p)
+    local id = redis.pcall('XADD', ${luaChannelKey('ch', 'stream')}, 'MAXLEN', '~', maxlen, '*', 'payload', p)
     if type(id) == 'table' then
       out[#out + 1] = -1
       out[#out + 1] = tostring(id.err)
@@ -112,7 +113,7 @@ function sharedHistoryMaxLen(chunk: readonly PendingPublish[]): number | undefin
   const fenced = s0.fence !== undefined;
   for (const p of chunk) {
     const s = p.stream;
-    if (!s?.publish || s.maxLen !== s0.maxLen || s.maxAgeMs !== undefined || s.key !== `tickbus:{${p.channel}}:stream` || p.sharded !== first.sharded || (s.fence !== undefined) !== fenced) return undefined;
+    if (!s?.publish || s.maxLen !== s0.maxLen || s.maxAgeMs !== undefined || s.key !== streamKey(p.channel) || p.sharded !== first.sharded || (s.fence !== undefined) !== fenced) return undefined;
   }
   return s0.maxLen;
 }
