@@ -31,6 +31,8 @@ export type Outgoing =
   | { channel: typeof PatternEvents; data: PatternEvent }
   | { channel: typeof IndicatorsStreaming; data: IndicatorMessage }
   | { channel: typeof StreamingHealth; data: HealthMessage };
+export type IndicatorOutgoing = Extract<Outgoing, { channel: typeof IndicatorsStreaming }>;
+export type HealthOutgoing = Extract<Outgoing, { channel: typeof StreamingHealth }>;
 
 /** A detection on the bar that completed it. */
 export interface PatternHit extends Detection {
@@ -102,7 +104,7 @@ export function patternMessages(hit: PatternHit, detectedMinPercent = DETECTED_M
 }
 
 /** Seed 002's indicator message (tickstock:indicators:streaming). */
-export function indicatorMessage(value: IndicatorValue): Outgoing {
+export function indicatorMessage(value: IndicatorValue): IndicatorOutgoing {
   return {
     channel: IndicatorsStreaming,
     data: {
@@ -117,7 +119,7 @@ export function indicatorMessage(value: IndicatorValue): Outgoing {
 }
 
 /** Seed 002's health message (tickstock:streaming:health). */
-export function healthMessage(h: HealthSnapshot): Outgoing {
+export function healthMessage(h: HealthSnapshot): HealthOutgoing {
   return {
     channel: StreamingHealth,
     data: {

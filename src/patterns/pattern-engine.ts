@@ -8,7 +8,7 @@
 import { BarAggregator, tickTimeMs, type Bar, type BarStats, type Tick } from './bars.ts';
 import { PATTERNS, detectCandlesticks, historyNeeded, type CandlestickOptions, type PatternName } from './candlesticks.ts';
 import { IndicatorBook, type IndicatorOptions } from './indicators.ts';
-import { DETECTED_MIN_PERCENT, healthMessage, indicatorMessage, patternMessages, type HealthSnapshot, type Outgoing } from './messages.ts';
+import { DETECTED_MIN_PERCENT, healthMessage, indicatorMessage, patternMessages, type HealthOutgoing, type HealthSnapshot, type Outgoing } from './messages.ts';
 
 export interface PatternEngineOptions {
   /** Bar lengths in seconds. @default [60] */
@@ -94,7 +94,7 @@ export class PatternEngine {
   }
 
   /** The health message for `nowMs`; starts a new window for the "degraded" judgement. */
-  health(nowMs: number): Outgoing {
+  health(nowMs: number): HealthOutgoing {
     return healthMessage(this.snapshot(nowMs, true));
   }
 
