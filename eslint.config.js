@@ -6,19 +6,21 @@ import { importX, createNodeResolver } from 'eslint-plugin-import-x';
 
 // The layering of docs/architecture.md: CLI → services → bus → transports → core. Each
 // folder lists the folders of ours it may import; anything else under src/ is refused.
-const parts = ['core', 'transports', 'catalogs', 'bus', 'ops', 'broker', 'jobs', 'client', 'gateway', 'seed', 'runtime', 'cli'];
+const parts = ['core', 'transports', 'catalogs', 'patterns', 'bus', 'ops', 'broker', 'jobs', 'client', 'gateway', 'seed', 'runtime', 'cli'];
 const mayImport = {
   core: [],
   transports: ['core'],
   catalogs: ['core'],
+  // The reference pattern library: pure code (bars, indicators, detectors, messages, backtests).
+  patterns: ['core', 'catalogs'],
   bus: ['core', 'transports', 'catalogs'],
   ops: ['core', 'bus', 'catalogs', 'transports'],
   broker: ['core', 'bus', 'catalogs', 'ops', 'transports'],
   jobs: ['core', 'bus', 'catalogs', 'ops', 'transports'],
   client: ['core', 'bus', 'catalogs', 'broker', 'transports'],
-  gateway: ['core', 'bus', 'catalogs', 'ops', 'broker', 'jobs'],
+  gateway: ['core', 'bus', 'catalogs', 'ops', 'broker', 'jobs', 'patterns'],
   seed: ['core', 'bus', 'catalogs', 'transports'],
-  runtime: ['core', 'transports'],
+  runtime: ['core', 'transports', 'patterns'],
   cli: parts,
 };
 const layerZones = parts.flatMap((part) =>
