@@ -4,6 +4,8 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 export class BrokerMetrics {
   readonly updatesPublished: Counter<'type'>;
   readonly publishFailures: Counter<'code'>;
+  readonly ticksForwarded: Counter;
+  readonly forwardFailures: Counter<'code'>;
   readonly registrations: Counter<'action' | 'outcome'>;
   readonly feedUpdates: Counter<'mode'>;
   readonly feedReconnects: Counter;
@@ -17,6 +19,8 @@ export class BrokerMetrics {
     const registers = [registry];
     this.updatesPublished = new Counter({ name: 'tickbus_broker_updates_published_total', help: 'Ticker updates published, by type (price, order).', labelNames: ['type'], registers });
     this.publishFailures = new Counter({ name: 'tickbus_broker_publish_failures_total', help: 'Ticker updates that could not be published, by error code.', labelNames: ['code'], registers });
+    this.ticksForwarded = new Counter({ name: 'tickbus_broker_ticks_forwarded_total', help: 'Raw ticks forwarded on tickstock:market:ticks (--forward-ticks).', registers });
+    this.forwardFailures = new Counter({ name: 'tickbus_broker_forward_failures_total', help: 'Raw ticks that could not be forwarded, by error code.', labelNames: ['code'], registers });
     this.registrations = new Counter({ name: 'tickbus_broker_registrations_total', help: 'Registrations by action and outcome (accepted, rejected).', labelNames: ['action', 'outcome'], registers });
     this.feedUpdates = new Counter({ name: 'tickbus_broker_feed_updates_total', help: 'Changes of the streamed ticker set applied to the feed, by mode (in_place, restart).', labelNames: ['mode'], registers });
     this.feedReconnects = new Counter({ name: 'tickbus_broker_feed_reconnects_total', help: 'Reconnections of the feed to its upstream.', registers });

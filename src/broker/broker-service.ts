@@ -2,6 +2,8 @@
 // wants which ticker as leases in Redis, streams the wanted tickers from its feed, and
 // publishes every price and order update of a ticker on TICKER_UPDATES_{ticker}. Orders
 // from ORDER_REQUESTS are routed to the feed's venue; refusals go to BROKER_ERRORS.
+// With forwardTicks it is also seed 002's TickStockAppV2 side: each price it publishes goes
+// to TickStockPL as a bare tick on tickstock:market:ticks, in the same batch.
 import type { Registry } from 'prom-client';
 import type { TickBus } from '../bus/tick-bus.ts';
 import type { BusError } from '../core/errors.ts';
@@ -16,6 +18,7 @@ import { BrokerGroup } from './broker-group.ts';
 import { BROKER_DEFAULTS } from './broker-defaults.ts';
 import type { CommandLink } from '../transports/commands.ts';
 import type { HealthReport } from '../ops/ops-server.ts';
+import { MarketTicks } from '../catalogs/tickstock.ts';
 
 type TickerRef = ReturnType<typeof TickerUpdates.of>;
 
@@ -51,6 +54,12 @@ export interface BrokerServiceOptions {
   sweepIntervalMs?: number;
   coalesceMs?: number;
   maxCoalesceMs?: number;
+  /**
+   * Also publish each price as seed 002's raw tick {symbol, price, volume, timestamp (Unix
+   * seconds)} on tickstock:market:ticks, for a pattern library (TickStockPL). Only the broker
+   * that streams a ticker publishes it, so in a group each tick is forwarded once. @default false
+   */
+  forwardTicks?: boolean;
   /**
    * Share the tickers with the other brokers on the same Redis: each ticker is streamed by
    * exactly one live broker, under a fenced lease. Undefined: this broker streams every
@@ -97,6 +106,7 @@ export class BrokerService {
       sweepIntervalMs: options.sweepIntervalMs ?? BROKER_DEFAULTS.sweepIntervalMs,
       coalesceMs: options.coalesceMs ?? BROKER_DEFAULTS.coalesceMs,
       maxCoalesceMs: options.maxCoalesceMs ?? BROKER_DEFAULTS.maxCoalesceMs,
+      forwardTicks: options.forwardTicks ?? false,
     };
     this.metrics = new BrokerMetrics(options.registry);
     this.#group = options.group ? new BrokerGroup({ ...options.group, logger: this.#log, background: this.#bus.context.background, onChange: () => this.#schedule() }) : undefined;
@@ -398,7 +408,8 @@ export class BrokerService {
       if (fence === undefined) return;
     }
     const data = { type: 'price' as const, price: tick.price, volume: tick.volume, symbol: tick.symbol, timestamp: tick.timestamp };
-    return this.#batcher.enqueue(fence === undefined ? { channel: this.#ref(tick.symbol), data } : { channel: this.#ref(tick.symbol), data, fence }, 'price', tick.symbol);
+    const forward = this.#settings.forwardTicks ? { channel: MarketTicks, data: rawTick(tick) } : undefined;
+    return this.#batcher.enqueue(fence === undefined ? { channel: this.#ref(tick.symbol), data } : { channel: this.#ref(tick.symbol), data, fence }, 'price', tick.symbol, forward);
   }
 
   #onOrderEvent(event: OrderEvent): void | Promise<void> {
@@ -458,4 +469,13 @@ export class BrokerService {
     };
     this.#bus.publish(BrokerErrors, data).catch((error: unknown) => this.#log.warn({ err: error }, 'could not publish a broker notice'));
   }
+}
+
+/**
+ * Seed 002's raw tick: the seed's times are Python's time.time() (Unix seconds), so the
+ * feed's ISO time becomes seconds; one that does not parse goes on as the feed wrote it.
+ */
+function rawTick(tick: TradeTick): { symbol: string; price: number; volume: number; timestamp: number | string } {
+  const ms = Date.parse(tick.timestamp);
+  return { symbol: tick.symbol, price: tick.price, volume: tick.volume, timestamp: Number.isFinite(ms) ? ms / 1000 : tick.timestamp };
 }

@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { createBus } from '../bus/tick-bus.ts';
 import { MemoryHub, MemoryTransport } from '../transports/memory/memory-transport.ts';
 import { TickerUpdates } from '../catalogs/broker.ts';
+import { MarketTicks } from '../catalogs/tickstock.ts';
 import { BrokerMetrics } from './broker-metrics.ts';
 import { MemoryBrokerStore } from './broker-store.ts';
 import { UpdateBatcher } from './update-batcher.ts';
@@ -35,6 +36,42 @@ describe('UpdateBatcher', () => {
     const failures = await registry.getSingleMetricAsString('tickbus_broker_publish_failures_total');
     assert.match(failures, /code="TB_ERR_MESSAGE_TOO_LARGE"\} 1/);
     assert.match(failures, /code="TB_ERR_VALIDATION"\} 1/);
+    await bus.close();
+  });
+
+  it('sends a companion (the forwarded tick) in the same batch; a bad one loses neither its update nor the others', async () => {
+    const transport = new MemoryTransport(new MemoryHub());
+    const bus = createBus({ transport, logger: silent });
+    const got: string[] = [];
+    await bus.subscribe(TickerUpdates, (u, ctx) => {
+      got.push(`update:${ctx.params.ticker}`);
+    });
+    await bus.subscribe(MarketTicks, (t) => {
+      got.push(`tick:${t.symbol}:${t.timestamp}`);
+    });
+    const registry = new Registry();
+    const batcher = new UpdateBatcher(bus.publisher, new MemoryBrokerStore(), new BrokerMetrics(registry), silent);
+    const price = (ticker: string) => ({ type: 'price' as const, price: 1, volume: 1, symbol: ticker, timestamp: '2025-01-01T00:00:00Z' });
+    const tick = (symbol: string, volume = 1) => ({ channel: MarketTicks, data: { symbol, price: 1, volume, timestamp: 1735689600 } });
+    let batches = 0;
+    const publishBatch = bus.publisher.publishBatch.bind(bus.publisher);
+    bus.publisher.publishBatch = (items) => {
+      batches++;
+      return publishBatch(items);
+    };
+    await batcher.enqueue({ channel: TickerUpdates.of({ ticker: 'A' }), data: price('A') }, 'price', 'A', tick('A'));
+    await batcher.enqueue({ channel: TickerUpdates.of({ ticker: 'B' }), data: price('B') }, 'price', 'B', tick('B'));
+    await batcher.drain();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(batches, 1, 'one round trip for two updates and their ticks');
+    assert.deepEqual(got, ['update:A', 'tick:A:1735689600', 'update:B', 'tick:B:1735689600']);
+    got.length = 0;
+    await batcher.enqueue({ channel: TickerUpdates.of({ ticker: 'C' }), data: price('C') }, 'price', 'C', tick('C', -1));
+    await batcher.drain();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(got, ['update:C'], 'the invalid tick was the only one lost');
+    assert.match(await registry.getSingleMetricAsString('tickbus_broker_ticks_forwarded_total'), / 2$/m);
+    assert.match(await registry.getSingleMetricAsString('tickbus_broker_forward_failures_total'), /code="TB_ERR_VALIDATION"\} 1/);
     await bus.close();
   });
 });

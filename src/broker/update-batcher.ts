@@ -2,6 +2,9 @@
 // turn of the event loop goes out in one round trip, and the last price of each ticker is
 // written to the last-value cache once per batch, not once per trade. When Redis falls
 // behind, enqueue() returns a promise so the feed slows down instead of memory growing.
+// An update may bring a companion (the raw tick forwarded to TickStockPL, `forwardTicks`):
+// it goes out in the same batch, right after its update, one more message in the same
+// round trip.
 import type { BatchItem, Publisher } from '../bus/publisher.ts';
 import { ErrorCode, type BusError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
@@ -29,6 +32,18 @@ interface Queued {
   enqueuedAt: number;
   /** The ticker whose last-value cache entry this update becomes, once published. */
   lastValueOf: string | undefined;
+  /** Sent with the update, right after it (the forwarded tick); counted apart. */
+  companion: BatchItem | undefined;
+}
+
+/** A batch's messages in order: each update, then its companion if it has one. */
+function itemsOf(batch: readonly Queued[]): BatchItem[] {
+  const items: BatchItem[] = [];
+  for (const q of batch) {
+    items.push(q.item);
+    if (q.companion !== undefined) items.push(q.companion);
+  }
+  return items;
 }
 
 export class UpdateBatcher {
@@ -64,8 +79,9 @@ export class UpdateBatcher {
     this.#onFenced = options.onFenced;
   }
 
-  enqueue(item: BatchItem, type: 'price' | 'order', lastValueOf?: string): void | Promise<void> {
-    this.#queue.push({ item, type, enqueuedAt: performance.now(), lastValueOf });
+  /** `companion`: a message to publish right after this one, in the same batch (the forwarded tick). */
+  enqueue(item: BatchItem, type: 'price' | 'order', lastValueOf?: string, companion?: BatchItem): void | Promise<void> {
+    this.#queue.push({ item, type, enqueuedAt: performance.now(), lastValueOf, companion });
     if (!this.#scheduled) {
       this.#scheduled = true;
       setImmediate(() => this.#flush());
@@ -99,23 +115,28 @@ export class UpdateBatcher {
   async #send(batch: Queued[]): Promise<void> {
     let published: Queued[] = batch;
     try {
-      await this.publisher.publishBatch(batch.map((q) => q.item));
+      await this.publisher.publishBatch(itemsOf(batch));
       this.#published(batch);
+      this.#forwarded(batch);
     } catch (error) {
       const code = (error as BusError).code;
       if (code === ErrorCode.Fenced) {
         // Redis refused the stale holder's updates (the others of the batch went out): no
         // retry, which would repeat those; the ticker is given up.
+        // The companions are not fenced (their channel has no stream), so they went out.
         this.#onFenced?.((error as BusError).channel ?? '');
         this.#failed(error as BusError, 1);
+        this.#forwarded(batch);
         published = [];
-      } else if (batch.length > 1 && !isConnectionError(error)) {
+      } else if ((batch.length > 1 || batch[0]?.companion !== undefined) && !isConnectionError(error)) {
         // One bad update (invalid, too large) must not sink its whole batch: send them one
-        // by one, so only the bad one is lost (and counted).
+        // by one, so only the bad one is lost (and counted); a companion goes on its own.
         const ok = await Promise.all(batch.map((q) => this.#sendOne(q)));
         published = batch.filter((_, i) => ok[i]);
       } else {
         this.#failed(error as BusError, batch.length);
+        const lost = batch.filter((q) => q.companion !== undefined).length;
+        if (lost > 0) this.metrics.forwardFailures.labels((error as BusError).code ?? ErrorCode.Transport).inc(lost);
         published = [];
       }
     }
@@ -134,6 +155,8 @@ export class UpdateBatcher {
   }
 
   async #sendOne(q: Queued): Promise<boolean> {
+    // The companion on its own: a bad one must not lose its update, nor the other way round.
+    const companion = q.companion === undefined ? undefined : this.#sendCompanion(q);
     try {
       await this.publisher.publishBatch([q.item]);
       this.#published([q]);
@@ -142,7 +165,25 @@ export class UpdateBatcher {
       if ((error as BusError).code === ErrorCode.Fenced) this.#onFenced?.((error as BusError).channel ?? '');
       this.#failed(error as BusError, 1);
       return false;
+    } finally {
+      await companion;
     }
+  }
+
+  async #sendCompanion(q: Queued): Promise<void> {
+    try {
+      await this.publisher.publishBatch([q.companion as BatchItem]);
+      this.#forwarded([q]);
+    } catch (error) {
+      this.metrics.forwardFailures.labels((error as BusError).code ?? ErrorCode.Transport).inc();
+      this.#log(error as Error, 'forwarded tick not published');
+    }
+  }
+
+  #forwarded(batch: readonly Queued[]): void {
+    let n = 0;
+    for (const q of batch) if (q.companion !== undefined) n++;
+    if (n > 0) this.metrics.ticksForwarded.inc(n);
   }
 
   #published(batch: Queued[]): void {

@@ -28,6 +28,8 @@ export interface BrokerCliOptions {
   sender?: string;
   failoverMs?: string;
   heartbeatMs?: string;
+  /** `broker` has the flag; `up` may add it (runtimeOptions reads it for both). */
+  forwardTicks?: boolean;
 }
 
 export function addBrokerOptions(cmd: Command): Command {
@@ -62,6 +64,7 @@ export function registerBroker(program: Command): void {
     .option('--sender <name>', 'the sender written into every update', 'broker_service')
     .option('--failover-ms <ms>', "how long a dead broker's tickers wait before another takes them (its lease)", String(BROKER_DEFAULTS.groupLeaseMs))
     .option('--heartbeat-ms <ms>', 'interval of the heartbeat `tickbus health` reads (a beat expires after six)', '5000')
+    .option('--forward-ticks', 'also publish each price as a raw tick on tickstock:market:ticks, for a pattern library (`tickbus patterns`; docs/tickstock.md)')
     .addHelpText(
       'after',
       `
@@ -73,6 +76,7 @@ Examples:
   $ tickbus broker                                   # simulated market on $REDIS_URL
   $ tickbus broker --redis-url redis-cluster://10.0.0.1:7000,10.0.0.2:7000 --name broker-a
   $ tickbus broker --feed replay --file trades.ndjson --speed max
+  $ tickbus broker --forward-ticks                   # and feed \`tickbus patterns\`
   $ APCA_API_KEY_ID=… APCA_API_SECRET_KEY=… tickbus broker --feed alpaca
 
 Bots register tickers by publishing {"action":"subscribe","ticker":"AAPL"} on
@@ -115,6 +119,7 @@ export async function runtimeOptions(options: BrokerCliOptions, redisUrl: string
     ...(options.sender === undefined ? {} : { sender: options.sender }),
     ...(options.failoverMs === undefined ? {} : { leaseMs: number(options.failoverMs, '--failover-ms', 100) }),
     ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: number(options.heartbeatMs, '--heartbeat-ms', 100) }),
+    ...(options.forwardTicks === true ? { forwardTicks: true } : {}),
   };
 }
 
