@@ -13,6 +13,7 @@ import { registerHealth } from './commands/health.ts';
 import { registerDeadLetters } from './commands/dead-letters.ts';
 import { registerGateway } from './commands/gateway.ts';
 import { registerJobs } from './commands/jobs.ts';
+import { registerPatterns } from './commands/patterns.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -34,6 +35,7 @@ Exit codes:
   registerUp(program);
   registerBroker(program);
   registerGateway(program);
+  registerPatterns(program);
   registerTail(program);
   registerPublish(program);
   registerRegistration(program);

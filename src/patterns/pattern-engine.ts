@@ -5,7 +5,7 @@
 // and health(now) reports on tickstock:streaming:health. No Redis, no timers, no clock: the
 // service that owns it subscribes to tickstock:market:ticks, calls flush and health on its
 // own timer, and publishes what comes back.
-import { BarAggregator, tickTimeMs, type Bar, type BarStats, type Tick } from './bars.ts';
+import { BarAggregator, tickTimeMs, type Bar, type BarStats, type Tick, type TickRejection } from './bars.ts';
 import { PATTERNS, detectCandlesticks, historyNeeded, type CandlestickOptions, type PatternName } from './candlesticks.ts';
 import { IndicatorBook, type IndicatorOptions } from './indicators.ts';
 import { DETECTED_MIN_PERCENT, healthMessage, indicatorMessage, patternMessages, type HealthOutgoing, type HealthSnapshot, type Outgoing } from './messages.ts';
@@ -49,6 +49,7 @@ export class PatternEngine {
   readonly #history = new Map<string, Bar[]>();
   #startedAt: number | undefined;
   #lastTickAt: number | undefined;
+  #lastRejection: TickRejection | undefined;
   #patternsDetected = 0;
   #indicatorsCalculated = 0;
   #barsProcessed = 0;
@@ -72,9 +73,15 @@ export class PatternEngine {
     return this.#bars.timeframes;
   }
 
+  /** Why the last tick given to onTick was merged into no bar, or undefined if it was merged. */
+  get lastRejection(): TickRejection | undefined {
+    return this.#lastRejection;
+  }
+
   /** Takes one tick; returns the messages of the bars it closed (none for most ticks). */
   onTick(tick: Tick): Outgoing[] {
     const outcome = this.#bars.onTick(tick);
+    this.#lastRejection = outcome.rejected;
     const at = tickTimeMs(tick.timestamp);
     if (outcome.rejected === undefined && at !== undefined) {
       this.#startedAt ??= at;

@@ -39,12 +39,14 @@ export async function runUntilSignal(stop: () => Promise<void>, log: (line: stri
 
 /**
  * A failed start-up as the one line the user reads: what went wrong and which option
- * changes it. `redis` is where the service looked for Redis (shown when it was not there).
+ * changes it. `redis` is where the service looked for Redis (shown when it was not there);
+ * `portOption` is the option that moves the service's port.
  */
-export function startupFailure(error: unknown, redis: string | undefined): Error {
+export function startupFailure(error: unknown, redis: string | undefined, portOption = '--port'): Error {
   if (error instanceof ListenError) {
-    if (error.reason === 'EADDRINUSE') return new CliError(`port ${error.port} is in use: pass --port <free port> (or stop what holds it).`, ExitCode.Failure);
-    return new CliError(`${error.message.replace(/\.$/, '')}: pass another --port (or --host).`, ExitCode.Failure);
+    const hostOption = portOption.replace(/port$/, 'host');
+    if (error.reason === 'EADDRINUSE') return new CliError(`port ${error.port} is in use: pass ${portOption} <free port> (or stop what holds it).`, ExitCode.Failure);
+    return new CliError(`${error.message.replace(/\.$/, '')}: pass another ${portOption} (or ${hostOption}).`, ExitCode.Failure);
   }
   if (error instanceof BusError && error.code === ErrorCode.NotConnected) {
     const cause = error.cause instanceof Error ? ` (${error.cause.message.replace(/\s+/g, ' ').slice(0, 120)})` : '';
