@@ -28,8 +28,8 @@ describe('tickbus CLI', () => {
     assert.equal(top.code, 0);
     const section = top.stdout.split('Commands:')[1]?.split('Environment:')[0] ?? '';
     const commands = [...section.matchAll(/^ {2}(\w+)/gm)].map((m) => m[1]).filter((c) => c !== 'help');
-    assert.deepEqual(commands, ['up', 'broker', 'gateway', 'tail', 'publish', 'register', 'unregister', 'health', 'dead', 'jobs', 'schema']);
-    for (const cmd of [['up'], ['broker'], ['gateway'], ['tail'], ['publish'], ['register'], ['unregister'], ['health'], ['dead-letters'], ['jobs'], ['jobs', 'submit'], ['jobs', 'status'], ['jobs', 'cancel'], ['jobs', 'list'], ['schema', 'export']]) {
+    assert.deepEqual(commands, ['up', 'broker', 'gateway', 'patterns', 'tail', 'publish', 'register', 'unregister', 'health', 'dead', 'jobs', 'schema']);
+    for (const cmd of [['up'], ['broker'], ['gateway'], ['patterns'], ['tail'], ['publish'], ['register'], ['unregister'], ['health'], ['dead-letters'], ['jobs'], ['jobs', 'submit'], ['jobs', 'status'], ['jobs', 'cancel'], ['jobs', 'list'], ['schema', 'export']]) {
       const help = await runCli([...cmd, '--help']);
       assert.equal(help.code, 0, cmd.join(' '));
       assert.match(help.stdout, /Usage: tickbus/, cmd.join(' '));

@@ -73,4 +73,21 @@ describe('a service that fails to start exits at once, saying what to change', (
       oneLine(failure, new RegExp(`Redis at redis://127\\.0\\.0\\.1:${port}\\S* is unreachable.*: start it, or pass --redis-url <url>`));
     });
   }
+
+  // The reference pattern library: its port is --ops-port (it has no other).
+  it('`patterns --ops-port <taken>` exits 1 within 2 s: "port … is in use: pass --ops-port"', async () => {
+    const r = await timed(['patterns', '--ops-port', String(taken), '--redis-url', server.url]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.ok(r.overMs < BUDGET_MS, `exited ${r.overMs} ms after loading`);
+    oneLine(r, new RegExp(`port ${taken} is in use: pass --ops-port <free port>`));
+    assert.equal(server.cli('EXISTS', 'tickbus:{health}:heartbeats'), '0', 'no heartbeat left');
+  });
+
+  it('`patterns` with Redis unreachable exits 4 within 2 s: "pass --redis-url"', async () => {
+    const port = await freePort();
+    const r = await timed(['patterns', '--ops-port', '0', '--redis-url', `redis://127.0.0.1:${port}`]);
+    assert.equal(r.code, 4, r.stderr);
+    assert.ok(r.overMs < BUDGET_MS, `exited ${r.overMs} ms after loading`);
+    oneLine(r, new RegExp(`Redis at redis://127\\.0\\.0\\.1:${port}\\S* is unreachable.*: start it, or pass --redis-url <url>`));
+  });
 });

@@ -6,7 +6,10 @@ a bot that registers a ticker and reads the broker's prices, and TickStock-style
 #
 #   REDIS_URL=redis://127.0.0.1:6379 /usr/bin/python3 test/python/tickbus_wire.py register AAPL 3
 #   ... publish-progress JOB_ID | publish-invalid
+#   ... seed002-patterns N | seed003-patterns N   (the seeds' own subscribers, printing what they get)
 import json
+import logging
+import threading
 import os
 import sys
 import time
@@ -191,8 +194,149 @@ def backtest_worker(count):
     r.close()
 
 
+# ---- The seeds' TickStockAppV2 subscribers, as the seeds write them -------------------------
+# They print each event they take as one JSON line {"channel", "event"} and stop after N.
+# The code follows seed 002 (MyEventSubscriber) and seed 003 (TickStockEventSubscriber);
+# only the callbacks (print instead of a WebSocket emit) and the stop after N are ours.
+
+logger = logging.getLogger(__name__)
+
+
+class MyEventSubscriber:
+    """Seed 002: Redis pub-sub subscriber for TickStock events."""
+
+    def __init__(self, redis_client):
+        self.redis_client = redis_client
+        self.pubsub = None
+        self.is_running = False
+
+    def subscribe(self, callback):
+        try:
+            self.pubsub = self.redis_client.pubsub()
+            self.pubsub.psubscribe('tickstock:patterns:*')
+            logger.info("Subscribed to tickstock:patterns:*")
+            self.is_running = True
+            for message in self.pubsub.listen():
+                if not self.is_running:
+                    break
+                if message['type'] == 'pmessage':
+                    try:
+                        data = json.loads(message['data'])
+                        event_dict = dict(data) if not isinstance(data, dict) else data
+                        # (Ours: the callback is also told the channel, to print it.)
+                        callback(event_dict, message['channel'])
+                    except json.JSONDecodeError as e:
+                        logger.error(f"Invalid JSON in Redis message: {e}")
+                    except KeyError as e:
+                        logger.error(f"Missing key in message: {e}")
+                    except Exception as e:
+                        logger.error(f"Error processing Redis message: {e}")
+        except redis.ConnectionError as e:
+            logger.error(f"Redis connection lost: {e}")
+            self.is_running = False
+            raise
+        finally:
+            self.stop()
+
+    def stop(self):
+        self.is_running = False
+        if self.pubsub:
+            try:
+                self.pubsub.unsubscribe()
+                self.pubsub.close()
+            except Exception as e:
+                logger.error(f"Error closing pubsub: {e}")
+            self.pubsub = None
+
+
+class TickStockEventSubscriber:
+    """Seed 003: consumes TickStockPL's events (flask_socketio's emit replaced by a callback)."""
+
+    def __init__(self, redis_url='redis://localhost:6379/0', emit=None):
+        self.redis_client = redis.Redis.from_url(redis_url, decode_responses=True)
+        self.pubsub = self.redis_client.pubsub()
+        self.running = False
+        self.emit = emit
+
+    def start_listening(self):
+        channels = [
+            'tickstock.events.patterns',
+            'tickstock.events.backtesting.progress',
+            'tickstock.events.backtesting.results'
+        ]
+        self.pubsub.subscribe(channels)
+        self.running = True
+        thread = threading.Thread(target=self._listen_loop, daemon=True)
+        thread.start()
+        return thread
+
+    def _listen_loop(self):
+        for message in self.pubsub.listen():
+            if not self.running:
+                break
+            if message['type'] == 'message':
+                self._process_message(message['channel'], message['data'])
+
+    def _process_message(self, channel, data):
+        try:
+            event_data = json.loads(data)
+            if channel == 'tickstock.events.patterns':
+                self._handle_pattern_event(event_data)
+            elif 'backtesting' in channel:
+                self._handle_backtest_event(event_data)
+        except json.JSONDecodeError:
+            print(f"Invalid JSON in channel {channel}: {data}", file=sys.stderr)
+
+    def _handle_pattern_event(self, event_data):
+        self.emit('pattern_alert', 'tickstock.events.patterns', event_data)
+
+    def _handle_backtest_event(self, event_data):
+        self.emit('backtest_update', None, event_data)
+
+
+def watchdog(what):
+    """Fails the run if the events do not come in time (the seeds' loops block for ever)."""
+    timer = threading.Timer(DEADLINE_SECONDS, lambda: (sys.stderr.write("timed out waiting for " + what + "\n"), os._exit(1)))
+    timer.daemon = True
+    timer.start()
+
+
+def seed002_patterns(count):
+    subscriber = MyEventSubscriber(connect())
+    taken = []
+
+    def callback(event, channel):
+        print(json.dumps({"channel": channel, "event": event}), flush=True)
+        taken.append(event)
+        if len(taken) >= count:
+            subscriber.stop()
+
+    watchdog("%d events on tickstock:patterns:*" % count)
+    subscriber.subscribe(callback)
+
+
+def seed003_patterns(count):
+    done = threading.Event()
+    taken = []
+
+    def emit(name, channel, event):
+        if name != 'pattern_alert':
+            return
+        print(json.dumps({"channel": channel, "event": event}), flush=True)
+        taken.append(event)
+        if len(taken) >= count:
+            done.set()
+
+    subscriber = TickStockEventSubscriber(os.environ.get("REDIS_URL", "redis://localhost:6379/0"), emit)
+    subscriber.start_listening()
+    if not done.wait(DEADLINE_SECONDS):
+        fail("got %d of %d events on tickstock.events.patterns" % (len(taken), count))
+    subscriber.running = False
+
+
 USAGE = ("usage: tickbus_wire.py register TICKER N | publish-progress JOB_ID | publish-invalid"
-         " | append-durable CHANNEL N | consume-durable CHANNEL GROUP N | backtest-worker N")
+         " | append-durable CHANNEL N | consume-durable CHANNEL GROUP N | backtest-worker N"
+         " | seed002-patterns N | seed003-patterns N")
 
 
 def main(argv):
@@ -208,6 +352,10 @@ def main(argv):
         consume_durable(argv[1], argv[2], int(argv[3]))
     elif len(argv) == 2 and argv[0] == "backtest-worker" and argv[1].isdigit():
         backtest_worker(int(argv[1]))
+    elif len(argv) == 2 and argv[0] == "seed002-patterns" and argv[1].isdigit():
+        seed002_patterns(int(argv[1]))
+    elif len(argv) == 2 and argv[0] == "seed003-patterns" and argv[1].isdigit():
+        seed003_patterns(int(argv[1]))
     else:
         sys.stderr.write(USAGE + "\n")
         sys.exit(2)
