@@ -5,8 +5,7 @@ import { createBus, type TickBus } from '../bus/tick-bus.ts';
 import { resolveRedisConfig } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
 import { OpsServer, type HealthReport } from '../ops/ops-server.ts';
-import { DEFAULTS } from '../core/defaults.ts';
-import { withinMs } from '../core/background.ts';
+import { cleanUpWithin } from '../core/background.ts';
 import { HeartbeatPublisher } from '../ops/heartbeat.ts';
 import { BrokerService, type BrokerServiceOptions } from './broker-service.ts';
 import { MemoryBrokerStore, RedisBrokerStore, type BrokerStore } from './broker-store.ts';
@@ -106,18 +105,8 @@ export async function startBrokerRuntime(options: BrokerRuntimeOptions): Promise
   } catch (error) {
     // Take down everything that did start, within a bound: a Redis that is away must not
     // keep a failed start-up running (its clients give up once closed).
-    const openStore = store;
-    const openBeat = heartbeat;
-    await withinMs(
-      (async () => {
-        await openBeat?.stop().catch(() => undefined);
-        await service?.stop().catch(() => undefined);
-        await ops?.close().catch(() => undefined);
-        await bus.close().catch(() => undefined);
-        await openStore?.close().catch(() => undefined);
-      })(),
-      DEFAULTS.startupCleanupMs,
-    );
+    const [openBeat, openService, openOps, openStore] = [heartbeat, service, ops, store];
+    await cleanUpWithin([() => openBeat?.stop(), () => openService?.stop(), () => openOps?.close(), () => bus.close(), () => openStore?.close()]);
     throw error;
   }
 }

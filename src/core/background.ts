@@ -78,3 +78,23 @@ export async function withinMs(work: Promise<unknown>, ms: number): Promise<void
   await Promise.race([work.catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
   clearTimeout(timer);
 }
+
+/**
+ * After a failed start-up: takes down what did start, one step after the other in the order
+ * given (a step that fails does not stop the next; one for something never started returns
+ * undefined), all within `ms`: a Redis that is away must not keep a failed start-up running.
+ */
+export async function cleanUpWithin(steps: ReadonlyArray<() => Promise<unknown> | undefined>, ms: number = DEFAULTS.startupCleanupMs): Promise<void> {
+  await withinMs(
+    (async () => {
+      for (const step of steps) {
+        try {
+          await step();
+        } catch {
+          // Cleaning up goes on: what is left to close matters more than why this one failed.
+        }
+      }
+    })(),
+    ms,
+  );
+}

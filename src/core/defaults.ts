@@ -38,8 +38,50 @@ export const DEFAULTS = Object.freeze({
   backgroundLogEveryMs: 5_000,
 });
 
-/** The gateway's limits on what its clients may cost (docs/gateway.md, "Limits"). */
+/**
+ * The gateway's defaults: its HTTP address, batching and slow-reader handling, and the
+ * limits on what its clients may cost (docs/gateway.md, "Limits"). The CLI's options take
+ * their default values (and the numbers in their help) from here.
+ */
 export const GATEWAY_DEFAULTS = Object.freeze({
+  /** HTTP port of the dashboard, the WebSocket (/ws), /health and /metrics. */
+  port: 8090,
+  /** HTTP address: this host only, unless told otherwise. */
+  host: '127.0.0.1',
+  /** Each client's updates are flushed together every this many ms (0: each at once). */
+  batchMs: 250,
+  /** A client's send buffer above which its updates are conflated (only the latest price per symbol): 1 MiB. */
+  highWaterBytes: 1024 * 1024,
+  /** Over this many times the high-water mark, a client's updates are dropped (it is told once it drains). */
+  dropAtHighWater: 2,
+  /** Over this many times the high-water mark, a client is closed (4008) at once. */
+  closeAtHighWater: 4,
+  /** A slow client is healthy again once its buffer is down to this fraction of the high-water mark. */
+  recoverAtHighWater: 0.5,
+  /** A client still over the drop mark after this many ms is closed (4008). */
+  slowClientCloseMs: 5_000,
+  /** Requests per second per connection. */
+  ratePerSecond: 20,
+  /** A connection may send a burst of this many seconds' worth of requests (the token bucket's size). */
+  requestBurstSeconds: 2,
+  /** A connection refused this many seconds' worth of requests in a row is closed (4029). */
+  rateAbuseSeconds: 5,
+  /** Largest frame a client may send: 64 KiB (WebSocket close 1009 above). */
+  maxFrameBytes: 64 * 1024,
+  /** Messages read from history per resume at most; a bigger gap gets a snapshot. */
+  maxReplay: 1000,
+  /** Lifetime of the gateway's broker leases; renewed well before they lapse. */
+  leaseTtlSeconds: 60,
+  /** Leases are renewed this many times per lifetime, so that one failed renewal does not let them lapse. */
+  leaseRenewalsPerTtl: 3,
+  /** Lease renewals are at least this many ms apart, however short the lifetime. */
+  leaseRenewMinMs: 1_000,
+  /** Every connection is pinged this often; one that did not answer the last ping is cut off. */
+  pingIntervalMs: 30_000,
+  /** A client that does not answer the close handshake within this many ms is cut off. */
+  closeHandshakeMs: 2_000,
+  /** Job owners (job id to user) remembered by the job relay before the cache starts over. */
+  jobOwnerCacheSize: 10_000,
   /** Subscriptions per connection. */
   maxSubscriptions: 200,
   /**

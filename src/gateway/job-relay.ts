@@ -5,26 +5,30 @@
 import type { Subscription } from '../bus/subscriber.ts';
 import type { TickBus } from '../bus/tick-bus.ts';
 import { BacktestProgress, BacktestResults } from '../catalogs/tickstock.ts';
+import { GATEWAY_DEFAULTS } from '../core/defaults.ts';
 import type { Logger } from '../core/logger.ts';
-import { makeItem, Room } from './rooms.ts';
-import type { Session } from './session.ts';
+import { makeItem } from './room-updates.ts';
+import { Room, type RoomMember, type RoomRegistry } from './rooms.ts';
 
-const OWNER_CACHE = 10_000;
+/** Who is in which room is recorded by the room registry, for user rooms too. */
+type Membership = Pick<RoomRegistry, 'enter' | 'exit'>;
 
 export class JobRelay {
   readonly #bus: TickBus;
   readonly #ownerOf: (jobId: string) => Promise<string | undefined>;
   readonly #logger: Logger;
-  readonly #dirty: (session: Session) => void;
+  readonly #membership: Membership;
+  readonly #dirty: (member: RoomMember) => void;
   readonly #users = new Map<string, Room>();
   readonly #owners = new Map<string, string>();
   #subscriptions: Promise<Subscription[]> | undefined;
   #chain: Promise<void> = Promise.resolve();
 
-  constructor(bus: TickBus, ownerOf: (jobId: string) => Promise<string | undefined>, logger: Logger, dirty: (session: Session) => void) {
+  constructor(bus: TickBus, ownerOf: (jobId: string) => Promise<string | undefined>, logger: Logger, membership: Membership, dirty: (member: RoomMember) => void) {
     this.#bus = bus;
     this.#ownerOf = ownerOf;
     this.#logger = logger;
+    this.#membership = membership;
     this.#dirty = dirty;
   }
 
@@ -33,15 +37,14 @@ export class JobRelay {
   }
 
   /** Puts a session in its user's room; the first one anywhere subscribes the job channels. */
-  async join(session: Session, userId: string): Promise<Room> {
+  async join(session: RoomMember, userId: string): Promise<Room> {
     const key = JobRelay.roomKey(userId);
     let room = this.#users.get(userId);
     if (!room) {
       room = new Room(key, BacktestProgress.of(), undefined);
       this.#users.set(userId, room);
     }
-    room.members.add(session);
-    session.rooms.set(key, room);
+    this.#membership.enter(session, room);
     this.#subscriptions ??= Promise.all([
       this.#bus.subscribe(BacktestProgress, (data) => this.#enqueue(data.job_id, data, BacktestProgress.template)),
       this.#bus.subscribe(BacktestResults, (data) => this.#enqueue(data.job_id, data, BacktestResults.template)),
@@ -50,9 +53,8 @@ export class JobRelay {
     return room;
   }
 
-  leave(session: Session, room: Room): void {
-    room.members.delete(session);
-    session.rooms.delete(room.key);
+  leave(session: RoomMember, room: Room): void {
+    this.#membership.exit(session, room);
     for (const [user, r] of this.#users) if (r === room && r.members.size === 0) this.#users.delete(user);
   }
 
@@ -76,7 +78,7 @@ export class JobRelay {
     if (owner === undefined) {
       owner = await this.#ownerOf(jobId);
       if (owner === undefined) return; // no record: nobody's to see
-      if (this.#owners.size >= OWNER_CACHE) this.#owners.clear();
+      if (this.#owners.size >= GATEWAY_DEFAULTS.jobOwnerCacheSize) this.#owners.clear();
       this.#owners.set(jobId, owner);
     }
     const room = this.#users.get(owner);

@@ -3,48 +3,111 @@
 // once per client. A ticker room also holds a lease with the broker, in the gateway's
 // name, so that the broker streams the ticker while anyone watches it.
 import type { ChannelRef } from '../core/channel.ts';
+import { GATEWAY_DEFAULTS } from '../core/defaults.ts';
 import type { Subscription } from '../bus/subscriber.ts';
 import type { TickBus } from '../bus/tick-bus.ts';
 import { BrokerRegistration } from '../catalogs/broker.ts';
 import type { Logger } from '../core/logger.ts';
-import type { Session } from './session.ts';
+import { makeItem, type RoomIdentity, type RoomItem } from './room-updates.ts';
 
-/** One update of a room, encoded once for every member. */
-export interface RoomItem {
-  /** The update object as JSON, for a batch. */
-  readonly json: string;
-  readonly position: string | undefined;
-  /** Set on price updates: within one flush only the newest per key needs to go out. */
-  readonly conflateKey: string | undefined;
-  /** A whole batch frame of just this update, built on first use and shared. */
-  frame(): Buffer;
+/**
+ * What a room needs of a member (a session implements it): take an update, say whether it
+ * may take the room's shared chunks, and be flushed. Rooms know nothing else of sessions.
+ */
+export interface RoomMember {
+  /** Updates waiting in its own queue (a flush has work when above 0). */
+  readonly queued: number;
+  /** One live update of a room it is in; true when the member wants a flush. */
+  push(room: RoomIdentity, item: RoomItem): boolean;
+  /** May it take the room's shared chunk from the next flush on? */
+  canShare(room: RoomIdentity): boolean;
+  /** Sends its queue and the shared chunks given (`sharedCount` updates in them) as one frame. */
+  flush(shared?: readonly string[], sharedCount?: number): void;
 }
 
-export class Room {
+export class Room implements RoomIdentity {
   readonly key: string;
   readonly ref: ChannelRef;
   readonly symbol: string | undefined;
-  readonly members = new Set<Session>();
+  readonly #members = new Set<RoomMember>();
   /** The member the room counts against in the room limits: who opened it, or, once they leave, one who stayed. */
-  owner: Session | undefined;
+  #owner: RoomMember | undefined;
   /**
    * With batching, members in good health take the room's updates of a flush as one shared,
    * pre-joined chunk: per update the gateway does one push, not one per client. The others
    * (resuming, slow) get updates one by one. Who is which changes only between flushes.
    */
-  readonly shared = new Set<Session>();
+  readonly #shared = new Set<RoomMember>();
   /** Updates since the last flush (JSON), for the shared members. */
-  pending: string[] = [];
+  #pending: string[] = [];
   /** Where the newest price is in `pending`, for conflation. */
-  pendingPriceAt = -1;
+  #pendingPriceAt = -1;
   subscription: Subscription | undefined;
   /** Settles when the Redis subscription is confirmed. */
   ready: Promise<void> = Promise.resolve();
 
-  constructor(key: string, ref: ChannelRef, symbol: string | undefined) {
+  constructor(key: string, ref: ChannelRef, symbol: string | undefined, owner?: RoomMember) {
     this.key = key;
     this.ref = ref;
     this.symbol = symbol;
+    this.#owner = owner;
+  }
+
+  get members(): ReadonlySet<RoomMember> {
+    return this.#members;
+  }
+
+  get owner(): RoomMember | undefined {
+    return this.#owner;
+  }
+
+  /** The members that take this room's shared chunks at the next flush. */
+  get shared(): ReadonlySet<RoomMember> {
+    return this.#shared;
+  }
+
+  /** Puts a member in. Only RoomRegistry.enter calls it: it also keeps each member's rooms. */
+  add(member: RoomMember): void {
+    this.#members.add(member);
+  }
+
+  /** Takes a member out (RoomRegistry.exit only); an owner who leaves hands the room to one who stays. */
+  remove(member: RoomMember): void {
+    this.#members.delete(member);
+    this.#shared.delete(member);
+    if (this.#owner === member) this.#owner = this.#members.values().next().value;
+  }
+
+  /**
+   * With batching: an update for the shared members' next chunk (none while nobody shares).
+   * Returns true when it replaced an older price instead (conflation), for each shared member.
+   */
+  queueShared(item: RoomItem, conflate: boolean): boolean {
+    if (this.#shared.size === 0) return false;
+    if (conflate && item.conflateKey !== undefined && this.#pendingPriceAt >= 0) {
+      this.#pending[this.#pendingPriceAt] = item.json;
+      return true;
+    }
+    if (item.conflateKey !== undefined) this.#pendingPriceAt = this.#pending.length;
+    this.#pending.push(item.json);
+    return false;
+  }
+
+  /** The updates since the last flush as one pre-joined chunk (and how many), or undefined for none; starts the next. */
+  takeChunk(): { json: string; count: number } | undefined {
+    if (this.#pending.length === 0) return undefined;
+    const chunk = { json: this.#pending.join(','), count: this.#pending.length };
+    this.#pending = [];
+    this.#pendingPriceAt = -1;
+    return chunk;
+  }
+
+  /** Decides again, between flushes, which members take the shared chunks. */
+  reshare(): void {
+    for (const member of this.#members) {
+      if (member.canShare(this)) this.#shared.add(member);
+      else this.#shared.delete(member);
+    }
   }
 }
 
@@ -55,7 +118,7 @@ export interface RoomOptions {
   readonly clientId: string;
   readonly leaseTtlSeconds: number;
   /** Called for each member that wants a flush after an update. */
-  readonly dirty: (session: Session) => void;
+  readonly dirty: (member: RoomMember) => void;
   /** With batching: a room got updates for its shared members since the last flush. */
   readonly dirtyRoom: ((room: Room) => void) | undefined;
   /** Within one flush, keep only the newest price of a symbol. */
@@ -63,41 +126,20 @@ export interface RoomOptions {
   readonly conflated: (count: number) => void;
 }
 
-/** One update as JSON (protocol.ts `Update`), built by concatenation: once per message. */
-export function updateJson(room: Room, data: unknown, position: string | undefined, replayed = false, channel = room.ref.name): string {
-  return (
-    '{"channel":' +
-    JSON.stringify(channel) +
-    (room.symbol === undefined ? '' : ',"symbol":' + JSON.stringify(room.symbol)) +
-    (position === undefined ? '' : ',"position":"' + position + '"') +
-    (replayed ? ',"replayed":true' : '') +
-    ',"data":' +
-    JSON.stringify(data) +
-    '}'
-  );
-}
-
-export function makeItem(room: Room, data: unknown, position: string | undefined, channel?: string): RoomItem {
-  const json = updateJson(room, data, position, false, channel);
-  const isPrice = room.symbol !== undefined && (data as { type?: unknown } | null)?.type === 'price';
-  let frame: Buffer | undefined;
-  return {
-    json,
-    position,
-    conflateKey: isPrice ? room.key : undefined,
-    frame: () => (frame ??= Buffer.from('{"type":"batch","updates":[' + json + ']}')),
-  };
-}
+const NO_ROOMS: ReadonlyMap<string, Room> = new Map<string, Room>();
 
 export class RoomRegistry {
   readonly #rooms = new Map<string, Room>();
-  readonly #o: RoomOptions;
+  /** Each member's rooms by key (this registry's and the job relay's): the one record of who is where. */
+  readonly #memberships = new Map<RoomMember, Map<string, Room>>();
+  readonly #options: RoomOptions;
   readonly #renewTimer: NodeJS.Timeout;
 
   constructor(options: RoomOptions) {
-    this.#o = options;
+    this.#options = options;
     // Renew every lease well before it expires; a gateway that dies lets them lapse.
-    this.#renewTimer = setInterval(() => options.bus.context.background.run('gateway_lease_renewal', () => this.#renewAll()), Math.max(1_000, (options.leaseTtlSeconds * 1000) / 3));
+    const renewMs = Math.max(GATEWAY_DEFAULTS.leaseRenewMinMs, (options.leaseTtlSeconds * 1000) / GATEWAY_DEFAULTS.leaseRenewalsPerTtl);
+    this.#renewTimer = setInterval(() => options.bus.context.background.run('gateway_lease_renewal', () => this.#renewAll()), renewMs);
     this.#renewTimer.unref();
   }
 
@@ -109,15 +151,42 @@ export class RoomRegistry {
     return this.#rooms.get(key);
   }
 
+  /** The rooms a member is in, by key. A snapshot for that moment: ask again after an await. */
+  roomsOf(member: RoomMember): ReadonlyMap<string, Room> {
+    return this.#memberships.get(member) ?? NO_ROOMS;
+  }
+
+  /** How many of its rooms count against a member in the room limits (it owns them). */
+  ownedBy(member: RoomMember): number {
+    let n = 0;
+    for (const room of this.roomsOf(member).values()) if (room.owner === member) n++;
+    return n;
+  }
+
+  /** Puts a member in a room: the room's members and the member's rooms, together. */
+  enter(member: RoomMember, room: Room): void {
+    room.add(member);
+    let mine = this.#memberships.get(member);
+    if (!mine) this.#memberships.set(member, (mine = new Map<string, Room>()));
+    mine.set(room.key, room);
+  }
+
+  /** Takes a member out of a room, on both sides; nothing happens to the room itself. */
+  exit(member: RoomMember, room: Room): void {
+    room.remove(member);
+    const mine = this.#memberships.get(member);
+    mine?.delete(room.key);
+    if (mine?.size === 0) this.#memberships.delete(member);
+  }
+
   /**
-   * Puts a session in a room, making the room (and its subscription and lease) if needed.
-   * `onEnter` runs before the first update can reach the session (to hold them).
+   * Puts a member in a room, making the room (and its subscription and lease) if needed.
+   * `onEnter` runs before the first update can reach the member (to hold them).
    */
-  async join(session: Session, key: string, ref: ChannelRef, symbol: string | undefined, onEnter?: (room: Room) => void): Promise<Room> {
+  async join(member: RoomMember, key: string, ref: ChannelRef, symbol: string | undefined, onEnter?: (room: Room) => void): Promise<Room> {
     let room = this.#rooms.get(key);
     if (!room) {
-      const made = new Room(key, ref, symbol);
-      made.owner = session;
+      const made = new Room(key, ref, symbol, member);
       room = made;
       this.#rooms.set(key, made);
       made.ready = this.#open(made).catch((error: unknown) => {
@@ -126,25 +195,19 @@ export class RoomRegistry {
       });
     }
     onEnter?.(room);
-    room.members.add(session);
-    session.rooms.set(key, room);
+    this.enter(member, room);
     try {
       await room.ready;
     } catch (error) {
-      room.members.delete(session);
-      session.rooms.delete(key);
-      if (room.owner === session) room.owner = room.members.values().next().value;
+      this.exit(member, room);
       throw error;
     }
     return room;
   }
 
-  /** Takes a session out of a room; the last one out closes it. */
-  async leave(session: Session, room: Room): Promise<void> {
-    room.members.delete(session);
-    room.shared.delete(session);
-    session.rooms.delete(room.key);
-    if (room.owner === session) room.owner = room.members.values().next().value;
+  /** Takes a member out of a room; the last one out closes it. */
+  async leave(member: RoomMember, room: Room): Promise<void> {
+    this.exit(member, room);
     if (room.members.size > 0 || this.#rooms.get(room.key) !== room) return;
     this.#rooms.delete(room.key);
     await room.ready.catch(() => undefined);
@@ -166,35 +229,27 @@ export class RoomRegistry {
   }
 
   async #open(room: Room): Promise<void> {
-    const { dirtyRoom, dirty, conflate, conflated } = this.#o;
-    room.subscription = await this.#o.bus.subscribe(room.ref, (data, ctx) => {
+    const { dirtyRoom, dirty, conflate, conflated } = this.#options;
+    room.subscription = await this.#options.bus.subscribe(room.ref, (data, ctx) => {
       if (room.members.size === 0) return;
       const item = makeItem(room, data, ctx.position);
       if (dirtyRoom) {
-        if (room.shared.size > 0) {
-          if (conflate && item.conflateKey !== undefined && room.pendingPriceAt >= 0) {
-            room.pending[room.pendingPriceAt] = item.json;
-            conflated(room.shared.size);
-          } else {
-            if (item.conflateKey !== undefined) room.pendingPriceAt = room.pending.length;
-            room.pending.push(item.json);
-          }
-        }
+        if (room.queueShared(item, conflate)) conflated(room.shared.size);
         // Also with no one sharing yet: the flush decides again who may.
         dirtyRoom(room);
       }
       if (room.shared.size === room.members.size) return;
-      for (const session of room.members) if (!room.shared.has(session) && session.push(room, item)) dirty(session);
+      for (const member of room.members) if (!room.shared.has(member) && member.push(room, item)) dirty(member);
     });
     if (room.symbol !== undefined) await this.#lease(room.symbol, 'subscribe');
   }
 
   async #lease(symbol: string, action: 'subscribe' | 'unsubscribe'): Promise<void> {
     try {
-      await this.#o.bus.publish(BrokerRegistration, { action, ticker: symbol, client_id: this.#o.clientId, ...(action === 'subscribe' ? { ttl_seconds: this.#o.leaseTtlSeconds } : {}) });
+      await this.#options.bus.publish(BrokerRegistration, { action, ticker: symbol, client_id: this.#options.clientId, ...(action === 'subscribe' ? { ttl_seconds: this.#options.leaseTtlSeconds } : {}) });
     } catch (error) {
       // The next renewal tries again; the room works for whatever the broker streams.
-      this.#o.bus.context.background.failed('gateway_broker_registration', error, { symbol, action });
+      this.#options.bus.context.background.failed('gateway_broker_registration', error, { symbol, action });
     }
   }
 

@@ -4,9 +4,10 @@
 // (only the latest price per symbol), then loses updates (told by a notice), then is
 // closed (4008), so that one slow reader never grows the gateway's memory without bound.
 import type { WebSocket } from 'ws';
+import { GATEWAY_DEFAULTS } from '../core/defaults.ts';
 import { ErrorCode } from '../core/errors.ts';
 import { CloseCode, type ServerMessage } from './protocol.ts';
-import type { Room, RoomItem } from './rooms.ts';
+import type { RoomIdentity, RoomItem } from './room-updates.ts';
 
 export interface SessionLimits {
   readonly batchMs: number;
@@ -40,20 +41,23 @@ export interface SessionEvents {
 const BATCH_HEAD = '{"type":"batch","updates":[';
 const BATCH_TAIL = ']}';
 
+/**
+ * A connection. It is a room member (rooms.ts `RoomMember`) by its shape; which rooms it is
+ * in is kept by the room registry, not here.
+ */
 export class Session {
   readonly id: string;
   readonly ws: WebSocket;
   readonly grants: Grants;
-  readonly rooms = new Map<string, Room>();
   readonly #limits: SessionLimits;
   readonly #events: SessionEvents;
   #queue: string[] = [];
   /** Index in the queue of the newest price of each symbol, while conflating. */
   #latestPrice = new Map<string, number>();
   /** Live updates of a room held back while its history is replayed to this client. */
-  readonly #held = new Map<Room, RoomItem[]>();
+  readonly #held = new Map<RoomIdentity, RoomItem[]>();
   /** After a resume: the last position sent from history, and how to compare. Live copies at or before it are late (pub/sub can lag a history read). */
-  readonly #floor = new Map<Room, { after: string; newer: (position: string, than: string) => boolean }>();
+  readonly #floor = new Map<RoomIdentity, { after: string; newer: (position: string, than: string) => boolean }>();
   #dropped = 0;
   #health: SessionHealth = 'ok';
   #droppingSince = 0;
@@ -61,7 +65,7 @@ export class Session {
   #tokens: number;
   #refilledAt = Date.now();
   #abuse = 0;
-  closed = false;
+  #closed = false;
 
   constructor(id: string, ws: WebSocket, grants: Grants, limits: SessionLimits, events: SessionEvents) {
     this.id = id;
@@ -69,7 +73,7 @@ export class Session {
     this.grants = grants;
     this.#limits = limits;
     this.#events = events;
-    this.#tokens = limits.ratePerSecond * 2;
+    this.#tokens = limits.ratePerSecond * GATEWAY_DEFAULTS.requestBurstSeconds;
   }
 
   get health(): SessionHealth {
@@ -80,33 +84,48 @@ export class Session {
     return this.#queue.length;
   }
 
+  /** Closed by the gateway, or its socket closed: nothing more is sent, and requests are ignored. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Its socket has closed. Returns true when the gateway had not closed it itself (the client
+   * or the network did: the gateway counts such closes here, its own as it decides them).
+   */
+  socketClosed(): boolean {
+    const byPeer = !this.#closed;
+    this.#closed = true;
+    return byPeer;
+  }
+
   /** Takes one request token; false when over the rate. Closes a client that keeps at it. */
   allowRequest(): boolean {
     const now = Date.now();
     const rate = this.#limits.ratePerSecond;
-    this.#tokens = Math.min(rate * 2, this.#tokens + ((now - this.#refilledAt) / 1000) * rate);
+    this.#tokens = Math.min(rate * GATEWAY_DEFAULTS.requestBurstSeconds, this.#tokens + ((now - this.#refilledAt) / 1000) * rate);
     this.#refilledAt = now;
     if (this.#tokens >= 1) {
       this.#tokens -= 1;
       this.#abuse = 0;
       return true;
     }
-    if (++this.#abuse > rate * 5) this.close(CloseCode.RateLimited, 'rate limit: too many requests');
+    if (++this.#abuse > rate * GATEWAY_DEFAULTS.rateAbuseSeconds) this.close(CloseCode.RateLimited, 'rate limit: too many requests');
     return false;
   }
 
   send(message: ServerMessage): void {
-    if (this.closed) return;
+    if (this.#closed) return;
     this.ws.send(JSON.stringify(message));
   }
 
   /** Holds a room's live updates until release(): its history goes first. */
-  hold(room: Room): void {
+  hold(room: RoomIdentity): void {
     this.#held.set(room, []);
   }
 
   /** Sends the held updates newer than `after` (older ones came from history), and stops holding. */
-  release(room: Room, after: string | undefined, newer: (position: string, than: string) => boolean): void {
+  release(room: RoomIdentity, after: string | undefined, newer: (position: string, than: string) => boolean): void {
     const held = this.#held.get(room);
     this.#held.delete(room);
     if (!held) return;
@@ -116,8 +135,8 @@ export class Session {
   }
 
   /** One live update of a room this client is in. Returns true when the session wants a flush. */
-  push(room: Room, item: RoomItem): boolean {
-    if (this.closed) return false;
+  push(room: RoomIdentity, item: RoomItem): boolean {
+    if (this.#closed) return false;
     const held = this.#held.get(room);
     if (held) {
       held.push(item);
@@ -154,7 +173,7 @@ export class Session {
    * are counted as dropped) or is closed.
    */
   flush(shared: readonly string[] = [], sharedCount = 0): void {
-    if (this.closed) return;
+    if (this.#closed) return;
     let chunks = shared;
     if (chunks.length > 0 && !this.#checkPressure(sharedCount)) chunks = [];
     if (this.#queue.length === 0 && chunks.length === 0) return;
@@ -168,42 +187,42 @@ export class Session {
   }
 
   /** May this session take a room's shared chunk from the next flush on? */
-  canShare(room: Room): boolean {
-    return !this.closed && this.#health === 'ok' && !this.#held.has(room) && !this.#floor.has(room);
+  canShare(room: RoomIdentity): boolean {
+    return !this.#closed && this.#health === 'ok' && !this.#held.has(room) && !this.#floor.has(room);
   }
 
   /** Sends updates read from history, in one batch, ahead of live ones. */
   sendReplay(items: string[]): void {
-    if (this.closed || items.length === 0) return;
+    if (this.#closed || items.length === 0) return;
     this.ws.send(BATCH_HEAD + items.join(',') + BATCH_TAIL);
     this.#events.sent(items.length);
   }
 
   close(code: number, reason: string): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.#closed) return;
+    this.#closed = true;
     this.#events.closing(code);
     this.#queue = [];
     this.ws.close(code, reason);
     // A client that does not answer the close handshake is cut off.
-    setTimeout(() => this.ws.terminate(), 2_000).unref();
+    setTimeout(() => this.ws.terminate(), GATEWAY_DEFAULTS.closeHandshakeMs).unref();
   }
 
   /**
-   * Above the high-water mark, conflate; above twice, drop (and say so once it drains);
-   * above four times, or still above twice after slowCloseMs, close. Returns false when
-   * this update is dropped.
+   * Above the high-water mark, conflate; above twice (GATEWAY_DEFAULTS.dropAtHighWater),
+   * drop (and say so once it drains); above four times (closeAtHighWater), or still above
+   * twice after slowCloseMs, close. Returns false when this update is dropped.
    */
   #checkPressure(count = 1): boolean {
     const buffered = this.ws.bufferedAmount;
     const high = this.#limits.highWaterBytes;
-    if (buffered > 2 * high) {
+    if (buffered > GATEWAY_DEFAULTS.dropAtHighWater * high) {
       const now = Date.now();
       if (this.#health !== 'dropping') this.#droppingSince = now;
       this.#health = 'dropping';
       this.#dropped += count;
       this.#events.dropped('dropped', count);
-      if (buffered > 4 * high || now - this.#droppingSince > this.#limits.slowCloseMs) {
+      if (buffered > GATEWAY_DEFAULTS.closeAtHighWater * high || now - this.#droppingSince > this.#limits.slowCloseMs) {
         this.close(CloseCode.SlowConsumer, `slow consumer: ${buffered} bytes waiting to be read`);
       }
       return false;
@@ -212,7 +231,7 @@ export class Session {
       this.#health = 'conflating';
       return true;
     }
-    if (this.#health !== 'ok' && buffered <= high / 2) {
+    if (this.#health !== 'ok' && buffered <= high * GATEWAY_DEFAULTS.recoverAtHighWater) {
       this.#health = 'ok';
       if (this.#dropped > 0) {
         this.send({ type: 'notice', code: ErrorCode.SlowConsumer, message: `This connection read too slowly: ${this.#dropped} update(s) were dropped. Resubscribe with "since" to fill the gap from history.`, dropped: this.#dropped });

@@ -1,18 +1,14 @@
 // `tickbus gateway`: the WebSocket gateway and the live dashboard (docs/gateway.md).
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import type { RedisBrokerStore } from '../../broker/broker-store.ts';
-import type { JobStore } from '../../jobs/job-store.ts';
 import { resolveRedisConfig } from '../../core/config.ts';
-import { GATEWAY_DEFAULTS } from '../../core/defaults.ts';
-import type { Gateway, GatewayOptions } from '../../gateway/gateway.ts';
+import { DEFAULTS, GATEWAY_DEFAULTS } from '../../core/defaults.ts';
+import type { GatewayOptions } from '../../gateway/gateway.ts';
 import type { TokenOptions } from '../../gateway/auth.ts';
 import { CliError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { number } from './broker.ts';
 import { exitSoonAfter, guardProcess, runUntilSignal, startupFailure } from './service.ts';
-import { DEFAULTS } from '../../core/defaults.ts';
-import { withinMs } from '../../core/background.ts';
 
 export interface GatewayCliOptions {
   batchMs: string;
@@ -33,15 +29,15 @@ export interface GatewayCliOptions {
 export function addGatewayOptions(cmd: Command): Command {
   const list = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((v) => v.trim()).filter(Boolean)];
   return cmd
-    .option('--batch-ms <n>', 'flush each client\'s updates every n ms (0: at once)', '250')
+    .option('--batch-ms <n>', 'flush each client\'s updates every n ms (0: at once)', String(GATEWAY_DEFAULTS.batchMs))
     .option('--conflate', 'within one flush, send only the latest price per symbol')
-    .option('--high-water <bytes>', 'a client\'s send buffer above which updates are conflated (x2 dropped, then closed)', String(1024 * 1024))
+    .option('--high-water <bytes>', `a client's send buffer above which updates are conflated (x${GATEWAY_DEFAULTS.dropAtHighWater} dropped, then closed)`, String(GATEWAY_DEFAULTS.highWaterBytes))
     .option('--max-subscriptions <n>', 'subscriptions per connection', String(GATEWAY_DEFAULTS.maxSubscriptions))
     .option('--max-rooms <n>', 'rooms (symbols and channels watched) open in the gateway at once', String(GATEWAY_DEFAULTS.maxRooms))
     .option('--max-rooms-per-connection <n>', 'rooms one connection may own (open, or be left the last in)', String(GATEWAY_DEFAULTS.maxRoomsPerConnection))
     .option('--max-rooms-per-user <n>', 'rooms the connections of one JWT user may own together', String(GATEWAY_DEFAULTS.maxRoomsPerUser))
-    .option('--client-rate <n>', 'requests per second per WebSocket connection', '20')
-    .option('--max-frame <bytes>', 'largest frame a client may send', String(64 * 1024))
+    .option('--client-rate <n>', 'requests per second per WebSocket connection', String(GATEWAY_DEFAULTS.ratePerSecond))
+    .option('--max-frame <bytes>', 'largest frame a client may send', String(GATEWAY_DEFAULTS.maxFrameBytes))
     .option('--origin <list>', 'allowed browser origins (repeat or comma-separate); default any', list)
     .option('--channel <list>', 'catalog channels to expose besides ticker updates, e.g. tickstock.events.patterns', list)
     .option('--jwt-secret-env <name>', 'require HS256 JWTs signed with the secret in this environment variable')
@@ -84,14 +80,14 @@ export function registerGateway(program: Command): void {
       .command('gateway')
       .description('Run the WebSocket gateway and the live dashboard: Redis events to browsers, by symbol.')
       .option('--redis-url <url>', 'Redis to use (default: $REDIS_URL, else redis://127.0.0.1:6379)')
-      .option('--port <n>', 'HTTP port: the dashboard at /, WebSocket at /ws, /health, /metrics', '8090')
-      .option('--host <addr>', 'HTTP address', '127.0.0.1'),
+      .option('--port <n>', 'HTTP port: the dashboard at /, WebSocket at /ws, /health, /metrics', String(GATEWAY_DEFAULTS.port))
+      .option('--host <addr>', 'HTTP address', GATEWAY_DEFAULTS.host),
   )
     .addHelpText(
       'after',
       `
 Examples:
-  $ tickbus gateway                                  # dashboard on http://127.0.0.1:8090/
+  $ tickbus gateway                                  # dashboard on http://${GATEWAY_DEFAULTS.host}:${GATEWAY_DEFAULTS.port}/
   $ tickbus gateway --batch-ms 0 --port 9000         # every update at once
   $ TICKBUS_JWT_SECRET=… tickbus gateway --jwt-secret-env TICKBUS_JWT_SECRET --origin https://desk.example
   $ tickbus gateway --channel tickstock.events.patterns
@@ -100,71 +96,25 @@ The protocol is in docs/gateway.md. A broker must run on the same Redis (tickbus
 or tickbus up, which runs both).`,
     )
     .action(async (options: GatewayCliOptions & { redisUrl?: string; port: string; host: string }) => {
-      const [{ createBus }, { RedisBrokerStore }, { JobStore }, { createLogger }, { Gateway }] = await Promise.all([
-        import('../../bus/tick-bus.ts'),
-        import('../../broker/broker-store.ts'),
-        import('../../jobs/job-store.ts'),
-        import('../../core/logger.ts'),
-        import('../../gateway/gateway.ts'),
-      ]);
+      const [{ startGatewayRuntime }, { createLogger }] = await Promise.all([import('../../gateway/gateway-runtime.ts'), import('../../core/logger.ts')]);
       const logger = createLogger('gateway');
       const config = resolveRedisConfig(options.redisUrl ? { url: options.redisUrl } : {});
       const settings = gatewayOptions(options);
-      const connectTimeoutMs = DEFAULTS.serviceConnectTimeoutMs;
-      const bus = createBus({ redis: { url: config.url }, sender: 'gateway', logger, connectTimeoutMs });
-      let store: RedisBrokerStore | undefined;
-      let jobs: JobStore | undefined;
-      let gateway: Gateway | undefined;
+      const port = number(options.port, '--port');
+      let runtime;
       try {
-        await bus.connect();
-        store = await RedisBrokerStore.connect(config, connectTimeoutMs);
-        jobs = await JobStore.connect(config, 'tickbus:gateway-jobs', connectTimeoutMs);
-        const lastValue = store.lastValue.bind(store);
-        const jobRecords = jobs;
-        gateway = new Gateway({
-          ...settings,
-          bus,
-          logger,
-          port: number(options.port, '--port'),
-          host: options.host,
-          lastValue: async (symbol) => parseJson(await lastValue(symbol)),
-          jobOwner: async (jobId) => (await jobRecords.get(jobId))?.user_id,
-        });
-        const { url } = await gateway.listen();
-        process.stderr.write(`tickbus gateway: dashboard ${url}/  websocket ${url.replace('http', 'ws')}/ws  health ${url}/health  (Redis ${bus.context.transport.target})\n`);
+        runtime = await startGatewayRuntime({ ...settings, logger, port, host: options.host, redis: config, connectTimeoutMs: DEFAULTS.serviceConnectTimeoutMs });
       } catch (error) {
-        // Everything that started goes down again (within a bound), then one line says what to change.
-        const [openGateway, openStore, openJobs] = [gateway, store, jobs];
-        await withinMs(
-          (async () => {
-            await openGateway?.close().catch(() => undefined);
-            await openStore?.close().catch(() => undefined);
-            await openJobs?.close().catch(() => undefined);
-            await bus.close().catch(() => undefined);
-          })(),
-          DEFAULTS.startupCleanupMs,
-        );
+        // What did start is down again by now (the runtime saw to it): one line says what to change.
         throw exitSoonAfter(startupFailure(error, config.display));
       }
+      const { url, bus } = runtime;
+      process.stderr.write(`tickbus gateway: dashboard ${url}/  websocket ${url.replace('http', 'ws')}/ws  health ${url}/health  (Redis ${bus.context.transport.target})\n`);
       const unguard = guardProcess(bus.context.background, logger);
-      const running = gateway;
-      const openStore = store;
-      const openJobs = jobs;
+      const running = runtime;
       await runUntilSignal(async () => {
-        await running.close();
-        await openStore.close();
-        await openJobs.close();
-        await bus.close();
+        await running.stop();
         unguard();
       }, (line) => process.stderr.write(`tickbus gateway: ${line}\n`));
     });
-}
-
-export function parseJson(text: string | undefined): unknown {
-  if (text === undefined) return undefined;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
 }

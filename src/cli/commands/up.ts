@@ -3,14 +3,15 @@
 import type { Command } from 'commander';
 import { checkParam, TICKER } from '../../core/channel-param.ts';
 import { addBrokerOptions, number, runtimeOptions, type BrokerCliOptions } from './broker.ts';
-import { addGatewayOptions, gatewayOptions, parseJson, type GatewayCliOptions } from './gateway.ts';
-import type { Gateway } from '../../gateway/gateway.ts';
+import { addGatewayOptions, gatewayOptions, type GatewayCliOptions } from './gateway.ts';
 import type { HealthReport } from '../../ops/ops-server.ts';
-import type { JobStore as JobRecords } from '../../jobs/job-store.ts';
 import { resolveLogLevel, resolveRedisConfig } from '../../core/config.ts';
 import { exitSoonAfter, guardProcess, runUntilSignal, startupFailure } from './service.ts';
-import { DEFAULTS } from '../../core/defaults.ts';
-import { withinMs } from '../../core/background.ts';
+import { DEFAULTS, GATEWAY_DEFAULTS } from '../../core/defaults.ts';
+import { cleanUpWithin } from '../../core/background.ts';
+
+/** `tickbus up` serves its dashboard here: beside, not on, a `tickbus gateway`'s port. */
+const UP_PORT = 8080;
 
 export function registerUp(program: Command): void {
   const cmd = addBrokerOptions(
@@ -20,8 +21,8 @@ export function registerUp(program: Command): void {
       .option('--redis-url <url>', 'use this Redis instead of choosing one'),
   );
   addGatewayOptions(cmd)
-    .option('--port <n>', 'HTTP port: the dashboard at /, WebSocket at /ws, /health, /metrics', '8080')
-    .option('--host <addr>', 'HTTP address', '127.0.0.1')
+    .option('--port <n>', 'HTTP port: the dashboard at /, WebSocket at /ws, /health, /metrics', String(UP_PORT))
+    .option('--host <addr>', 'HTTP address', GATEWAY_DEFAULTS.host)
     .option('--tickers <list>', 'tickers to stream from the start, comma-separated', 'AAPL,MSFT,NVDA')
     .addHelpText(
       'after',
@@ -29,7 +30,7 @@ export function registerUp(program: Command): void {
 Which Redis: $REDIS_URL when set; else one answering on localhost:6379; else a private
 redis-server started for this run; else in-memory (this process only), with a warning.
 
-Open the dashboard at http://127.0.0.1:8080/ (the WebSocket is at /ws).
+Open the dashboard at http://${GATEWAY_DEFAULTS.host}:${UP_PORT}/ (the WebSocket is at /ws).
 
 Examples:
   $ npm start
@@ -52,12 +53,11 @@ Examples:
       } catch (error) {
         throw startupFailure(error, undefined);
       }
-      const [{ startBrokerRuntime }, { createLogger }, { chooseBackend, describeBackend }, { Gateway }, { JobStore }] = await Promise.all([
+      const [{ startBrokerRuntime }, { createLogger }, { chooseBackend, describeBackend }, { startGatewayRuntime }] = await Promise.all([
         import('../../broker/broker-runtime.ts'),
         import('../../core/logger.ts'),
         import('../../runtime/backend.ts'),
-        import('../../gateway/gateway.ts'),
-        import('../../jobs/job-store.ts'),
+        import('../../gateway/gateway-runtime.ts'),
       ]);
       const backend = await chooseBackend({ redisUrl: options.redisUrl });
       say(`using ${describeBackend(backend)}`);
@@ -68,46 +68,33 @@ Examples:
         // The gateway serves /health and /metrics for both, on --port.
         runtime = await startBrokerRuntime({ ...(await runtimeOptions(options, redisShown, logger)), opsPort: undefined, connectTimeoutMs: DEFAULTS.serviceConnectTimeoutMs });
       } catch (error) {
-        await withinMs(backend.stop(), DEFAULTS.startupCleanupMs);
+        await cleanUpWithin([() => backend.stop()]);
         throw exitSoonAfter(startupFailure(error, redisShown));
       }
       const broker = runtime;
-      // Job progress to its owner needs the job records, which live in Redis.
-      let jobs: JobRecords | undefined;
+      let gatewayRuntime;
       try {
-        jobs = backend.kind === 'redis' ? await JobStore.connect(resolveRedisConfig({ url: backend.url }), 'tickbus:gateway-jobs', DEFAULTS.serviceConnectTimeoutMs) : undefined;
+        // On the broker's bus, with its last-value cache; job progress needs the job records in Redis.
+        gatewayRuntime = await startGatewayRuntime({
+          ...settings,
+          logger,
+          port,
+          host: options.host,
+          redis: backend.kind === 'redis' ? resolveRedisConfig({ url: backend.url }) : undefined,
+          broker: { bus: broker.bus, lastValue: (ticker) => broker.store.lastValue(ticker) },
+          connectTimeoutMs: DEFAULTS.serviceConnectTimeoutMs,
+          health: (gateway): HealthReport => ({ ...broker.service.health(), gateway: gateway.stats() }),
+        });
       } catch (error) {
-        await withinMs((async () => {
-          await runtime.stop();
-          await backend.stop();
-        })(), DEFAULTS.startupCleanupMs);
+        await cleanUpWithin([() => broker.stop(), () => backend.stop()]);
         throw exitSoonAfter(startupFailure(error, redisShown));
       }
-      const jobRecords = jobs;
-      const gateway: Gateway = new Gateway({
-        ...settings,
-        bus: broker.bus,
-        logger,
-        port,
-        host: options.host,
-        lastValue: async (symbol) => parseJson(await broker.store.lastValue(symbol)),
-        ...(jobRecords ? { jobOwner: async (jobId: string) => (await jobRecords.get(jobId))?.user_id } : {}),
-        health: (): HealthReport => ({ ...broker.service.health(), gateway: gateway.stats() }),
-      });
-      let url: string;
+      const gateway = gatewayRuntime;
+      const { url } = gateway;
       try {
-        url = (await gateway.listen()).url;
         for (const ticker of tickers) await runtime.bus.publish('BROKER_REGISTRATION', { action: 'subscribe', ticker });
       } catch (error) {
-        await withinMs(
-          (async () => {
-            await gateway.close().catch(() => undefined);
-            await jobRecords?.close().catch(() => undefined);
-            await runtime.stop().catch(() => undefined);
-            await backend.stop();
-          })(),
-          DEFAULTS.startupCleanupMs,
-        );
+        await cleanUpWithin([() => gateway.stop(), () => broker.stop(), () => backend.stop()]);
         throw exitSoonAfter(startupFailure(error, redisShown));
       }
       const unguard = guardProcess(runtime.bus.context.background, logger);
@@ -123,8 +110,7 @@ Examples:
       }
       say('Ctrl-C to stop');
       await runUntilSignal(async () => {
-        await gateway.close();
-        await jobRecords?.close();
+        await gateway.stop();
         await runtime.stop();
         await backend.stop();
         unguard();
