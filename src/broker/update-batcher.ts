@@ -3,7 +3,7 @@
 // written to the last-value cache once per batch, not once per trade. When Redis falls
 // behind, enqueue() returns a promise so the feed slows down instead of memory growing.
 import type { BatchItem, Publisher } from '../bus/publisher.ts';
-import { ErrorCode, type BusError } from '../core/errors.ts';
+import { BusError, ClosedError, ErrorCode, FencedError, LinkClosedError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { LogThrottle } from '../core/logger.ts';
 import { errorCode, errorText } from '../core/background.ts';
@@ -102,14 +102,13 @@ export class UpdateBatcher {
       await this.publisher.publishBatch(batch.map((q) => q.item));
       this.#published(batch);
     } catch (error) {
-      const code = (error as BusError).code;
-      if (code === ErrorCode.Fenced) {
+      if (error instanceof FencedError) {
         // Redis refused the stale holder's updates (the others of the batch went out): no
         // retry, which would repeat those; the ticker is given up.
-        this.#onFenced?.((error as BusError).channel ?? '');
-        this.#failed(error as BusError, 1);
+        this.#onFenced?.(error.channel ?? '');
+        this.#failed(error, 1);
         published = [];
-      } else if (batch.length > 1 && !isConnectionError(error)) {
+      } else if (batch.length > 1 && !failsWholeBatch(error)) {
         // One bad update (invalid, too large) must not sink its whole batch: send them one
         // by one, so only the bad one is lost (and counted).
         const ok = await Promise.all(batch.map((q) => this.#sendOne(q)));
@@ -139,7 +138,7 @@ export class UpdateBatcher {
       this.#published([q]);
       return true;
     } catch (error) {
-      if ((error as BusError).code === ErrorCode.Fenced) this.#onFenced?.((error as BusError).channel ?? '');
+      if (error instanceof FencedError) this.#onFenced?.(error.channel ?? '');
       this.#failed(error as BusError, 1);
       return false;
     }
@@ -178,8 +177,10 @@ export class UpdateBatcher {
   }
 }
 
-/** Redis unreachable or the link failing: retrying message by message would not help. */
-function isConnectionError(error: unknown): boolean {
-  const code = (error as { code?: unknown }).code;
-  return code === ErrorCode.NotConnected || code === ErrorCode.Transport || code === ErrorCode.Closed;
+/**
+ * Redis unreachable or the link failing (a retryable error), or the publisher closed:
+ * sending the updates one by one would fail each the same way.
+ */
+function failsWholeBatch(error: unknown): boolean {
+  return error instanceof BusError && (error.retryable || error instanceof ClosedError || error instanceof LinkClosedError);
 }

@@ -22,7 +22,7 @@ import { hostname } from 'node:os';
 import { deadLetterKey, streamKey, type Channel, type ChannelRef } from '../core/channel.ts';
 import { backoffDelay, resolveReconnect } from '../core/config.ts';
 import { decodePayload, type DecodedPayload } from '../core/envelope.ts';
-import { BusError, ClosedError, ConfigError, ErrorCode, HandlerError, NotConnectedError, preview } from '../core/errors.ts';
+import { BusError, ClosedError, ConfigError, DeadLetteredError, ErrorCode, HandlerError, MissingGroupError, NotConnectedError, preview, TransportError } from '../core/errors.ts';
 import { check, validationError, type CheckResult, type InferOutput, type StandardSchemaV1 } from '../core/schema.ts';
 import { ErrorEventLog, isInputError, LogThrottle } from '../core/logger.ts';
 import { TypedEmitter } from '../core/typed-emitter.ts';
@@ -272,8 +272,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
         }
       } catch (error) {
         if (this.#closed) break;
-        const message = String((error as Error).message);
-        if (/NOGROUP/.test(message)) {
+        if (error instanceof MissingGroupError) {
           // The stream or the group is gone (Redis restarted without persistence, or someone
           // deleted the key): make it again, from the start of whatever the stream holds now.
           this.#ctx.logger.warn({ channel: this.channel, group: this.group }, 'consumer group missing; creating it again');
@@ -281,7 +280,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
           this.#from = '0';
           continue;
         }
-        if (!(error instanceof NotConnectedError)) this.emit('error', error instanceof BusError ? error : new BusError(ErrorCode.Transport, message, { cause: error, channel: this.channel }));
+        if (!(error instanceof NotConnectedError)) this.emit('error', error instanceof BusError ? error : new TransportError(String((error as Error).message), { cause: error, channel: this.channel }));
         this.#from = '0';
         await this.#sleep(backoffDelay(failures++, reconnect));
       }
@@ -407,7 +406,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
       () => this.#acked(ids),
       (error: unknown) => {
         for (const id of ids) if (this.#unacked.has(id)) this.#resend.add(id);
-        if (!(error instanceof NotConnectedError)) this.emit('error', error instanceof BusError ? error : new BusError(ErrorCode.Transport, String(error), { cause: error, channel: this.channel }));
+        if (!(error instanceof NotConnectedError)) this.emit('error', error instanceof BusError ? error : new TransportError(String(error), { cause: error, channel: this.channel }));
       },
     );
     this.#acking.add(sending);
@@ -424,7 +423,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
       return this.#reject(entry, attempt, new BusError(ErrorCode.InvalidEnvelope, `Entry ${entry.id} of "${this.channel}" has no "payload" field.`, { channel: this.channel }));
     }
     if (attempt > this.#opts.maxAttempts) {
-      const error = new HandlerError(ErrorCode.DeadLettered, `Delivered ${attempt - 1} times without an acknowledgement (its consumers failed or died); not running it again.`, { channel: this.channel });
+      const error = new DeadLetteredError(`Delivered ${attempt - 1} times without an acknowledgement (its consumers failed or died); not running it again.`, { channel: this.channel });
       return this.#deadLetter(entry, attempt - 1, error).then(() => 'dead' as const);
     }
     const decoded = decodePayload(entry.payload, this.channel, this.#def.wire, this.#ctx.limits.maxMessageBytes);
@@ -484,7 +483,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
   /** The handler failed: retry later, or dead-letter after the last attempt. */
   async #failed(entry: StreamEntry, attempt: number, cause: unknown): Promise<Outcome> {
     this.#ctx.metrics.handlerFailed.labels(this.#def.template).inc();
-    const error = new HandlerError(ErrorCode.HandlerFailed, `Handler for "${preview(this.channel)}" failed on ${entry.id} (attempt ${attempt} of ${this.#opts.maxAttempts}): ${cause instanceof Error ? cause.message : String(cause)}`, { cause, channel: this.channel });
+    const error = new HandlerError(`Handler for "${preview(this.channel)}" failed on ${entry.id} (attempt ${attempt} of ${this.#opts.maxAttempts}): ${cause instanceof Error ? cause.message : String(cause)}`, { cause, channel: this.channel });
     this.emit('error', error);
     if (attempt >= this.#opts.maxAttempts) {
       await this.#deadLetter(entry, attempt, error);

@@ -4,7 +4,7 @@
 // read as usual. Handlers are isolated: one that throws is reported, the rest go on.
 import { streamKey, type Channel, type ChannelParams, type ChannelRef } from '../core/channel.ts';
 import { decodePayload } from '../core/envelope.ts';
-import { BusError, ChannelParamError, ClosedError, ConfigError, ErrorCode, HandlerError, NotConnectedError, PositionError, preview } from '../core/errors.ts';
+import { BusError, ChannelParamError, ClosedError, ConfigError, ErrorCode, HandlerBacklogError, HandlerError, NotConnectedError, PositionError, preview, TransportError } from '../core/errors.ts';
 import { compareStreamIds, isStreamId, streamIdMs } from '../core/stream-id.ts';
 import { DEFAULTS } from '../core/defaults.ts';
 import { backoffDelay, resolveReconnect } from '../core/config.ts';
@@ -504,7 +504,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
         }
       }
     } catch (error) {
-      this.emit('error', error instanceof BusError ? error : new BusError(ErrorCode.Transport, String(error), { cause: error }));
+      this.emit('error', error instanceof BusError ? error : new TransportError(String(error), { cause: error }));
     } finally {
       const held = entry.held;
       entry.held = undefined;
@@ -745,14 +745,14 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
   #handlerFailed(error: unknown, channel: string, template: string | undefined): void {
     this.#ctx.metrics.handlerFailed.labels(template ?? 'unknown').inc();
     const message = error instanceof Error ? error.message : String(error);
-    this.emit('error', new HandlerError(ErrorCode.HandlerFailed, `Handler for "${preview(channel)}" failed: ${message}`, { cause: error, channel }));
+    this.emit('error', new HandlerError(`Handler for "${preview(channel)}" failed: ${message}`, { cause: error, channel }));
   }
 
   #dropped(channel: string, template: string | undefined): void {
     this.#ctx.metrics.handlerDropped.labels(template ?? 'unknown').inc();
     this.emit(
       'error',
-      new HandlerError(ErrorCode.HandlerBacklog, `Handler for "${preview(channel)}" is ${this.#ctx.limits.maxPendingPerChannel} messages behind; dropped the oldest.`, { channel }),
+      new HandlerBacklogError(`Handler for "${preview(channel)}" is ${this.#ctx.limits.maxPendingPerChannel} messages behind; dropped the oldest.`, { channel }),
     );
   }
 }
