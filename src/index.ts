@@ -1,6 +1,6 @@
 // tickbus: typed, schema-validated channels over Redis for trading systems.
 export * from './core/errors.ts';
-export { DEFAULTS } from './core/defaults.ts';
+export { CONSUMER_DEFAULTS, DEFAULTS } from './core/defaults.ts';
 export {
   defineChannel,
   escapeGlob,

@@ -29,33 +29,9 @@ import { TypedEmitter } from '../core/typed-emitter.ts';
 import type { StreamEntry, StreamLink } from '../transports/transport.ts';
 import type { BusContext } from './context.ts';
 import type { MessageContext } from './message-context.ts';
+import { resolveConsumerSettings, type ConsumeOptions, type ConsumerSettings } from './consumer-settings.ts';
 
-export interface ConsumeOptions {
-  /** The consumer group: each message is handled by one member of it. */
-  group: string;
-  /**
-   * This member's name. Give a stable one (per replica) and a restarted process takes back
-   * what it held at once; a fresh name leaves that to the others' claiming.
-   * @default `<hostname>-<pid>`
-   */
-  consumer?: string;
-  /** Where a new group starts: new messages only, the whole retained stream, or after an id. @default 'new' */
-  start?: 'new' | 'beginning' | { after: string };
-  /** Handler attempts before a message is dead-lettered. @default 5 */
-  maxAttempts?: number;
-  /** Back-off between attempts: doubles from baseMs up to maxMs, with jitter. @default { baseMs: 100, maxMs: 5000 } */
-  retry?: { baseMs?: number; maxMs?: number };
-  /** A message held this long by a consumer without an acknowledgement is claimed by another. @default 30000 */
-  claimIdleMs?: number;
-  /** How often to look for such messages. @default 5000 */
-  claimIntervalMs?: number;
-  /** Messages read per round trip. @default 100 */
-  batchSize?: number;
-  /** How long one read waits for new messages. close() does not wait for it. @default 5000 */
-  blockMs?: number;
-  /** Entries the dead-letter stream keeps. @default 10000 */
-  deadLetterMaxLen?: number;
-}
+export type { ConsumeOptions } from './consumer-settings.ts';
 
 /** A durable message's context: its stream position, and which attempt this is. */
 export interface DurableContext<P = Readonly<Record<string, string>>> extends MessageContext<P> {
@@ -91,49 +67,6 @@ export interface ConsumerStats {
   claimed: number;
 }
 
-interface Resolved {
-  readonly maxAttempts: number;
-  readonly retry: { baseMs: number; maxMs: number };
-  readonly claimIdleMs: number;
-  readonly claimIntervalMs: number;
-  readonly batchSize: number;
-  readonly blockMs: number;
-  readonly deadLetterMaxLen: number;
-  readonly start: string;
-}
-
-function positive(value: number, name: string): number {
-  if (!Number.isSafeInteger(value) || value <= 0) throw new ConfigError(`consume(): ${name} must be a positive integer, got ${String(value)}.`);
-  return value;
-}
-
-const GROUP_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
-
-function resolveOptions(o: ConsumeOptions): Resolved {
-  if (typeof o.group !== 'string' || !GROUP_NAME.test(o.group)) throw new ConfigError(`consume(): group must be 1-128 letters, digits, "_", ".", ":" or "-", got "${preview(String(o.group))}".`);
-  if (o.consumer !== undefined && !GROUP_NAME.test(o.consumer)) throw new ConfigError(`consume(): consumer must be 1-128 letters, digits, "_", ".", ":" or "-", got "${preview(o.consumer)}".`);
-  const retry = { baseMs: positive(o.retry?.baseMs ?? 100, 'retry.baseMs'), maxMs: positive(o.retry?.maxMs ?? 5_000, 'retry.maxMs') };
-  const claimIdleMs = positive(o.claimIdleMs ?? 30_000, 'claimIdleMs');
-  // A message waiting for its retry must not look idle to the others.
-  if (retry.maxMs >= claimIdleMs) throw new ConfigError(`consume(): retry.maxMs (${retry.maxMs}) must be below claimIdleMs (${claimIdleMs}), or another consumer would claim a message while it waits for its retry.`);
-  let start = '$';
-  if (o.start === 'beginning') start = '0';
-  else if (typeof o.start === 'object') {
-    if (!/^\d+(-\d+)?$/.test(o.start.after)) throw new ConfigError(`consume(): start.after must be a stream id such as 1700000000000-0, got "${preview(o.start.after)}".`);
-    start = o.start.after;
-  } else if (o.start !== undefined && o.start !== 'new') throw new ConfigError(`consume(): start must be 'new', 'beginning' or { after: id }.`);
-  return {
-    maxAttempts: positive(o.maxAttempts ?? 5, 'maxAttempts'),
-    retry,
-    claimIdleMs,
-    claimIntervalMs: positive(o.claimIntervalMs ?? 5_000, 'claimIntervalMs'),
-    batchSize: positive(o.batchSize ?? 100, 'batchSize'),
-    blockMs: positive(o.blockMs ?? 5_000, 'blockMs'),
-    deadLetterMaxLen: positive(o.deadLetterMaxLen ?? 10_000, 'deadLetterMaxLen'),
-    start,
-  };
-}
-
 const ACK_EVERY_MS = 20;
 /** Acknowledgements per XACK when an outage held many back. */
 const ACK_RESEND_CHUNK = 500;
@@ -149,7 +82,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
   readonly #params: Readonly<Record<string, string>>;
   readonly #handler: DurableHandler<D, P>;
   readonly #ctx: BusContext;
-  readonly #opts: Resolved;
+  readonly #opts: ConsumerSettings;
   readonly #link: StreamLink;
   readonly #key: string;
   readonly #deadKey: string;
@@ -174,7 +107,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
 
   constructor(ctx: BusContext, link: StreamLink, def: Channel, name: string, params: Readonly<Record<string, string>>, handler: DurableHandler<D, P>, options: ConsumeOptions) {
     super();
-    this.#opts = resolveOptions(options);
+    this.#opts = resolveConsumerSettings(options);
     this.#ctx = ctx;
     this.#link = link;
     this.#def = def;
