@@ -1,6 +1,6 @@
 // tickbus: typed, schema-validated channels over Redis for trading systems.
 export * from './core/errors.ts';
-export { DEFAULTS } from './core/defaults.ts';
+export { CONSUMER_DEFAULTS, DEFAULTS } from './core/defaults.ts';
 export {
   defineChannel,
   escapeGlob,
@@ -27,8 +27,9 @@ export { MemoryTransport, MemoryHub } from './transports/memory/memory-transport
 export { globMatch } from './transports/memory/glob.ts';
 export { RedisTransport, type RedisTransportOptions } from './transports/redis/redis-transport.ts';
 export { Publisher, type BatchItem, type PublisherEvents } from './bus/publisher.ts';
-export { Consumer, createConsumer, type ConsumeOptions, type ConsumerEvents, type ConsumerStats, type DeadLetter, type DurableContext, type DurableHandler } from './bus/consumer.ts';
-export { BufferFullError, type FallbackOptions, type OverflowPolicy } from './bus/fallback-buffer.ts';
+export { createConsumer } from './bus/consume.ts';
+export { Consumer, type ConsumeOptions, type ConsumerEvents, type ConsumerStats, type DeadLetter, type DurableContext, type DurableHandler } from './bus/consumer.ts';
+export type { FallbackOptions, OverflowPolicy } from './bus/fallback-buffer.ts';
 export { Subscriber, type ResumeResult, type MessageContext, type MessageHandler, type Subscription, type SubscribeOptions, type SubscriberEvents } from './bus/subscriber.ts';
 export type { BusOptions, BusContext } from './bus/context.ts';
 export { TickBus, createBus, createPublisher, createSubscriber, type BusEvents, type Role } from './bus/tick-bus.ts';

@@ -6,7 +6,7 @@
 // it goes out in the same batch, right after its update, one more message in the same
 // round trip.
 import type { BatchItem, Publisher } from '../bus/publisher.ts';
-import { ErrorCode, type BusError } from '../core/errors.ts';
+import { BusError, ClosedError, ErrorCode, FencedError, LinkClosedError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { LogThrottle } from '../core/logger.ts';
 import { errorCode, errorText } from '../core/background.ts';
@@ -119,16 +119,15 @@ export class UpdateBatcher {
       this.#published(batch);
       this.#forwarded(batch);
     } catch (error) {
-      const code = (error as BusError).code;
-      if (code === ErrorCode.Fenced) {
+      if (error instanceof FencedError) {
         // Redis refused the stale holder's updates (the others of the batch went out): no
         // retry, which would repeat those; the ticker is given up.
         // The companions are not fenced (their channel has no stream), so they went out.
-        this.#onFenced?.((error as BusError).channel ?? '');
-        this.#failed(error as BusError, 1);
+        this.#onFenced?.(error.channel ?? '');
+        this.#failed(error, 1);
         this.#forwarded(batch);
         published = [];
-      } else if ((batch.length > 1 || batch[0]?.companion !== undefined) && !isConnectionError(error)) {
+      } else if ((batch.length > 1 || batch[0]?.companion !== undefined) && !failsWholeBatch(error)) {
         // One bad update (invalid, too large) must not sink its whole batch: send them one
         // by one, so only the bad one is lost (and counted); a companion goes on its own.
         const ok = await Promise.all(batch.map((q) => this.#sendOne(q)));
@@ -162,7 +161,7 @@ export class UpdateBatcher {
       this.#published([q]);
       return true;
     } catch (error) {
-      if ((error as BusError).code === ErrorCode.Fenced) this.#onFenced?.((error as BusError).channel ?? '');
+      if (error instanceof FencedError) this.#onFenced?.(error.channel ?? '');
       this.#failed(error as BusError, 1);
       return false;
     } finally {
@@ -219,8 +218,10 @@ export class UpdateBatcher {
   }
 }
 
-/** Redis unreachable or the link failing: retrying message by message would not help. */
-function isConnectionError(error: unknown): boolean {
-  const code = (error as { code?: unknown }).code;
-  return code === ErrorCode.NotConnected || code === ErrorCode.Transport || code === ErrorCode.Closed;
+/**
+ * Redis unreachable or the link failing (a retryable error), or the publisher closed:
+ * sending the updates one by one would fail each the same way.
+ */
+function failsWholeBatch(error: unknown): boolean {
+  return error instanceof BusError && (error.retryable || error instanceof ClosedError || error instanceof LinkClosedError);
 }

@@ -12,51 +12,26 @@
 //   dead-lettered without running it again (it may be what kills its consumers).
 // - On start, and after every reconnection, a consumer first reads what it already holds
 //   (its pending entries), then new ones.
-// - An acknowledgement that does not reach Redis (the connection is down) is kept and sent
-//   again before the next read: no new work is taken while finished work cannot be
-//   acknowledged, and an entry this consumer finished is never run again when a re-read of
-//   its pending entries or a claim hands it back (it is acknowledged instead). The two
-//   connections of a link come back from an outage at different times; without this, every
-//   batch read in between was redone.
+// - An acknowledgement that does not reach Redis is kept and sent again before the next
+//   read, and an entry this consumer finished is never run again (see acknowledgements.ts).
 import { hostname } from 'node:os';
-import type { Channel, ChannelRef } from '../core/channel.ts';
-import { deadLetterKey, streamKey } from '../core/keys.ts';
+import type { Channel } from '../core/channel.ts';
+import { streamKey } from '../core/keys.ts';
 import { backoffDelay, resolveReconnect } from '../core/config.ts';
-import { decodePayload, type DecodedPayload } from '../core/envelope.ts';
-import { BusError, ClosedError, ConfigError, ErrorCode, HandlerError, NotConnectedError, preview } from '../core/errors.ts';
-import { check, validationError, type CheckResult, type InferOutput, type StandardSchemaV1 } from '../core/schema.ts';
-import { ErrorEventLog, isInputError, LogThrottle } from '../core/logger.ts';
+import { BusError, ClosedError, DeadLetteredError, ErrorCode, HandlerError, MissingGroupError, NotConnectedError, preview, TransportError } from '../core/errors.ts';
+import { ErrorEventLog } from '../core/logger.ts';
 import { TypedEmitter } from '../core/typed-emitter.ts';
 import type { StreamEntry, StreamLink } from '../transports/transport.ts';
+import { Acknowledgements } from './acknowledgements.ts';
 import type { BusContext } from './context.ts';
+import { InboundReader, type Inbound } from './inbound.ts';
 import type { MessageContext } from './message-context.ts';
+import { resolveConsumerSettings, type ConsumeOptions, type ConsumerSettings } from './consumer-settings.ts';
+import { DeadLetterWriter, type DeadLetter } from './dead-letters.ts';
+import { TrimWatch } from './trim-watch.ts';
 
-export interface ConsumeOptions {
-  /** The consumer group: each message is handled by one member of it. */
-  group: string;
-  /**
-   * This member's name. Give a stable one (per replica) and a restarted process takes back
-   * what it held at once; a fresh name leaves that to the others' claiming.
-   * @default `<hostname>-<pid>`
-   */
-  consumer?: string;
-  /** Where a new group starts: new messages only, the whole retained stream, or after an id. @default 'new' */
-  start?: 'new' | 'beginning' | { after: string };
-  /** Handler attempts before a message is dead-lettered. @default 5 */
-  maxAttempts?: number;
-  /** Back-off between attempts: doubles from baseMs up to maxMs, with jitter. @default { baseMs: 100, maxMs: 5000 } */
-  retry?: { baseMs?: number; maxMs?: number };
-  /** A message held this long by a consumer without an acknowledgement is claimed by another. @default 30000 */
-  claimIdleMs?: number;
-  /** How often to look for such messages. @default 5000 */
-  claimIntervalMs?: number;
-  /** Messages read per round trip. @default 100 */
-  batchSize?: number;
-  /** How long one read waits for new messages. close() does not wait for it. @default 5000 */
-  blockMs?: number;
-  /** Entries the dead-letter stream keeps. @default 10000 */
-  deadLetterMaxLen?: number;
-}
+export type { ConsumeOptions } from './consumer-settings.ts';
+export type { DeadLetter } from './dead-letters.ts';
 
 /** A durable message's context: its stream position, and which attempt this is. */
 export interface DurableContext<P = Readonly<Record<string, string>>> extends MessageContext<P> {
@@ -68,15 +43,6 @@ export interface DurableContext<P = Readonly<Record<string, string>>> extends Me
 }
 
 export type DurableHandler<D, P = Readonly<Record<string, string>>> = (data: D, context: DurableContext<P>) => unknown;
-
-export interface DeadLetter {
-  readonly channel: string;
-  readonly position: string;
-  readonly attempts: number;
-  readonly error: BusError;
-  /** The message as it was on the stream (undefined when it had no payload field). */
-  readonly payload: string | undefined;
-}
 
 export type ConsumerEvents = {
   /** A handler failure, a rejected message, or a transport failure; the consumer goes on. */
@@ -92,52 +58,8 @@ export interface ConsumerStats {
   claimed: number;
 }
 
-interface Resolved {
-  readonly maxAttempts: number;
-  readonly retry: { baseMs: number; maxMs: number };
-  readonly claimIdleMs: number;
-  readonly claimIntervalMs: number;
-  readonly batchSize: number;
-  readonly blockMs: number;
-  readonly deadLetterMaxLen: number;
-  readonly start: string;
-}
-
-function positive(value: number, name: string): number {
-  if (!Number.isSafeInteger(value) || value <= 0) throw new ConfigError(`consume(): ${name} must be a positive integer, got ${String(value)}.`);
-  return value;
-}
-
-const GROUP_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
-
-function resolveOptions(o: ConsumeOptions): Resolved {
-  if (typeof o.group !== 'string' || !GROUP_NAME.test(o.group)) throw new ConfigError(`consume(): group must be 1-128 letters, digits, "_", ".", ":" or "-", got "${preview(String(o.group))}".`);
-  if (o.consumer !== undefined && !GROUP_NAME.test(o.consumer)) throw new ConfigError(`consume(): consumer must be 1-128 letters, digits, "_", ".", ":" or "-", got "${preview(o.consumer)}".`);
-  const retry = { baseMs: positive(o.retry?.baseMs ?? 100, 'retry.baseMs'), maxMs: positive(o.retry?.maxMs ?? 5_000, 'retry.maxMs') };
-  const claimIdleMs = positive(o.claimIdleMs ?? 30_000, 'claimIdleMs');
-  // A message waiting for its retry must not look idle to the others.
-  if (retry.maxMs >= claimIdleMs) throw new ConfigError(`consume(): retry.maxMs (${retry.maxMs}) must be below claimIdleMs (${claimIdleMs}), or another consumer would claim a message while it waits for its retry.`);
-  let start = '$';
-  if (o.start === 'beginning') start = '0';
-  else if (typeof o.start === 'object') {
-    if (!/^\d+(-\d+)?$/.test(o.start.after)) throw new ConfigError(`consume(): start.after must be a stream id such as 1700000000000-0, got "${preview(o.start.after)}".`);
-    start = o.start.after;
-  } else if (o.start !== undefined && o.start !== 'new') throw new ConfigError(`consume(): start must be 'new', 'beginning' or { after: id }.`);
-  return {
-    maxAttempts: positive(o.maxAttempts ?? 5, 'maxAttempts'),
-    retry,
-    claimIdleMs,
-    claimIntervalMs: positive(o.claimIntervalMs ?? 5_000, 'claimIntervalMs'),
-    batchSize: positive(o.batchSize ?? 100, 'batchSize'),
-    blockMs: positive(o.blockMs ?? 5_000, 'blockMs'),
-    deadLetterMaxLen: positive(o.deadLetterMaxLen ?? 10_000, 'deadLetterMaxLen'),
-    start,
-  };
-}
-
+/** How often a slow batch sends the acknowledgements of what it finished so far. */
 const ACK_EVERY_MS = 20;
-/** Acknowledgements per XACK when an outage held many back. */
-const ACK_RESEND_CHUNK = 500;
 
 /** What a handler run decided. */
 type Outcome = 'ack' | 'retry' | 'dead' | 'gone';
@@ -150,32 +72,28 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
   readonly #params: Readonly<Record<string, string>>;
   readonly #handler: DurableHandler<D, P>;
   readonly #ctx: BusContext;
-  readonly #opts: Resolved;
+  readonly #opts: ConsumerSettings;
   readonly #link: StreamLink;
   readonly #key: string;
-  readonly #deadKey: string;
+  readonly #deadLetters: DeadLetterWriter;
+  readonly #trim: TrimWatch;
   readonly #stats: ConsumerStats = { handled: 0, retried: 0, deadLettered: 0, claimed: 0 };
   /** Entries being handled or waiting for a retry: a re-read of pending ones skips them. */
   readonly #busy = new Set<string>();
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #sleepers = new Set<() => void>();
-  readonly #acking = new Set<Promise<void>>();
-  /** Handled, but Redis has not confirmed the acknowledgement (on its way, or failed): never run again. */
-  readonly #unacked = new Set<string>();
-  /** Of those, the ones whose XACK failed: sent again before the next read. */
-  readonly #resend = new Set<string>();
+  readonly #acks: Acknowledgements;
+  readonly #inbound: InboundReader;
   #running: Promise<void> | undefined;
   #closed = false;
   #lastClaim = 0;
   #claimCursor = '0-0';
-  /** Messages already reported lost to trimming, so that one loss is reported once. */
-  #trimReported = 0;
   /** '0' re-reads this consumer's pending entries (after a start or a reconnection), '>' reads new ones. */
   #from = '0';
 
   constructor(ctx: BusContext, link: StreamLink, def: Channel, name: string, params: Readonly<Record<string, string>>, handler: DurableHandler<D, P>, options: ConsumeOptions) {
     super();
-    this.#opts = resolveOptions(options);
+    this.#opts = resolveConsumerSettings(options);
     this.#ctx = ctx;
     this.#link = link;
     this.#def = def;
@@ -185,12 +103,23 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
     this.group = options.group;
     this.consumer = options.consumer ?? `${hostname()}-${process.pid}`;
     this.#key = streamKey(name);
-    this.#deadKey = deadLetterKey(name);
     const logger = ctx.logger;
     const errors = new ErrorEventLog(logger, 'consumer error');
     this.setUnhandled((event, args) => {
       if (event === 'error') errors.log(args[0], { channel: name, group: this.group });
     });
+    const report = (error: BusError) => this.emit('error', error);
+    this.#inbound = new InboundReader(ctx, report);
+    this.#acks = new Acknowledgements(link, this.#key, this.group, name, {
+      confirmed: (n) => {
+        this.#stats.handled += n;
+        ctx.metrics.durable.labels(def.template, this.group, 'acked').inc(n);
+      },
+      report,
+      catcher: ctx.background.catcher('consumer_ack'),
+    });
+    this.#deadLetters = new DeadLetterWriter(ctx, link, { channel: name, def, group: this.group, consumer: this.consumer, maxLen: this.#opts.deadLetterMaxLen });
+    this.#trim = new TrimWatch(ctx, link, this.#key, name, def, this.group, report);
     link.on('error', (error) => this.emit('error', error as BusError));
     link.on('reconnected', () => {
       this.#from = '0';
@@ -215,11 +144,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
   async start(): Promise<this> {
     if (this.#closed) throw new ClosedError('consumer');
     await this.#link.connect();
-    if (await this.#link.ensureGroup(this.#key, this.group, this.#opts.start)) {
-      // What was trimmed before the group existed was never its to read.
-      const info = await this.#link.info(this.#key);
-      this.#trimReported = info ? info.entriesAdded - info.length : 0;
-    }
+    if (await this.#link.ensureGroup(this.#key, this.group, this.#opts.start)) await this.#trim.groupCreated();
     this.#running ??= this.#loop();
     return this;
   }
@@ -240,10 +165,10 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
     this.#link.abortReads();
     // The handler at work finishes and its batch is acknowledged before the link goes.
     await this.#running?.catch(() => undefined);
-    await Promise.all(this.#acking);
+    await this.#acks.settled();
     // One last try for what an outage held back; what still fails stays pending (and is
     // redone by whoever takes it: at least once).
-    if (this.#resend.size > 0) await this.#resendAcks().catch(() => undefined);
+    if (this.#acks.owed) await this.#acks.resend().catch(() => undefined);
     await this.#link.close();
     this.removeAllListeners();
   }
@@ -255,7 +180,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
       try {
         // Finished work first: reading more while acknowledgements fail would only pile up
         // work that a re-read of the pending entries hands back.
-        if (this.#resend.size > 0) await this.#resendAcks();
+        if (this.#acks.owed) await this.#acks.resend();
         if (Date.now() - this.#lastClaim >= this.#opts.claimIntervalMs) await this.#claim();
         const from = this.#from;
         // Wake up in time for the next claim round, however long the configured block.
@@ -266,15 +191,14 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
           // Pending entries are read after an id: move past them, and on to new ones when none are left.
           const last = entries.at(-1);
           this.#from = last ? last.id : '>';
-          const fresh = this.#notYetDone(entries);
+          const fresh = this.#acks.notYetDone(entries, this.#busy);
           if (fresh.length > 0) await this.#handleRedelivered(fresh);
         } else if (entries.length > 0) {
           await this.#handleBatch(entries.map((e) => ({ entry: e, attempt: 1 })));
         }
       } catch (error) {
         if (this.#closed) break;
-        const message = String((error as Error).message);
-        if (/NOGROUP/.test(message)) {
+        if (error instanceof MissingGroupError) {
           // The stream or the group is gone (Redis restarted without persistence, or someone
           // deleted the key): make it again, from the start of whatever the stream holds now.
           this.#ctx.logger.warn({ channel: this.channel, group: this.group }, 'consumer group missing; creating it again');
@@ -282,91 +206,25 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
           this.#from = '0';
           continue;
         }
-        if (!(error instanceof NotConnectedError)) this.emit('error', error instanceof BusError ? error : new BusError(ErrorCode.Transport, message, { cause: error, channel: this.channel }));
+        if (!(error instanceof NotConnectedError)) this.emit('error', error instanceof BusError ? error : new TransportError(String((error as Error).message), { cause: error, channel: this.channel }));
         this.#from = '0';
         await this.#sleep(backoffDelay(failures++, reconnect));
       }
     }
   }
 
-  /**
-   * Messages trimmed from the stream before this group read them are skipped by Redis
-   * without a word. Say so: of the entries ever appended, those no longer in the stream
-   * number more than those the group has read.
-   */
-  async #checkTrimmed(): Promise<void> {
-    const [info, group] = await Promise.all([this.#link.info(this.#key), this.#link.groupPosition(this.#key, this.group)]);
-    if (!info || !group) return;
-    // A group that never read has read nothing; otherwise Redis may not know (then: no verdict).
-    // (A group another process created on an already-trimmed stream, that has not read yet,
-    // is reported too: a warning that errs on the side of saying.)
-    const read = group.entriesRead ?? (group.lastDeliveredId === '0-0' ? 0 : undefined);
-    if (read === undefined) return;
-    const lost = info.entriesAdded - info.length - read;
-    if (lost <= this.#trimReported) return;
-    this.#ctx.metrics.durable.labels(this.#def.template, this.group, 'trimmed_unread').inc(lost - this.#trimReported);
-    this.#trimReported = lost;
-    this.emit(
-      'error',
-      new BusError(
-        ErrorCode.StreamTrimmed,
-        `Group "${this.group}" fell behind on "${preview(this.channel)}": ${lost} message(s) were trimmed (retention ${this.#def.retention?.maxLen ?? '-'} messages / ${this.#def.retention?.maxAgeMs ?? '-'} ms) before it read them. Raise the channel's retention, or add consumers.`,
-        { channel: this.channel },
-      ),
-    );
-  }
-
   async #claim(): Promise<void> {
-    await this.#checkTrimmed();
+    await this.#trim.check();
     this.#lastClaim = Date.now();
     const { cursor, entries, deleted } = await this.#link.claim(this.#key, this.group, this.consumer, this.#opts.claimIdleMs, this.#claimCursor, this.#opts.batchSize);
     this.#claimCursor = cursor;
-    const fresh = this.#notYetDone(entries);
+    const fresh = this.#acks.notYetDone(entries, this.#busy);
     if (deleted.length > 0) this.#ctx.logger.warn({ channel: this.channel, group: this.group, ids: deleted.length }, 'pending messages were trimmed from the stream before anyone acknowledged them');
     if (fresh.length === 0) return;
     this.#stats.claimed += fresh.length;
     this.#ctx.metrics.durable.labels(this.#def.template, this.group, 'claimed').inc(fresh.length);
     this.#ctx.logger.info({ channel: this.channel, group: this.group, messages: fresh.length }, 'claimed messages another consumer held too long');
     await this.#handleRedelivered(fresh);
-  }
-
-  /**
-   * Of entries handed back (this consumer's pending ones, or claimed), those to run: not
-   * the ones at work or waiting for a retry, and not the ones already handled whose
-   * acknowledgement has not been confirmed; those are acknowledged (again) instead.
-   */
-  #notYetDone(entries: readonly StreamEntry[]): StreamEntry[] {
-    const done: string[] = [];
-    const fresh: StreamEntry[] = [];
-    for (const e of entries) {
-      if (this.#unacked.has(e.id)) done.push(e.id);
-      else if (!this.#busy.has(e.id)) fresh.push(e);
-    }
-    if (done.length > 0) {
-      for (const id of done) this.#resend.delete(id);
-      this.#ack(done);
-    }
-    return fresh;
-  }
-
-  /** Sends again the acknowledgements an outage held back; rejects while Redis is unreachable. */
-  async #resendAcks(): Promise<void> {
-    const ids = [...this.#resend];
-    for (let i = 0; i < ids.length; i += ACK_RESEND_CHUNK) {
-      const chunk = ids.slice(i, i + ACK_RESEND_CHUNK);
-      await this.#link.ack(this.#key, this.group, chunk);
-      for (const id of chunk) this.#resend.delete(id);
-      this.#acked(chunk);
-    }
-  }
-
-  /** Counts the confirmed acknowledgements (each id once, however often it was sent). */
-  #acked(ids: readonly string[]): void {
-    let n = 0;
-    for (const id of ids) if (this.#unacked.delete(id)) n++;
-    if (n === 0) return;
-    this.#stats.handled += n;
-    this.#ctx.metrics.durable.labels(this.#def.template, this.group, 'acked').inc(n);
   }
 
   /** Entries delivered before (pending or claimed): their attempt is Redis's delivery count. */
@@ -390,29 +248,12 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
       if (outcome instanceof Promise) outcome = await outcome;
       if (outcome === 'ack') acks.push(entry.id);
       if (acks.length > 0 && Date.now() - flushedAt >= ACK_EVERY_MS) {
-        this.#ack(acks);
+        this.#acks.send(acks);
         acks = [];
         flushedAt = Date.now();
       }
     }
-    if (acks.length > 0) this.#ack(acks);
-  }
-
-  /**
-   * Sends an acknowledgement; close() waits for those still on their way. One that fails is
-   * kept for #resendAcks, which the loop runs before its next read.
-   */
-  #ack(ids: string[]): void {
-    for (const id of ids) this.#unacked.add(id);
-    const sending = this.#link.ack(this.#key, this.group, ids).then(
-      () => this.#acked(ids),
-      (error: unknown) => {
-        for (const id of ids) if (this.#unacked.has(id)) this.#resend.add(id);
-        if (!(error instanceof NotConnectedError)) this.emit('error', error instanceof BusError ? error : new BusError(ErrorCode.Transport, String(error), { cause: error, channel: this.channel }));
-      },
-    );
-    this.#acking.add(sending);
-    sending.finally(() => this.#acking.delete(sending)).catch(this.#ctx.background.catcher('consumer_ack'));
+    if (acks.length > 0) this.#acks.send(acks);
   }
 
   /**
@@ -425,18 +266,18 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
       return this.#reject(entry, attempt, new BusError(ErrorCode.InvalidEnvelope, `Entry ${entry.id} of "${this.channel}" has no "payload" field.`, { channel: this.channel }));
     }
     if (attempt > this.#opts.maxAttempts) {
-      const error = new HandlerError(ErrorCode.DeadLettered, `Delivered ${attempt - 1} times without an acknowledgement (its consumers failed or died); not running it again.`, { channel: this.channel });
+      const error = new DeadLetteredError(`Delivered ${attempt - 1} times without an acknowledgement (its consumers failed or died); not running it again.`, { channel: this.channel });
       return this.#deadLetter(entry, attempt - 1, error).then(() => 'dead' as const);
     }
-    const decoded = decodePayload(entry.payload, this.channel, this.#def.wire, this.#ctx.limits.maxMessageBytes);
-    if (decoded instanceof BusError) return this.#reject(entry, attempt, decoded);
-    const checked = check(this.#def.schema, decoded.data);
-    if (checked instanceof Promise) return checked.then((result) => this.#run(entry, attempt, decoded, result));
-    return this.#run(entry, attempt, decoded, checked);
+    const read = this.#inbound.read(entry.payload, this.channel, this.#def);
+    if (read instanceof Promise) return read.then((r) => this.#run(entry, attempt, r));
+    return this.#run(entry, attempt, read);
   }
 
-  #run(entry: StreamEntry, attempt: number, decoded: DecodedPayload, checked: CheckResult<unknown>): Outcome | Promise<Outcome> {
-    if (checked.issues) return this.#reject(entry, attempt, validationError(checked.issues, this.channel));
+  #run(entry: StreamEntry, attempt: number, read: Inbound): Outcome | Promise<Outcome> {
+    // Undecodable or invalid (counted and reported): retrying would not change it.
+    if (read instanceof BusError) return this.#deadLetter(entry, attempt, read).then(() => 'dead' as const);
+    const decoded = read.envelope;
     const context: DurableContext<P> = {
       channel: this.channel,
       pattern: undefined,
@@ -451,7 +292,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
     };
     let result: unknown;
     try {
-      result = this.#handler(checked.value as D, context);
+      result = this.#handler(read.data as D, context);
     } catch (cause) {
       return this.#failed(entry, attempt, cause);
     }
@@ -476,8 +317,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
 
   /** A message that can never be handled (undecodable, invalid): dead-lettered at once. */
   async #reject(entry: StreamEntry, attempt: number, error: BusError): Promise<Outcome> {
-    this.#ctx.metrics.countRejected(this.#def.template, error.code);
-    this.emit('error', error);
+    this.#inbound.reject(error, this.#def.template);
     await this.#deadLetter(entry, attempt, error);
     return 'dead';
   }
@@ -485,7 +325,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
   /** The handler failed: retry later, or dead-letter after the last attempt. */
   async #failed(entry: StreamEntry, attempt: number, cause: unknown): Promise<Outcome> {
     this.#ctx.metrics.handlerFailed.labels(this.#def.template).inc();
-    const error = new HandlerError(ErrorCode.HandlerFailed, `Handler for "${preview(this.channel)}" failed on ${entry.id} (attempt ${attempt} of ${this.#opts.maxAttempts}): ${cause instanceof Error ? cause.message : String(cause)}`, { cause, channel: this.channel });
+    const error = new HandlerError(`Handler for "${preview(this.channel)}" failed on ${entry.id} (attempt ${attempt} of ${this.#opts.maxAttempts}): ${cause instanceof Error ? cause.message : String(cause)}`, { cause, channel: this.channel });
     this.emit('error', error);
     if (attempt >= this.#opts.maxAttempts) {
       await this.#deadLetter(entry, attempt, error);
@@ -522,7 +362,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
       }
       const outcome = await this.#handle(entry, attempt);
       if (!this.#timersFor.has(id)) this.#busy.delete(id);
-      if (outcome === 'ack') this.#ack([id]);
+      if (outcome === 'ack') this.#acks.send([id]);
     } catch (error) {
       // Left pending: a re-read or a claim brings it back.
       this.#busy.delete(id);
@@ -530,27 +370,10 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
     }
   }
 
-  /** Dead letters of bad input (garbage in the stream) are logged a few a second; those of failed handlers, each. */
-  readonly #badInputLog = new LogThrottle();
-
   async #deadLetter(entry: StreamEntry, attempts: number, error: BusError): Promise<void> {
-    await this.#link.deadLetter(this.#key, this.group, entry.id, this.#deadKey, {
-      payload: entry.payload ?? '',
-      channel: this.channel,
-      position: entry.id,
-      group: this.group,
-      consumer: this.consumer,
-      attempts: String(attempts),
-      code: error.code,
-      error: error.message,
-      failed_at: new Date().toISOString(),
-    }, this.#opts.deadLetterMaxLen);
+    const letter = await this.#deadLetters.write(entry, attempts, error);
     this.#stats.deadLettered++;
-    this.#ctx.metrics.durable.labels(this.#def.template, this.group, 'dead_lettered').inc();
-    const suppressed = isInputError(error) ? this.#badInputLog.take() : 0;
-    // The error names the channel (err.channel): once per line is enough.
-    if (suppressed >= 0) this.#ctx.logger.error({ ...(error.channel === undefined ? { channel: this.channel } : {}), group: this.group, position: entry.id, attempts, err: error, ...(suppressed > 0 ? { suppressed } : {}) }, 'message moved to the dead-letter stream');
-    this.emit('deadLettered', { channel: this.channel, position: entry.id, attempts, error, payload: entry.payload });
+    this.emit('deadLettered', letter);
   }
 
   /** Waits, or less if close() is called meanwhile. */
@@ -566,35 +389,4 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
       this.#sleepers.add(resolve);
     });
   }
-}
-
-/** Builds a consumer for a durable channel (a reference, a fixed channel, or a name). */
-export function createConsumer<T extends string, S extends StandardSchemaV1>(
-  ctx: BusContext,
-  target: ChannelRef<T, S> | Channel<T, S> | string,
-  handler: DurableHandler<InferOutput<S>, Readonly<Record<string, string>>>,
-  options: ConsumeOptions,
-): Consumer<InferOutput<S>> {
-  let def: Channel;
-  let name: string;
-  let params: Readonly<Record<string, string>> = {};
-  if (typeof target === 'string') {
-    const found = ctx.resolver.resolve(target);
-    if (!found) throw new ConfigError(`No channel in the catalogs in use is named "${preview(target)}".`);
-    def = found.channel;
-    name = target;
-    params = found.params;
-  } else if (target.kind === 'ref') {
-    def = target.channel;
-    name = target.name;
-    params = target.params;
-  } else {
-    if (target.isTemplate) throw new ConfigError(`"${target.template}" is a template: consume one channel of it, e.g. channel.of({ … }); each has a stream of its own.`);
-    def = target;
-    name = target.template;
-  }
-  if (def.delivery !== 'durable') throw new ConfigError(`"${name}" is not a durable channel: declare it with durable: true in its catalog (or subscribe() to it).`);
-  const link = ctx.transport.createStreamLink?.();
-  if (!link) throw new ConfigError(`"${name}" is a durable channel: it needs Redis Streams, which the ${ctx.transport.kind} transport does not have.`);
-  return new Consumer(ctx, link, def, name, params, handler, options);
 }

@@ -4,8 +4,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { BufferFullError, FallbackBuffer, resolveFallback, type FallbackOptions } from './fallback-buffer.ts';
-import { ConfigError, ErrorCode } from '../core/errors.ts';
+import { FallbackBuffer, resolveFallback, type FallbackOptions } from './fallback-buffer.ts';
+import { BufferFullError, ConfigError, ErrorCode } from '../core/errors.ts';
 
 const msg = (n: number, size = 1) => ({ channel: `C${n}`, payload: String(n).padEnd(size, '.'), stream: undefined });
 const buffer = (o: FallbackOptions = {}) => new FallbackBuffer(resolveFallback(o) as NonNullable<ReturnType<typeof resolveFallback>>);

@@ -7,7 +7,7 @@
 // a message is buffered, {"done":seq} when it was sent or dropped. Loading replays the lines
 // and keeps what is not done; the file is emptied whenever the buffer is.
 import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { BusError, ConfigError, ErrorCode } from '../core/errors.ts';
+import { BufferFullError, ConfigError } from '../core/errors.ts';
 import type { Outbound, StreamWrite } from '../transports/transport.ts';
 
 export type OverflowPolicy = 'drop-oldest' | 'drop-newest' | 'reject';
@@ -46,14 +46,6 @@ export function resolveFallback(options: FallbackOptions | boolean | undefined):
     throw new ConfigError(`fallback.overflow must be 'drop-oldest', 'drop-newest' or 'reject', got "${String(overflow)}".`);
   }
   return Object.freeze({ maxMessages, maxBytes, overflow, file: o.file, fsync: o.fsync ?? false });
-}
-
-/** The buffer is full and its policy is 'reject': the message was not kept. */
-export class BufferFullError extends BusError {
-  override name = 'BufferFullError';
-  constructor(message: string, channel: string) {
-    super(ErrorCode.BufferFull, message, { channel });
-  }
 }
 
 export interface Buffered extends Outbound {

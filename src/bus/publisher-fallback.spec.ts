@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { z } from 'zod';
 import { defineCatalog, defineChannel } from '../index.ts';
-import { BufferFullError } from './fallback-buffer.ts';
+import { BufferFullError } from '../core/errors.ts';
 import { createBus } from './tick-bus.ts';
 import type { BusOptions } from './context.ts';
 import { freePort } from '../runtime/backend.ts';

@@ -8,7 +8,8 @@ import { SHIPPED_CATALOGS } from '../catalogs/index.ts';
 import { createContext, type BusContext, type BusOptions } from './context.ts';
 import { Publisher, type PublisherEvents } from './publisher.ts';
 import { Subscriber } from './subscriber.ts';
-import { createConsumer, type ConsumeOptions, type Consumer, type DurableHandler } from './consumer.ts';
+import type { ConsumeOptions, Consumer, DurableHandler } from './consumer.ts';
+import { createConsumer, startOwned } from './consume.ts';
 import type { Channel, ChannelRef } from '../core/channel.ts';
 import type { InferOutput, StandardSchemaV1 } from '../core/schema.ts';
 
@@ -71,14 +72,7 @@ export class TickBus extends TypedEmitter<BusEvents> {
   ): Promise<Consumer<InferOutput<S>>> {
     const consumer = createConsumer(this.context, target, handler, options);
     consumer.on('error', (error) => this.emit('error', error, 'consumer'));
-    this.#consumers.add(consumer);
-    try {
-      return await consumer.start();
-    } catch (error) {
-      this.#consumers.delete(consumer);
-      await consumer.close();
-      throw error;
-    }
+    return startOwned(consumer, this.#consumers);
   }
 
   async close(): Promise<void> {

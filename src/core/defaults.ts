@@ -38,6 +38,26 @@ export const DEFAULTS = Object.freeze({
   backgroundLogEveryMs: 5_000,
 });
 
+/** A durable channel's consumer (consume(), docs/delivery.md, "Durable channels"): each option's default. */
+export const CONSUMER_DEFAULTS = Object.freeze({
+  /** Handler attempts before a message is dead-lettered. */
+  maxAttempts: 5,
+  /** First back-off between attempts; doubles each attempt, with jitter. */
+  retryBaseMs: 100,
+  /** Ceiling of the back-off; must stay below claimIdleMs, or a message waiting for its retry looks idle. */
+  retryMaxMs: 5_000,
+  /** A message held this long by a consumer without an acknowledgement is claimed by another. */
+  claimIdleMs: 30_000,
+  /** How often a consumer looks for such messages. */
+  claimIntervalMs: 5_000,
+  /** Messages read per round trip. */
+  batchSize: 100,
+  /** How long one read waits for new messages (close() does not wait for it). */
+  blockMs: 5_000,
+  /** Entries the dead-letter stream keeps. */
+  deadLetterMaxLen: 10_000,
+});
+
 /**
  * The gateway's defaults: its HTTP address, batching and slow-reader handling, and the
  * limits on what its clients may cost (docs/gateway.md, "Limits"). The CLI's options take

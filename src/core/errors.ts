@@ -1,5 +1,7 @@
 // One error hierarchy for the whole bus. Every error carries a stable `code` that
-// callers (and metrics) match on; messages are for humans and may change.
+// callers (and metrics) match on, and `retryable`, which says whether the same operation
+// may succeed later unchanged; messages are for humans and may change. A class raises one
+// code (docs/architecture.md, "Errors", lists each with its class).
 
 export const ErrorCode = {
   /** A payload does not match its channel's schema. */
@@ -72,6 +74,49 @@ export const ErrorCode = {
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/**
+ * Which codes are worth trying again unchanged: those that say Redis is unreachable or
+ * failing, not that the request is wrong. A record, so that a new code cannot be added
+ * without this decision. Everything else is false: bad input stays bad, a closed part stays
+ * closed, a refusal (a full buffer, a limit, a lease lost) is a decision that a retry at
+ * once would meet again.
+ */
+const RETRYABLE: Readonly<Record<ErrorCode, boolean>> = Object.freeze({
+  TB_ERR_VALIDATION: false,
+  TB_ERR_INVALID_JSON: false,
+  TB_ERR_INVALID_ENVELOPE: false,
+  TB_ERR_MESSAGE_TOO_LARGE: false,
+  TB_ERR_INVALID_CHANNEL_PARAM: false,
+  TB_ERR_UNKNOWN_CHANNEL: false,
+  TB_ERR_NOT_CONNECTED: true,
+  TB_ERR_CLOSED: false,
+  TB_ERR_HANDLER_FAILED: false,
+  TB_ERR_HANDLER_BACKLOG: false,
+  TB_ERR_INVALID_POSITION: false,
+  TB_ERR_UNTRUSTED_POSITION: false,
+  TB_ERR_CONFIG: false,
+  TB_ERR_TRANSPORT: true,
+  TB_ERR_BUFFER_FULL: false,
+  TB_ERR_DEAD_LETTERED: false,
+  TB_ERR_STREAM_TRIMMED: false,
+  TB_ERR_UNAUTHORIZED: false,
+  TB_ERR_FORBIDDEN: false,
+  TB_ERR_RATE_LIMITED: false,
+  TB_ERR_TOO_MANY_SUBSCRIPTIONS: false,
+  TB_ERR_ROOM_LIMIT: false,
+  TB_ERR_BAD_REQUEST: false,
+  TB_ERR_SLOW_CONSUMER: false,
+  TB_ERR_DUPLICATE_JOB: false,
+  TB_ERR_UNKNOWN_JOB: false,
+  TB_ERR_FENCED: false,
+  TB_ERR_LISTEN: false,
+});
+
+/** Whether an error of this code may succeed if tried again unchanged (see RETRYABLE). */
+export function isRetryableCode(code: ErrorCode): boolean {
+  return RETRYABLE[code];
+}
+
 export interface BusErrorOptions {
   cause?: unknown;
   /** The concrete channel the error concerns, when there is one. */
@@ -83,11 +128,18 @@ export class BusError extends Error {
   override name = 'BusError';
   readonly code: ErrorCode;
   readonly channel: string | undefined;
+  /**
+   * True when the cause is Redis being unreachable or failing (NotConnectedError,
+   * TransportError): the same call may succeed later. False for bad input, a closed part,
+   * a refusal.
+   */
+  readonly retryable: boolean;
 
   constructor(code: ErrorCode, message: string, options: BusErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.channel = options.channel;
+    this.retryable = RETRYABLE[code];
   }
 }
 
@@ -143,8 +195,23 @@ export class UnknownChannelError extends BusError {
   }
 }
 
+/** Redis is unreachable, or not serving yet (loading its data): the call did not complete. */
 export class NotConnectedError extends BusError {
   override name = 'NotConnectedError';
+  constructor(message: string, options: BusErrorOptions = {}) {
+    super(ErrorCode.NotConnected, message, options);
+  }
+}
+
+/**
+ * A link used after its own close(): a NotConnectedError (the call did not reach anything,
+ * and callers that wait for a connection treat it so), but with TB_ERR_CLOSED, and not
+ * worth retrying.
+ */
+export class LinkClosedError extends NotConnectedError {
+  override name = 'LinkClosedError';
+  override readonly code: ErrorCode = ErrorCode.Closed;
+  override readonly retryable: boolean = RETRYABLE[ErrorCode.Closed];
 }
 
 export class ClosedError extends BusError {
@@ -157,6 +224,24 @@ export class ClosedError extends BusError {
 /** A handler threw or rejected; `cause` is what it threw. */
 export class HandlerError extends BusError {
   override name = 'HandlerError';
+  constructor(message: string, options: BusErrorOptions = {}) {
+    super(ErrorCode.HandlerFailed, message, options);
+  }
+}
+
+/** A handler fell so far behind on one channel that its oldest queued messages were dropped. */
+export class HandlerBacklogError extends HandlerError {
+  override name = 'HandlerBacklogError';
+  override readonly code: ErrorCode = ErrorCode.HandlerBacklog;
+}
+
+/**
+ * A durable message delivered more than maxAttempts times without an acknowledgement (its
+ * consumers failed or died): dead-lettered without running it again.
+ */
+export class DeadLetteredError extends HandlerError {
+  override name = 'DeadLetteredError';
+  override readonly code: ErrorCode = ErrorCode.DeadLettered;
 }
 
 export class ConfigError extends BusError {
@@ -174,8 +259,29 @@ export class PositionError extends BusError {
   }
 }
 
+/** Redis answered with an error, or the socket failed: the transport's own failure. */
 export class TransportError extends BusError {
   override name = 'TransportError';
+  constructor(message: string, options: BusErrorOptions = {}) {
+    super(ErrorCode.Transport, message, options);
+  }
+}
+
+/**
+ * Redis answered NOGROUP: the stream or its consumer group is gone (a Redis restarted
+ * without persistence, a deleted key). Raised by the transport, where Redis's replies are
+ * known, so that a consumer asks for the class instead of reading the message.
+ */
+export class MissingGroupError extends TransportError {
+  override name = 'MissingGroupError';
+}
+
+/** The publisher's fallback buffer is full and its policy is 'reject': the message was not kept. */
+export class BufferFullError extends BusError {
+  override name = 'BufferFullError';
+  constructor(message: string, channel: string) {
+    super(ErrorCode.BufferFull, message, { channel });
+  }
 }
 
 /** A fenced publish whose lease has passed to another holder: refused by Redis, not written. */

@@ -118,7 +118,7 @@ export class RequestHandler {
    * internals) is logged here, and the client is told only that it happened.
    */
   #failure(session: Session, error: unknown, what: string): Extract<Outcome, { type: 'error' }> {
-    const ours = error instanceof BusError && error.code !== ErrorCode.Transport && error.code !== ErrorCode.NotConnected;
+    const ours = error instanceof BusError && !error.retryable;
     if (!ours) this.#options.logger.warn({ err: error, session: session.id, op: what }, 'gateway: request failed');
     const code = error instanceof BusError ? error.code : ErrorCode.Transport;
     return refuse(code, ours ? error.message : 'The gateway could not complete this request (Redis is unavailable); try again.');

@@ -11,7 +11,7 @@
 // its worker still works on it. A job whose handler throws is failed at once: a backtest
 // that fails on its data fails again.
 import { hostname } from 'node:os';
-import { ErrorCode, HandlerError, preview } from '../core/errors.ts';
+import { BusError, DeadLetteredError, preview } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Consumer, DeadLetter, DurableContext } from '../bus/consumer.ts';
 import type { Subscription } from '../bus/subscriber.ts';
@@ -206,9 +206,9 @@ export class JobWorker {
       jobId = undefined;
     }
     if (!jobId) return;
-    const error = letter.error.code === ErrorCode.DeadLettered ? `gave up after ${letter.attempts} attempts: its workers died or stalled` : letter.error.message;
+    const error = letter.error instanceof DeadLetteredError ? `gave up after ${letter.attempts} attempts: its workers died or stalled` : letter.error.message;
     const found = await this.#options.store.transition(jobId, ['submitted', 'running', 'cancelling'], 'failed', { error, finished_at: new Date().toISOString() });
     if (found !== undefined && !FINAL.includes(found)) await this.#options.bus.publish(BacktestResults, { job_id: jobId, status: 'failed', error, timestamp: now() });
-    this.#options.logger.error({ job: jobId, err: new HandlerError(letter.error.code, error) }, 'job failed for good');
+    this.#options.logger.error({ job: jobId, err: new BusError(letter.error.code, error) }, 'job failed for good');
   }
 }

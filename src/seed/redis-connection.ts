@@ -4,7 +4,7 @@ import { createClient, type RedisClientType } from 'redis';
 import type { BusOptions } from '../bus/context.ts';
 import { backoffDelay, resolveReconnect, resolveRedisConfig, type RedisConfig, type RedisOptions } from '../core/config.ts';
 import { DEFAULTS } from '../core/defaults.ts';
-import { ErrorCode, NotConnectedError } from '../core/errors.ts';
+import { NotConnectedError } from '../core/errors.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 
 export type RedisConnectionOptions = RedisOptions & Pick<BusOptions, 'logger' | 'reconnect' | 'connectTimeoutMs'>;
@@ -61,7 +61,6 @@ export class RedisConnection {
     } catch (cause) {
       const why = cause instanceof Error ? cause.message : String(cause);
       throw new NotConnectedError(
-        ErrorCode.NotConnected,
         `Could not connect to Redis at ${this.config.display} (${why}). Start redis-server there, or point REDIS_URL at a running one.`,
         { cause },
       );

@@ -137,7 +137,7 @@ export class AlpacaFeed implements MarketDataFeed {
    */
   placeOrder(request: OrderRequest): Promise<void> {
     if (this.#stopping) return Promise.reject(new ClosedError('Alpaca feed'));
-    if (!this.#sink) return Promise.reject(new NotConnectedError(ErrorCode.NotConnected, 'The Alpaca feed is not started: call start() before placeOrder().'));
+    if (!this.#sink) return Promise.reject(new NotConnectedError('The Alpaca feed is not started: call start() before placeOrder().'));
     const sending = this.#sendOrder(request).finally(() => this.#orders.delete(sending));
     this.#orders.add(sending);
     return sending;

@@ -2,7 +2,7 @@
 // system (and the reference the Redis transport is checked against). Delivery is
 // asynchronous and in publish order, like Redis; patterns follow Redis's glob rules.
 import { TypedEmitter } from '../../core/typed-emitter.ts';
-import { ConfigError, NotConnectedError, ErrorCode } from '../../core/errors.ts';
+import { ConfigError, LinkClosedError, NotConnectedError } from '../../core/errors.ts';
 import type { LinkEvents, MessageSink, Outbound, PublishLink, PublishReceipt, StreamWrite, SubscribeLink, Transport } from '../transport.ts';
 import { globMatch } from './glob.ts';
 
@@ -71,7 +71,7 @@ abstract class MemoryLink extends TypedEmitter<LinkEvents> {
   }
 
   connect(): Promise<void> {
-    if (this.#state === 'closed') return Promise.reject(new NotConnectedError(ErrorCode.Closed, 'This memory link is closed.'));
+    if (this.#state === 'closed') return Promise.reject(new LinkClosedError('This memory link is closed.'));
     if (this.#state === 'new') {
       this.#state = 'open';
       this.emit('connected');
@@ -89,7 +89,7 @@ abstract class MemoryLink extends TypedEmitter<LinkEvents> {
 
   protected ensureOpen(): void {
     if (this.#state !== 'open') {
-      throw new NotConnectedError(ErrorCode.NotConnected, 'The in-memory transport is not connected: call connect() first.');
+      throw new NotConnectedError('The in-memory transport is not connected: call connect() first.');
     }
   }
 }

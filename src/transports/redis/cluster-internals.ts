@@ -11,7 +11,7 @@
 // ClusterInternalsError that says what is missing, instead of failing later in a timer.
 // Upgrading node-redis: read lib/cluster/index.js and cluster-slots.js of the new version,
 // adapt this file, and update NODE_REDIS_CHECKED and the pin together.
-import { ErrorCode, TransportError } from '../../core/errors.ts';
+import { TransportError } from '../../core/errors.ts';
 
 /** The node-redis version these accessors were checked against (package.json pins it). */
 export const NODE_REDIS_CHECKED = '6.3.1';
@@ -24,7 +24,6 @@ export class ClusterInternalsError extends TransportError {
 
   constructor(missing: string) {
     super(
-      ErrorCode.Transport,
       `node-redis's cluster client has no ${missing}, which tickbus's Redis Cluster support relies on. tickbus was checked against redis ${NODE_REDIS_CHECKED} (the version its package.json pins); install that version, or adapt src/transports/redis/cluster-internals.ts to the one installed.`,
     );
     this.missing = missing;

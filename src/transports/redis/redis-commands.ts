@@ -1,7 +1,7 @@
 // A plain command connection for the parts that keep state in Redis beside the bus (the
 // broker's leases and last values, job records, the CLI's checks): one Redis or a cluster,
 // chosen by the config, commands routed by their key. Not for pub/sub or blocking reads.
-import { ErrorCode, NotConnectedError } from '../../core/errors.ts';
+import { NotConnectedError } from '../../core/errors.ts';
 import type { RedisConfig } from '../../core/config.ts';
 import { DEFAULTS } from '../../core/defaults.ts';
 import { openConn, type RedisConn } from './redis-conn.ts';
@@ -37,7 +37,7 @@ export class RedisCommands {
     } catch (error) {
       commands.#closed = true;
       if (commands.#conn.isOpen) commands.#conn.destroy();
-      throw new NotConnectedError(ErrorCode.NotConnected, `Could not connect to Redis at ${redis.display} (${(error as Error).message}). Start it, or point REDIS_URL / --redis-url at a running one.`, { cause: error });
+      throw new NotConnectedError(`Could not connect to Redis at ${redis.display} (${(error as Error).message}). Start it, or point REDIS_URL / --redis-url at a running one.`, { cause: error });
     }
     return commands;
   }

@@ -2,7 +2,7 @@
 // no offline queue, no per-command timeout, and its socket events turned into the bus's
 // connected / disconnected / reconnected events and typed errors.
 import { TypedEmitter } from '../../core/typed-emitter.ts';
-import { ErrorCode, NotConnectedError, TransportError } from '../../core/errors.ts';
+import { MissingGroupError, NotConnectedError, TransportError } from '../../core/errors.ts';
 import { type ReconnectOptions, type RedisConfig } from '../../core/config.ts';
 import { DEFAULTS } from '../../core/defaults.ts';
 import type { LinkEvents } from '../transport.ts';
@@ -30,6 +30,8 @@ export interface RedisTransportOptions {
 // MASTERDOWN, CLUSTERDOWN, TRYAGAIN: a cluster shard between a lost master and its promoted
 // replica; LOADING, BUSY: a Redis reading its data or running a long script.
 const NOT_READY = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b/;
+// NOGROUP: also inside a script's error (the dead-letter script moves an entry of the group).
+const NO_GROUP = /\bNOGROUP\b/;
 
 const SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
 
@@ -59,11 +61,11 @@ export abstract class RedisLink extends TypedEmitter<LinkEvents> {
         // Before the first connection, connect() reports the failure once, with advice.
         error: (err) => {
           this.#lastError?.(err);
-          if (!this.#closing && this.#everConnected) this.emit('error', new TransportError(ErrorCode.Transport, `Redis (${cfg.display}): ${err.message}`, { cause: err }));
+          if (!this.#closing && this.#everConnected) this.emit('error', new TransportError(`Redis (${cfg.display}): ${err.message}`, { cause: err }));
         },
         down: (cause) => {
           if (this.#closing || !this.#everConnected) return;
-          this.emit('disconnected', new NotConnectedError(ErrorCode.NotConnected, `Lost the connection to Redis at ${cfg.display} (${cause.message}); reconnecting.`));
+          this.emit('disconnected', new NotConnectedError(`Lost the connection to Redis at ${cfg.display} (${cause.message}); reconnecting.`));
         },
         up: () => {
           if (!this.#closing) this.emit('reconnected');
@@ -104,7 +106,6 @@ export abstract class RedisLink extends TypedEmitter<LinkEvents> {
             const why = lastError ? `${lastError.message}` : 'no answer';
             reject(
               new NotConnectedError(
-                ErrorCode.NotConnected,
                 `Could not connect to Redis at ${cfg.display} within ${timeoutMs} ms (${why}). Start redis-server there, or point REDIS_URL at a running one.`,
                 { cause: lastError },
               ),
@@ -146,7 +147,6 @@ export abstract class RedisLink extends TypedEmitter<LinkEvents> {
       (typeof socketCode === 'string' && SOCKET_ERRORS.has(socketCode))
     ) {
       return new NotConnectedError(
-        ErrorCode.NotConnected,
         `Redis at ${this.#options.redis.display} is not connected (${err.message}); the command did not complete.`,
         { cause: err, channel },
       );
@@ -154,10 +154,12 @@ export abstract class RedisLink extends TypedEmitter<LinkEvents> {
     // Connected, but not serving yet (loading its data after a restart, busy with a script):
     // as good as unreachable for now, and worth trying again, not giving up on.
     if (isErrorReply(err) && NOT_READY.test(String(err.message))) {
-      return new NotConnectedError(ErrorCode.NotConnected, `Redis at ${this.#options.redis.display} is not ready (${err.message}); try again shortly.`, { cause: err, channel });
+      return new NotConnectedError(`Redis at ${this.#options.redis.display} is not ready (${err.message}); try again shortly.`, { cause: err, channel });
     }
     if (err instanceof Error && 'code' in err && typeof (err as { code: unknown }).code === 'string' && String((err as { code: string }).code).startsWith('TB_ERR')) return err;
-    return new TransportError(ErrorCode.Transport, `Redis (${this.#options.redis.display}): ${err?.message ?? String(error)}`, { cause: err, channel });
+    // The stream or its group is gone: a consumer makes it again (the one Redis reply a caller acts on).
+    if (isErrorReply(err) && NO_GROUP.test(String(err.message))) return new MissingGroupError(`Redis (${this.#options.redis.display}): ${err.message}`, { cause: err, channel });
+    return new TransportError(`Redis (${this.#options.redis.display}): ${err?.message ?? String(error)}`, { cause: err, channel });
   }
 }
 

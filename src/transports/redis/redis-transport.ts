@@ -6,7 +6,7 @@
 import type { RedisConfig } from '../../core/config.ts';
 import type { MessageSink, Outbound, PublishLink, PublishReceipt, StreamLink, StreamWrite, SubscribeLink, Transport } from '../transport.ts';
 import { isErrorReply, RedisLink, type RedisTransportOptions } from './redis-link.ts';
-import { ErrorCode, FencedError, TransportError } from '../../core/errors.ts';
+import { FencedError, TransportError } from '../../core/errors.ts';
 import { RedisStreamLink } from './redis-stream-link.ts';
 import { luaChannelKey, streamKey } from '../../core/keys.ts';
 
@@ -403,7 +403,7 @@ class RedisPublishLink extends RedisLink implements PublishLink {
   #plainStream(channel: string, payload: string, stream: StreamWrite, sharded: boolean): Promise<PublishReceipt> {
     const run = async (): Promise<PublishReceipt> => {
       // A fence needs the check and the write in one step; without scripts there is none.
-      if (stream.fence !== undefined) throw new TransportError(ErrorCode.Transport, `Fenced publishing on "${channel}" needs Lua scripts (EVAL), which this Redis refuses.`, { channel });
+      if (stream.fence !== undefined) throw new TransportError(`Fenced publishing on "${channel}" needs Lua scripts (EVAL), which this Redis refuses.`, { channel });
       const xadd = [stream.key];
       if (stream.maxLen !== undefined) xadd.push('MAXLEN', '~', String(stream.maxLen));
       const position = await this.conn.send<string>(['XADD', ...xadd, '*', 'payload', payload], stream.key);
