@@ -6,7 +6,7 @@ import { importX, createNodeResolver } from 'eslint-plugin-import-x';
 
 // The layering of docs/architecture.md: CLI → services → bus → transports → core. Each
 // folder lists the folders of ours it may import; anything else under src/ is refused.
-const parts = ['core', 'transports', 'catalogs', 'patterns', 'bus', 'ops', 'broker', 'jobs', 'client', 'gateway', 'seed', 'runtime', 'cli'];
+const parts = ['core', 'transports', 'catalogs', 'patterns', 'bus', 'ops', 'broker', 'jobs', 'tickstock', 'client', 'gateway', 'seed', 'runtime', 'cli'];
 const mayImport = {
   core: [],
   transports: ['core'],
@@ -17,6 +17,8 @@ const mayImport = {
   ops: ['core', 'bus', 'catalogs', 'transports'],
   broker: ['core', 'bus', 'catalogs', 'ops', 'transports'],
   jobs: ['core', 'bus', 'catalogs', 'ops', 'transports'],
+  // TickStock end to end (issue 16): the reference services on the library's parts.
+  tickstock: ['core', 'transports', 'catalogs', 'bus', 'ops', 'patterns', 'jobs'],
   client: ['core', 'bus', 'catalogs', 'broker', 'transports'],
   gateway: ['core', 'bus', 'catalogs', 'ops', 'broker', 'jobs', 'patterns'],
   seed: ['core', 'bus', 'catalogs', 'transports'],
@@ -30,7 +32,7 @@ const layerZones = parts.flatMap((part) =>
 );
 // Services reach Redis through the transport's seam (transports/transport.ts), never a
 // Redis transport's internals: the bus and the CLI are the only ones that pick one.
-const services = ['ops', 'broker', 'jobs', 'client', 'gateway', 'seed'];
+const services = ['ops', 'broker', 'jobs', 'tickstock', 'client', 'gateway', 'seed'];
 const seamZones = services.flatMap((part) =>
   ['redis', 'memory'].map((impl) => ({ target: `./src/${part}`, from: `./src/transports/${impl}`, message: `src/${part} talks to Redis through the seam in src/transports/transport.ts, not src/transports/${impl} (docs/architecture.md).` })),
 );
