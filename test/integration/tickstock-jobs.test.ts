@@ -66,7 +66,7 @@ describe('TickStock backtests end to end (seed 003 JobManager → bridge → wor
   /** Entries of the job queue for one job id. */
   const queued = async (jobId: string): Promise<number> => {
     const entries = await raw.xRange(STREAM, '-', '+');
-    return entries.filter((e) => (JSON.parse(e.message.payload ?? '{}') as { job_id?: string }).job_id === jobId).length;
+    return (entries ?? []).filter((e) => (JSON.parse(e.message.payload ?? '{}') as { job_id?: string }).job_id === jobId).length;
   };
   const resultOf = async (jobId: string, timeoutMs = 30_000): Promise<Result> => {
     await waitFor(() => results.items.some((r) => r.job_id === jobId), `the result of ${jobId}`, timeoutMs);
@@ -119,8 +119,9 @@ describe('TickStock backtests end to end (seed 003 JobManager → bridge → wor
     assert.deepEqual(res.symbols, ['AAPL', 'GOOGL']);
     assert.deepEqual(Object.keys(res.by_pattern).sort(), ['Doji', 'Hammer']);
     for (const stats of Object.values(res.by_pattern)) for (const field of ['trades', 'total_pnl', 'hit_rate', 'detections']) assert.equal(typeof stats[field], 'number', field);
-    assert.ok((res.by_pattern.Hammer as Record<string, number>).trades > 0, 'Hammers were traded');
-    assert.equal(res.summary.total_trades, (res.by_pattern.Hammer as Record<string, number>).trades, 'Doji is neutral: counted, never traded');
+    const hammer = res.by_pattern.Hammer as Record<string, number>;
+    assert.ok((hammer.trades as number) > 0, 'Hammers were traded');
+    assert.equal(res.summary.total_trades, hammer.trades, 'Doji is neutral: counted, never traded');
     assert.equal(res.history.source, 'simulated');
     // The record JobManager wrote, completed by the worker, and listed for its user.
     const rec = await raw.hGetAll(jobKey(id));
