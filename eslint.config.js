@@ -17,7 +17,7 @@ const mayImport = {
   ops: ['core', 'bus', 'catalogs', 'transports'],
   broker: ['core', 'bus', 'catalogs', 'ops', 'transports'],
   jobs: ['core', 'bus', 'catalogs', 'ops', 'transports'],
-  // The reference pattern library as a service: patterns on the bus, with ops endpoints.
+  // The TickStock loop's reference services (issue 16), built on the library's parts.
   tickstock: ['core', 'transports', 'catalogs', 'bus', 'ops', 'patterns', 'jobs'],
   client: ['core', 'bus', 'catalogs', 'broker', 'transports'],
   gateway: ['core', 'bus', 'catalogs', 'ops', 'broker', 'jobs', 'patterns'],

@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { BROKER_LEASES_KEY, deadLetterKey, fenceCounterKey, jobKey, KEY_SPACE, lastValueKey, luaChannelKey, orderClaimKey, ownerKey, streamKey, userJobsKey, type KeySpec } from './keys.ts';
+import { BROKER_LEASES_KEY, deadLetterKey, jobBridgeClaimKey, fenceCounterKey, jobKey, KEY_SPACE, lastValueKey, luaChannelKey, orderClaimKey, ownerKey, streamKey, userJobsKey, type KeySpec } from './keys.ts';
 
 const DOC = new URL('../../docs/wire-format.md', import.meta.url);
 
@@ -60,6 +60,7 @@ describe('key builders', () => {
     // seed 003's format, without the tickbus prefix
     assert.equal(jobKey('j1'), 'job:j1');
     assert.equal(userJobsKey('u1'), 'jobs:user:u1');
+    assert.equal(jobBridgeClaimKey('bt_1'), 'tickbus:job-bridge:{bt_1}');
   });
 
   it('luaChannelKey is the Lua expression of the same key', () => {

@@ -89,6 +89,15 @@ export function userJobsKey(userId: string): string {
   return `jobs:user:${userId}`;
 }
 
+/**
+ * A job published the seed's way (PUBLISH tickstock.jobs.backtest) claimed by the job bridge
+ * that queues it: `SET NX` makes one bridge of many append it to the stream, once per job id.
+ * tickbus's own key (prefixed), its hash tag the job id, so claims spread across shards.
+ */
+export function jobBridgeClaimKey(jobId: string): string {
+  return `${KEY_PREFIX}job-bridge:{${jobId}}`;
+}
+
 /** One kind of key: what docs/wire-format.md's key table says about it, column by column. */
 export interface KeySpec {
   /** The key with its variable parts as `<placeholders>`, built by the builder above. */
@@ -151,6 +160,7 @@ export const KEY_SPACE: readonly KeySpec[] = Object.freeze(
     { pattern: HEARTBEAT_EXPIRY_KEY, type: 'sorted set instance → expiry ms', writtenBy: 'same', lifetime: 'same as the hash', persistent: false },
     { pattern: jobKey('<job_id>'), type: 'hash', writtenBy: '`tickbus jobs submit`, workers', lifetime: '24 hours', persistent: false },
     { pattern: userJobsKey('<user_id>'), type: 'sorted set', writtenBy: 'same', lifetime: "24 hours after the user's last submission", persistent: false },
+    { pattern: jobBridgeClaimKey('<job_id>'), type: 'string `<bridge>`', writtenBy: 'job bridges, before queuing a published job', lifetime: '24 hours', persistent: false },
     // One stream of the first row, listed for its role: the job queue (catalog tickstock).
     { pattern: streamKey('tickstock.jobs.backtest'), type: 'stream', writtenBy: 'job submitters', lifetime: 'persistent, like every durable stream', persistent: true },
   ].map((spec) => Object.freeze(spec)),

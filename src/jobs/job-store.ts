@@ -43,6 +43,23 @@ const INDEX = `redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1`;
 
+// Fills in the fields a record lacks (HSETNX: what its writer set stays, status included),
+// and gives it the 24 hours if it has no expiry; returns its created_at, or false when there
+// is no record.
+const ADOPT = `if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+for i = 2, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return redis.call('HGET', KEYS[1], 'created_at')`;
+
+/** A record's created_at as epoch ms: ISO (tickbus) or Unix seconds (seed 003's time.time()). */
+function createdMs(createdAt: string | null | undefined, fallback: number): number {
+  if (!createdAt) return fallback;
+  const seconds = Number(createdAt);
+  if (Number.isFinite(seconds) && seconds > 0) return Math.round(seconds * 1000);
+  const ms = Date.parse(createdAt);
+  return Number.isFinite(ms) ? ms : fallback;
+}
+
 // Moves the status from one of ARGV[1] (comma-separated) to ARGV[2] and sets the fields
 // that follow; returns the status it found (the move happened when it is one of ARGV[1]).
 const TRANSITION = `local current = redis.call('HGET', KEYS[1], 'status')
@@ -116,6 +133,24 @@ export class JobStore {
     const index = userJobsKey(request.user_id);
     await this.#client.send(['EVAL', INDEX, '1', index, String(JOB_TTL_SECONDS), String(now.getTime()), request.job_id], index);
     return true;
+  }
+
+  /**
+   * Makes a record another writer made (seed 003's JobManager writes status, user_id,
+   * created_at and job_data only) a whole tickbus record: the fields it lacks are added, the
+   * ones it has are kept (a `cancelling` set by its cancel_job stays), and the job joins its
+   * user's index, so status, list and cancel see it. Creates the record when there is none.
+   * Resolves with true when it created it.
+   */
+  async adopt(request: { job_id: string; job_type: string; user_id: string }, now = new Date()): Promise<boolean> {
+    const iso = now.toISOString();
+    const fields = ['job_id', request.job_id, 'job_type', request.job_type, 'user_id', request.user_id, 'status', 'submitted', 'progress', '0', 'attempts', '0', 'created_at', iso, 'updated_at', iso, 'job_data', JSON.stringify(request)];
+    const key = jobKey(request.job_id);
+    const createdAt = await this.#client.send<string | null>(['EVAL', ADOPT, '1', key, String(JOB_TTL_SECONDS), ...fields], key);
+    if (createdAt === null) return this.create(request, now);
+    const index = userJobsKey(request.user_id);
+    await this.#client.send(['EVAL', INDEX, '1', index, String(JOB_TTL_SECONDS), String(createdMs(createdAt, now.getTime())), request.job_id], index);
+    return false;
   }
 
   async get(jobId: string): Promise<JobRecord | undefined> {

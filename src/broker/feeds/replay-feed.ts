@@ -4,11 +4,13 @@
 //           or Alpaca's trade message {"T":"t","S","p","s","t"} as it arrives on the stream
 //           (a line may also hold an Alpaca array of messages).
 //   CSV:    a header naming timestamp,symbol,price,volume (any order), then one trade a line.
+// (The line parsers are in src/core/trade-file.ts, shared with the backtest worker.)
 // The file position survives stop()/start(), so restarting with a new ticker list never
 // replays a trade twice.
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { ConfigError } from '../../core/errors.ts';
+import { csvParser, parseJsonLine } from '../../core/trade-file.ts';
 import type { FeedSink, FeedState, MarketDataFeed, OrderRequest, TradeTick } from './feed.ts';
 import { SimVenue } from './sim-venue.ts';
 
@@ -175,38 +177,4 @@ export class ReplayFeed implements MarketDataFeed {
     });
     this.#wake = undefined;
   }
-}
-
-function tickFrom(symbol: unknown, price: unknown, volume: unknown, timestamp: unknown): TradeTick {
-  if (typeof symbol !== 'string' || typeof price !== 'number' || !Number.isFinite(price) || typeof timestamp !== 'string') {
-    throw new Error('not a trade');
-  }
-  return { symbol: symbol.trim().toUpperCase(), price, volume: typeof volume === 'number' && Number.isFinite(volume) ? volume : 0, timestamp };
-}
-
-function parseJsonLine(line: string): TradeTick[] {
-  const value = JSON.parse(line) as unknown;
-  const items = Array.isArray(value) ? value : [value];
-  const ticks: TradeTick[] = [];
-  for (const item of items as Record<string, unknown>[]) {
-    if (item === null || typeof item !== 'object') continue;
-    if (item.T === 't') ticks.push(tickFrom(item.S, item.p, item.s, item.t));
-    else if (item.T === undefined) ticks.push(tickFrom(item.symbol, item.price, item.volume, item.timestamp));
-    // Other Alpaca messages (quotes, bars, subscription echoes) are not trades.
-  }
-  return ticks;
-}
-
-function csvParser(header: string): Parser {
-  const cols = header.split(',').map((c) => c.trim().toLowerCase());
-  const at = (name: string) => {
-    const i = cols.indexOf(name);
-    if (i < 0) throw new ConfigError(`The replay CSV header must name timestamp, symbol, price and volume; it has: ${header}`);
-    return i;
-  };
-  const [ts, sym, px, vol] = [at('timestamp'), at('symbol'), at('price'), at('volume')];
-  return (line) => {
-    const f = line.split(',');
-    return [tickFrom(f[sym], Number(f[px]), Number(f[vol]), f[ts]?.trim())];
-  };
 }

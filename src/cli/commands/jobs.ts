@@ -1,5 +1,5 @@
-// `tickbus jobs`: submit a backtest job, follow its status, cancel it, list a user's jobs
-// (seed 003; docs/jobs.md).
+// `tickbus jobs`: submit a backtest job, follow its status, cancel it, list a user's jobs,
+// and run the reference backtest worker with the job bridge (seed 003; docs/jobs.md).
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { resolveRedisConfig } from '../../core/config.ts';
@@ -8,6 +8,31 @@ import type { JobService, BacktestRequest } from '../../jobs/job-service.ts';
 import { CliError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { addConnectionOptions, commandBus, type ConnectionOptions } from './shared.ts';
+import { exitSoonAfter, guardProcess, runUntilSignal, startupFailure } from './service.ts';
+
+/** `tickbus jobs worker`'s defaults. */
+export const JOBS_WORKER_DEFAULTS = Object.freeze({
+  /** The simulated market's seed (the sim feed's). */
+  seed: 42,
+  /** Bars per symbol at most (src/tickstock/history.ts coarsens the interval to fit). */
+  maxBars: 25_000,
+  /** How long connecting to Redis may take at start-up. */
+  connectTimeoutMs: 5_000,
+});
+
+interface WorkerCliOptions extends ConnectionOptions {
+  replay?: string;
+  name?: string;
+  bridge: boolean;
+  seed: string;
+  maxBars: string;
+}
+
+function whole(value: string, name: string, min: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new CliError(`${name} must be a whole number of at least ${min}, got "${value}".`, ExitCode.Usage);
+  return n;
+}
 
 interface JobsOptions extends ConnectionOptions {
   json?: boolean;
@@ -46,7 +71,8 @@ Examples:
   $ tickbus jobs submit --user user_456 --symbols AAPL,GOOGL --from 2024-01-01 --to 2024-12-31 --patterns Doji,Hammer
   $ tickbus jobs status bt_3f2a…
   $ tickbus jobs cancel bt_3f2a…
-  $ tickbus jobs list --user user_456`,
+  $ tickbus jobs list --user user_456
+  $ tickbus jobs worker`,
   );
 
   addConnectionOptions(
@@ -102,6 +128,61 @@ Examples:
     .action(async (jobId: string, options: JobsOptions) => {
       const outcome = await withService(options, (s) => s.cancel(jobId));
       process.stdout.write(`${jobId}: ${outcome === 'cancelling' ? 'cancelling (its worker was told to stop)' : outcome}\n`);
+    });
+
+  addConnectionOptions(
+    jobs
+      .command('worker')
+      .description("Run the reference backtest worker and the job bridge (seed 003's PUBLISHed jobs into the queue).")
+      .option('--replay <file>', 'bars from the trades of this replay file (NDJSON or CSV, docs/feeds.md) instead of the simulated market')
+      .option('--name <name>', "this worker's name in the backtest-workers group (default: host-pid)")
+      .option('--no-bridge', 'only work: do not queue jobs published with PUBLISH tickstock.jobs.backtest (another process bridges them)')
+      .option('--seed <n>', 'seed of the simulated market (same seed, symbol and dates: same bars)', String(JOBS_WORKER_DEFAULTS.seed))
+      .option('--max-bars <n>', 'bars per symbol at most; longer ranges get coarser bars', String(JOBS_WORKER_DEFAULTS.maxBars)),
+  )
+    .addHelpText(
+      'after',
+      `
+Takes jobs from the durable queue (consumer group backtest-workers: each job runs once,
+on one worker) and backtests the job's patterns over its symbols and dates. The bridge
+hears jobs published the seed's way (PUBLISH tickstock.jobs.backtest) and queues each once,
+however many bridges run. Bars: the simulated market's seeded history (1-minute bars,
+14:30-21:00 UTC on weekdays, coarser for long ranges), or --replay's trades.
+
+Examples:
+  $ tickbus jobs worker                                  # simulated history, with the bridge
+  $ tickbus jobs worker --replay trades.ndjson --name bt-1
+  $ tickbus jobs worker --no-bridge --redis-url redis://10.0.0.5:6379`,
+    )
+    .action(async (options: WorkerCliOptions) => {
+      const seed = whole(options.seed, '--seed', 0);
+      const maxBarsPerSymbol = whole(options.maxBars, '--max-bars', 1);
+      const [{ startBacktestRuntime }, { createLogger }] = await Promise.all([import('../../tickstock/backtest-runtime.ts'), import('../../core/logger.ts')]);
+      const logger = createLogger('jobs-worker');
+      const redis = resolveRedisConfig(options.redisUrl ? { url: options.redisUrl } : {});
+      let runtime;
+      try {
+        runtime = await startBacktestRuntime({
+          redis: options.redisUrl ? { url: options.redisUrl } : {},
+          logger,
+          bridge: options.bridge,
+          seed,
+          maxBarsPerSymbol,
+          connectTimeoutMs: JOBS_WORKER_DEFAULTS.connectTimeoutMs,
+          ...(options.name === undefined ? {} : { name: options.name }),
+          ...(options.replay === undefined ? {} : { replay: options.replay }),
+        });
+      } catch (error) {
+        throw exitSoonAfter(startupFailure(error, redis.display));
+      }
+      const unguard = guardProcess(runtime.bus.context.background, logger);
+      const bars = options.replay === undefined ? `simulated market (seed ${seed})` : `replay ${options.replay}`;
+      process.stderr.write(`tickbus jobs worker: ${runtime.worker?.name ?? 'no worker'}, bridge ${runtime.bridge ? 'on' : 'off'}, bars from ${bars}, Redis ${runtime.bus.context.transport.target}\n`);
+      const running = runtime;
+      await runUntilSignal(async () => {
+        await running.close();
+        unguard();
+      }, (line) => process.stderr.write(`tickbus jobs worker: ${line}\n`));
     });
 
   addConnectionOptions(jobs.command('list').description("A user's jobs of the last 24 hours, newest first.").requiredOption('--user <id>', 'the user').option('-n, --count <n>', 'at most this many', '50').option('--json', 'one JSON record a line'))

@@ -1,0 +1,58 @@
+// The replay file's format (docs/feeds.md), one trade a line, shared by the broker's replay
+// feed and the backtest worker (which makes bars of the same file), so both read a file the
+// same way:
+//   NDJSON: tickbus's {"symbol","price","volume","timestamp"} or Alpaca's trade message
+//           {"T":"t","S","p","s","t"} (a line may hold an Alpaca array of messages);
+//   CSV:    a header naming timestamp,symbol,price,volume (any order), then one trade a line.
+import { ConfigError } from './errors.ts';
+
+/** One recorded trade; `timestamp` is ISO-8601 at the source. */
+export interface RecordedTrade {
+  readonly symbol: string;
+  readonly price: number;
+  readonly volume: number;
+  readonly timestamp: string;
+}
+
+/** Parses one line (after the first); throws on a line that is not a trade. */
+export type TradeLineParser = (line: string) => RecordedTrade[];
+
+function tickFrom(symbol: unknown, price: unknown, volume: unknown, timestamp: unknown): RecordedTrade {
+  if (typeof symbol !== 'string' || typeof price !== 'number' || !Number.isFinite(price) || typeof timestamp !== 'string') {
+    throw new Error('not a trade');
+  }
+  return { symbol: symbol.trim().toUpperCase(), price, volume: typeof volume === 'number' && Number.isFinite(volume) ? volume : 0, timestamp };
+}
+
+export function parseJsonLine(line: string): RecordedTrade[] {
+  const value = JSON.parse(line) as unknown;
+  const items = Array.isArray(value) ? value : [value];
+  const ticks: RecordedTrade[] = [];
+  for (const item of items as Record<string, unknown>[]) {
+    if (item === null || typeof item !== 'object') continue;
+    if (item.T === 't') ticks.push(tickFrom(item.S, item.p, item.s, item.t));
+    else if (item.T === undefined) ticks.push(tickFrom(item.symbol, item.price, item.volume, item.timestamp));
+    // Other Alpaca messages (quotes, bars, subscription echoes) are not trades.
+  }
+  return ticks;
+}
+
+export function csvParser(header: string): TradeLineParser {
+  const cols = header.split(',').map((c) => c.trim().toLowerCase());
+  const at = (name: string) => {
+    const i = cols.indexOf(name);
+    if (i < 0) throw new ConfigError(`The replay CSV header must name timestamp, symbol, price and volume; it has: ${header}`);
+    return i;
+  };
+  const [ts, sym, px, vol] = [at('timestamp'), at('symbol'), at('price'), at('volume')];
+  return (line) => {
+    const f = line.split(',');
+    return [tickFrom(f[sym], Number(f[px]), Number(f[vol]), f[ts]?.trim())];
+  };
+}
+
+/** The parser for a file whose first non-empty line is `first`: JSON lines, or CSV after its header (which is not a trade). */
+export function tradeLineParser(first: string): { parser: TradeLineParser; firstIsHeader: boolean } {
+  if (first.startsWith('{') || first.startsWith('[')) return { parser: parseJsonLine, firstIsHeader: false };
+  return { parser: csvParser(first), firstIsHeader: true };
+}
