@@ -114,3 +114,22 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   /** Rooms the connections of one user (the JWT's `sub`) may own together. */
   maxRoomsPerUser: 200,
 });
+
+/** Operator endpoints (/health, /metrics) of the services. */
+export const OPS_DEFAULTS = Object.freeze({
+  /** Loopback: metrics and health are for the operator's scraper, not the internet. */
+  host: '127.0.0.1',
+  /** The broker's port (Prometheus's registry of default ports has 9464 for this kind of exporter). */
+  brokerPort: 9464,
+});
+
+/**
+ * A beat outlives its interval this many times. Readers call a service stale after two
+ * missed intervals and gone after five; one interval later its beat is removed.
+ */
+export const HEARTBEAT_TTL_INTERVALS = 6;
+
+export const HEARTBEAT_DEFAULTS = Object.freeze({
+  /** How often a service beats (`--heartbeat-ms`); a beat lives HEARTBEAT_TTL_INTERVALS of these. */
+  intervalMs: 5000,
+});

@@ -12,16 +12,9 @@ import { ServiceHealth, type Heartbeat } from '../catalogs/system.ts';
 import type { HealthReport } from './ops-server.ts';
 import { HEARTBEAT_EXPIRY_KEY, HEARTBEATS_KEY } from '../core/keys.ts';
 
-/**
- * A beat outlives its interval this many times. Readers call a service stale after two
- * missed intervals and gone after five; one interval later its beat is removed.
- */
-export const HEARTBEAT_TTL_INTERVALS = 6;
-
-export const HEARTBEAT_DEFAULTS = Object.freeze({
-  /** How often a service beats (`--heartbeat-ms`); a beat lives HEARTBEAT_TTL_INTERVALS of these. */
-  intervalMs: 5000,
-});
+// Named with the other defaults, where the CLI's help reads them without loading this module.
+import { HEARTBEAT_DEFAULTS, HEARTBEAT_TTL_INTERVALS } from '../core/defaults.ts';
+export { HEARTBEAT_DEFAULTS, HEARTBEAT_TTL_INTERVALS };
 
 // Stores this beat and its expiry, drops the beats past theirs, and keeps both keys alive at
 // least as long as this beat (never shortening a longer-lived service's).

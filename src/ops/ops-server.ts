@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { ListenError } from '../core/errors.ts';
+import { OPS_DEFAULTS } from '../core/defaults.ts';
 
 export interface HealthReport {
   status: 'ok' | 'degraded' | 'down';
@@ -43,7 +44,7 @@ export class OpsServer {
   /** Listens on the port; rejects with a ListenError (port taken, not allowed) that names it. */
   async listen(): Promise<{ port: number; url: string }> {
     const port = this.#options.port ?? 0;
-    const host = this.#options.host ?? '127.0.0.1';
+    const host = this.#options.host ?? OPS_DEFAULTS.host;
     await new Promise<void>((resolve, reject) => {
       const failed = (error: Error) => reject(new ListenError(host, port, error));
       this.#server.once('error', failed);

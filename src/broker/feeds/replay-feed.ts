@@ -13,6 +13,7 @@ import { ConfigError } from '../../core/errors.ts';
 import { csvParser, parseJsonLine } from '../../core/trade-file.ts';
 import type { FeedSink, FeedState, MarketDataFeed, OrderRequest, TradeTick } from './feed.ts';
 import { SimVenue } from './sim-venue.ts';
+import { FEED_DEFAULTS } from './feed-names.ts';
 
 export interface ReplayFeedOptions {
   file: string;
@@ -45,7 +46,7 @@ export class ReplayFeed implements MarketDataFeed {
   readonly stats = { read: 0, published: 0, skipped: 0, malformed: 0 };
 
   constructor(options: ReplayFeedOptions) {
-    const speed = options.speed ?? 1;
+    const speed = options.speed ?? FEED_DEFAULTS.replaySpeed;
     if (speed !== 'max' && !(typeof speed === 'number' && speed > 0)) throw new ConfigError(`--speed must be a positive number or "max", got "${String(speed)}".`);
     this.#options = { file: options.file, speed, loop: options.loop ?? false };
     this.#venue = new SimVenue((event) => this.#sink?.order(event));

@@ -4,6 +4,7 @@
 import type { FeedSink, FeedState, MarketDataFeed, OrderRequest } from './feed.ts';
 import { gaussian, hashString, mulberry32 } from './random.ts';
 import { SimVenue } from './sim-venue.ts';
+import { FEED_DEFAULTS } from './feed-names.ts';
 
 export interface SimFeedOptions {
   /** @default 42 */
@@ -34,8 +35,8 @@ export class SimFeed implements MarketDataFeed {
   #ticking: Promise<void> | undefined;
 
   constructor(options: SimFeedOptions = {}) {
-    this.#seed = options.seed ?? 42;
-    this.#intervalMs = 1000 / (options.ratePerTicker ?? 2);
+    this.#seed = options.seed ?? FEED_DEFAULTS.simSeed;
+    this.#intervalMs = 1000 / (options.ratePerTicker ?? FEED_DEFAULTS.simTradesPerSecond);
     this.#volatility = options.volatility ?? 0.0008;
     this.#venue = new SimVenue((event) => this.#sink?.order(event));
   }

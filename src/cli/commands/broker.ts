@@ -2,14 +2,14 @@
 import type { Command } from 'commander';
 import type { BrokerRuntimeOptions } from '../../broker/broker-runtime.ts';
 import { BROKER_DEFAULTS } from '../../broker/broker-defaults.ts';
-import { FEED_NAMES } from '../../broker/feeds/feed-names.ts';
+import { FEED_DEFAULTS, FEED_NAMES } from '../../broker/feeds/feed-names.ts';
 import type { FeedOptions } from '../../broker/feeds/create-feed.ts';
 import type { Logger } from '../../core/logger.ts';
 import { resolveRedisConfig } from '../../core/config.ts';
 import { CliError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { exitSoonAfter, guardProcess, runUntilSignal, startupFailure } from './service.ts';
-import { DEFAULTS } from '../../core/defaults.ts';
+import { DEFAULTS, HEARTBEAT_DEFAULTS, HEARTBEAT_TTL_INTERVALS, OPS_DEFAULTS } from '../../core/defaults.ts';
 
 export interface BrokerCliOptions {
   redisUrl?: string;
@@ -34,12 +34,12 @@ export interface BrokerCliOptions {
 
 export function addBrokerOptions(cmd: Command): Command {
   return cmd
-    .option('--feed <name>', `market data: ${FEED_NAMES.join(' | ')}`, 'sim')
+    .option('--feed <name>', `market data: ${FEED_NAMES.join(' | ')}`, FEED_DEFAULTS.feed)
     .option('--file <path>', 'trades to replay (NDJSON or CSV; see docs/feeds.md), with --feed replay')
-    .option('--speed <x>', 'replay pace: a multiplier of the recorded pace, or "max"', '1')
+    .option('--speed <x>', 'replay pace: a multiplier of the recorded pace, or "max"', String(FEED_DEFAULTS.replaySpeed))
     .option('--loop', 'replay the file again from the top when it ends')
-    .option('--seed <n>', 'seed of the simulated market (same seed, same prices)', '42')
-    .option('--rate <n>', 'simulated trades per second per ticker', '2')
+    .option('--seed <n>', 'seed of the simulated market (same seed, same prices)', String(FEED_DEFAULTS.simSeed))
+    .option('--rate <n>', 'simulated trades per second per ticker', String(FEED_DEFAULTS.simTradesPerSecond))
     .option('--max-tickers <n>', 'most tickers streamed at once', String(BROKER_DEFAULTS.maxTickers))
     .option('--max-gateway-tickers <n>', 'most of them held by gateways alone (client_id gateway-…); the rest is kept for bots (default: half of --max-tickers)')
     .option('--lease-ttl <seconds>', 'lifetime of anonymous registrations (0: until unregistered)', String(BROKER_DEFAULTS.anonymousLeaseTtlSeconds));
@@ -58,12 +58,12 @@ export function registerBroker(program: Command): void {
       .description('Run the market-data broker: registrations in, price and order updates out, per ticker.')
       .option('--redis-url <url>', 'Redis to use (default: $REDIS_URL, else redis://127.0.0.1:6379)'),
   )
-    .option('--port <n>', 'port of /health and /metrics', '9464')
-    .option('--host <addr>', 'address of /health and /metrics', '127.0.0.1')
+    .option('--port <n>', 'port of /health and /metrics', String(OPS_DEFAULTS.brokerPort))
+    .option('--host <addr>', 'address of /health and /metrics', OPS_DEFAULTS.host)
     .option('--name <name>', "this broker's name among the brokers sharing the tickers (default: host-pid-random)")
     .option('--sender <name>', 'the sender written into every update', 'broker_service')
     .option('--failover-ms <ms>', "how long a dead broker's tickers wait before another takes them (its lease)", String(BROKER_DEFAULTS.groupLeaseMs))
-    .option('--heartbeat-ms <ms>', 'interval of the heartbeat `tickbus health` reads (a beat expires after six)', '5000')
+    .option('--heartbeat-ms <ms>', `interval of the heartbeat \`tickbus health\` reads (a beat expires after ${HEARTBEAT_TTL_INTERVALS})`, String(HEARTBEAT_DEFAULTS.intervalMs))
     .option('--forward-ticks', 'also publish each price as a raw tick on tickstock:market:ticks, for a pattern library (`tickbus patterns`; docs/tickstock.md)')
     .addHelpText(
       'after',

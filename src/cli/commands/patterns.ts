@@ -9,6 +9,7 @@ import { ExitCode } from '../exit-codes.ts';
 import { number } from './broker.ts';
 import { exitSoonAfter, guardProcess, runUntilSignal, startupFailure } from './service.ts';
 import { addConnectionOptions, type ConnectionOptions } from './shared.ts';
+import { OPS_DEFAULTS } from '../../core/defaults.ts';
 
 interface PatternsCliOptions extends ConnectionOptions {
   timeframes: string;
@@ -33,7 +34,7 @@ export function registerPatterns(program: Command): void {
     .option('--timeframes <list>', 'bar lengths in seconds, comma-separated', PATTERN_DEFAULTS.timeframes.join(','))
     .option('--health-every <seconds>', 'interval of the health message on tickstock:streaming:health (0: none)', String(PATTERN_DEFAULTS.healthEveryMs / 1000))
     .option('--ops-port <n>', 'port of /health and /metrics (0: any free port; default: none)')
-    .option('--ops-host <addr>', 'address of /health and /metrics', '127.0.0.1')
+    .option('--ops-host <addr>', 'address of /health and /metrics', OPS_DEFAULTS.host)
     .option('--heartbeat-ms <ms>', 'interval of the heartbeat `tickbus health` reads (a beat expires after six)', String(PATTERN_DEFAULTS.heartbeatMs))
     .addHelpText(
       'after',
