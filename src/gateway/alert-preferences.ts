@@ -47,7 +47,7 @@ function compile(stored: AlertPreference): Compiled {
 function parseStored(json: string): AlertPreference | undefined {
   try {
     const v = JSON.parse(json) as Record<string, unknown>;
-    const strings = (x: unknown) => (Array.isArray(x) && x.every((s) => typeof s === 'string') ? (x as string[]) : undefined);
+    const strings = (x: unknown) => (Array.isArray(x) && x.every((s) => typeof s === 'string') ? x : undefined);
     const out: { symbols?: string[]; patterns?: string[]; min_confidence?: number } = {};
     const symbols = strings(v.symbols);
     const patterns = strings(v.patterns);
