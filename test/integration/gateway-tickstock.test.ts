@@ -140,7 +140,7 @@ describe('gateway: the TickStock loop (filters, alert preferences, inboxes)', ()
       [{ op: 'subscribe', inbox: true, id: 20 }, 'TB_ERR_BAD_REQUEST'],
       [{ op: 'alerts', user: 'u1', patterns: ['x'.repeat(65)], id: 21 }, 'TB_ERR_BAD_REQUEST'],
     ];
-    for (const [request, code] of cases) c.send(request);
+    for (const [request] of cases) c.send(request);
     for (const [request, code] of cases) {
       const reply = await c.reply((request as { id: number }).id);
       assert.deepEqual({ type: reply.type, code: reply.code }, { type: 'error', code }, JSON.stringify(request).slice(0, 120));
