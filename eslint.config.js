@@ -20,7 +20,8 @@ const mayImport = {
   // The TickStock loop's reference services (issue 16), built on the library's parts.
   tickstock: ['core', 'transports', 'catalogs', 'bus', 'ops', 'patterns', 'jobs'],
   client: ['core', 'bus', 'catalogs', 'broker', 'transports'],
-  gateway: ['core', 'bus', 'catalogs', 'ops', 'broker', 'jobs', 'patterns'],
+  // transports: the command seam only (the alert preferences, claims and inboxes).
+  gateway: ['core', 'bus', 'catalogs', 'ops', 'broker', 'jobs', 'patterns', 'transports'],
   seed: ['core', 'bus', 'catalogs', 'transports'],
   runtime: ['core', 'transports', 'patterns'],
   cli: parts,

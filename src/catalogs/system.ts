@@ -1,7 +1,9 @@
-// tickbus's own channels: the heartbeat every tickbus service publishes.
+// tickbus's own channels: the heartbeat every tickbus service publishes, and the per-user
+// notices of the gateways' inboxes (docs/gateway.md, "The TickStock loop in the browser").
 import { z } from 'zod';
 import { defineChannel } from '../core/channel.ts';
 import { defineCatalog } from '../core/catalog.ts';
+import { defineParam } from '../core/channel-param.ts';
 import { isoTimestamp } from './fields.ts';
 
 export const HeartbeatSchema = z.object({
@@ -26,4 +28,33 @@ export const ServiceHealth = defineChannel({
   description: 'Heartbeats of every tickbus service: status, uptime and counters, at a fixed interval.',
 });
 
-export const systemCatalog = defineCatalog('system', "tickbus's own channels.", { ServiceHealth });
+/** A user id as the gateways take it (a JWT `sub`, or the `user` of a request): 1 to 128 characters. */
+export const USER_ID = defineParam({
+  label: 'user id',
+  allow: /^[A-Za-z0-9_.:-]{1,128}$/,
+  maxLength: 128,
+  rule: 'letters, digits, "_", "-", "." and ":", 1 to 128 characters',
+});
+
+/**
+ * One entry just appended to a user's inbox (the stream `user_messages:<user>`), published in
+ * the same script as the XADD: its stream id, what it is, and the entry's data (the pattern
+ * event, or the backtest result). Built by the Lua script of gateway/alert-router.ts.
+ */
+export const InboxNoticeSchema = z.object({
+  id: z.string().min(3).max(48),
+  kind: z.enum(['alert', 'job_result']),
+  data: z.record(z.string(), z.unknown()),
+});
+
+export type InboxNotice = z.output<typeof InboxNoticeSchema>;
+
+export const InboxNotices = defineChannel({
+  name: 'tickbus.inbox.{user}',
+  schema: InboxNoticeSchema,
+  params: { user: USER_ID },
+  wire: 'bare',
+  description: "A user's new inbox entries (alerts, job results), to the gateways that serve that user.",
+});
+
+export const systemCatalog = defineCatalog('system', "tickbus's own channels.", { ServiceHealth, InboxNotices });

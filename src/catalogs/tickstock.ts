@@ -110,6 +110,8 @@ export const AlertSubscriptionSchema = z.object({
   action: z.enum(['subscribe', 'unsubscribe']).optional(),
   symbols: z.array(ticker).max(1000).optional(),
   patterns: z.array(z.string().min(1).max(64)).max(256).optional(),
+  /** Alerts only at or above this confidence (0.0 to 1.0, as tickstock.events.patterns); tickbus's addition to seed 003. */
+  min_confidence: z.number().min(0).max(1).optional(),
   timestamp: unixSeconds,
 });
 
@@ -121,13 +123,13 @@ export const SystemCommandSchema = z.object({
 
 const bare = 'bare' as const;
 
-export const PatternsStreaming = defineChannel({ name: 'tickstock:patterns:streaming', schema: StreamingPatternSchema, wire: bare, description: 'Real-time pattern detections (TickStockPL to TickStockApp).' });
-export const PatternsDetected = defineChannel({ name: 'tickstock:patterns:detected', schema: StreamingPatternSchema, wire: bare, description: 'High-confidence pattern detections (80% and above).' });
-export const IndicatorsStreaming = defineChannel({ name: 'tickstock:indicators:streaming', schema: IndicatorSchema, wire: bare, description: 'Real-time indicator values.' });
-export const MarketTicks = defineChannel({ name: 'tickstock:market:ticks', schema: MarketTickSchema, wire: bare, description: 'Raw ticks forwarded from TickStockApp to TickStockPL.' });
+export const PatternsStreaming = defineChannel({ name: 'tickstock:patterns:streaming', schema: StreamingPatternSchema, wire: bare, keyField: 'symbol', description: 'Real-time pattern detections (TickStockPL to TickStockApp).' });
+export const PatternsDetected = defineChannel({ name: 'tickstock:patterns:detected', schema: StreamingPatternSchema, wire: bare, keyField: 'symbol', description: 'High-confidence pattern detections (80% and above).' });
+export const IndicatorsStreaming = defineChannel({ name: 'tickstock:indicators:streaming', schema: IndicatorSchema, wire: bare, keyField: 'symbol', description: 'Real-time indicator values.' });
+export const MarketTicks = defineChannel({ name: 'tickstock:market:ticks', schema: MarketTickSchema, wire: bare, keyField: 'symbol', description: 'Raw ticks forwarded from TickStockApp to TickStockPL.' });
 export const StreamingHealth = defineChannel({ name: 'tickstock:streaming:health', schema: StreamingHealthSchema, wire: bare, description: 'Health metrics of the streaming pipeline.' });
 export const Errors = defineChannel({ name: 'tickstock:errors', schema: ErrorEventSchema, wire: bare, description: 'System errors, both directions.' });
-export const PatternEvents = defineChannel({ name: 'tickstock.events.patterns', schema: PatternEventSchema, wire: bare, description: 'Pattern detections as events.' });
+export const PatternEvents = defineChannel({ name: 'tickstock.events.patterns', schema: PatternEventSchema, wire: bare, keyField: 'symbol', description: 'Pattern detections as events.' });
 export const BacktestProgress = defineChannel({ name: 'tickstock.events.backtesting.progress', schema: BacktestProgressSchema, wire: bare, description: 'Progress of a backtest job (0.0 to 1.0).' });
 export const BacktestResults = defineChannel({ name: 'tickstock.events.backtesting.results', schema: BacktestResultSchema, wire: bare, description: 'The result or error of a finished backtest job.' });
 export const SystemHealthEvents = defineChannel({ name: 'tickstock.events.system.health', schema: SystemHealthSchema, wire: bare, description: 'System status updates.' });

@@ -65,6 +65,11 @@ export interface ChannelSpec<T extends string, S extends StandardSchemaV1> {
    * channels on a cluster; on one Redis the flag changes nothing. @default false
    */
   sharded?: boolean;
+  /**
+   * The field of `data` that names what a message is about (e.g. `symbol`): a gateway may then
+   * route the channel's messages by it, to clients that asked for some values only.
+   */
+  keyField?: string;
 }
 
 export interface Channel<T extends string = string, S extends StandardSchemaV1 = StandardSchemaV1> {
@@ -80,6 +85,8 @@ export interface Channel<T extends string = string, S extends StandardSchemaV1 =
   readonly hasHistory: boolean;
   /** Sharded pub/sub on a Redis Cluster. */
   readonly sharded: boolean;
+  /** The `data` field messages can be routed by (ChannelSpec.keyField), or undefined. */
+  readonly keyField: string | undefined;
   readonly paramNames: readonly ParamNames<T>[];
   readonly params: { readonly [K in ParamNames<T>]: ChannelParam };
   /** True when the name has parameters (a template such as `TICKER_UPDATES_{ticker}`). */
@@ -186,6 +193,7 @@ export function defineChannel<const T extends string, S extends StandardSchemaV1
     retention,
     hasHistory: delivery === 'pubsub' && retention !== undefined,
     sharded: spec.sharded === true,
+    keyField: spec.keyField,
     paramNames: names,
     params,
     isTemplate: isTemplate as Channel<T, S>['isTemplate'],

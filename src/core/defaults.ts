@@ -113,6 +113,16 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   maxRoomsPerConnection: 100,
   /** Rooms the connections of one user (the JWT's `sub`) may own together. */
   maxRoomsPerUser: 200,
+  /** Symbols one `filter` of a channel subscription may name. */
+  maxFilterSymbols: 1000,
+  /** Entries a user's inbox (user_messages:<user>) keeps at most (`MAXLEN ~`). */
+  inboxMaxLen: 1000,
+  /** A user's inbox expires this long after its last entry: seed 003's 7 days. */
+  inboxTtlSeconds: 7 * 24 * 3600,
+  /** How long the claim on a routed pattern event or job result holds (one gateway routes it). */
+  alertClaimTtlSeconds: 3600,
+  /** Inbox entries read per round trip while catching a client up. */
+  inboxReadCount: 200,
 });
 
 /** Operator endpoints (/health, /metrics) of the services. */

@@ -98,6 +98,25 @@ export function jobBridgeClaimKey(jobId: string): string {
   return `${KEY_PREFIX}job-bridge:{${jobId}}`;
 }
 
+// The inbox is seed 003's (`queue_for_offline_user`: XADD user_messages:<user_id>, 7-day
+// expiry), so it keeps the seed's name, without prefix or hash tag, as the job keys do.
+
+/** A user's inbox: a stream of alerts and job results not yet acknowledged (seed 003's format, no tickbus prefix). */
+export function userMessagesKey(userId: string): string {
+  return `user_messages:${userId}`;
+}
+
+/** Every user's alert preferences: a hash, field user id → JSON {symbols, patterns, min_confidence}. */
+export const ALERT_PREFS_KEY = `${KEY_PREFIX}alert-prefs`;
+
+/**
+ * A pattern event or a job result claimed by the one gateway that routes it to inboxes
+ * (`SET NX`): `<digest>` is a hash of the event. Hash-tagged by the digest, so claims spread.
+ */
+export function alertClaimKey(digest: string): string {
+  return `${KEY_PREFIX}alert-claim:{${digest}}`;
+}
+
 /** One kind of key: what docs/wire-format.md's key table says about it, column by column. */
 export interface KeySpec {
   /** The key with its variable parts as `<placeholders>`, built by the builder above. */
@@ -160,6 +179,9 @@ export const KEY_SPACE: readonly KeySpec[] = Object.freeze(
     { pattern: HEARTBEAT_EXPIRY_KEY, type: 'sorted set instance → expiry ms', writtenBy: 'same', lifetime: 'same as the hash', persistent: false },
     { pattern: jobKey('<job_id>'), type: 'hash', writtenBy: '`tickbus jobs submit`, workers', lifetime: '24 hours', persistent: false },
     { pattern: userJobsKey('<user_id>'), type: 'sorted set', writtenBy: 'same', lifetime: "24 hours after the user's last submission", persistent: false },
+    { pattern: ALERT_PREFS_KEY, type: 'hash user → preferences JSON', writtenBy: 'gateways, from `tickstock.jobs.alerts`', lifetime: '**persistent**, one field per user (removed by an `unsubscribe`)', persistent: true },
+    { pattern: alertClaimKey('<digest>'), type: 'string `<gateway>`', writtenBy: 'gateways, before routing an alert or job result', lifetime: '1 hour', persistent: false },
+    { pattern: userMessagesKey('<user_id>'), type: 'stream (fields `kind`, `data`)', writtenBy: 'gateways, routing alerts and job results', lifetime: "7 days after the user's last entry; `MAXLEN ~` 1,000; acknowledged entries trimmed", persistent: false },
     { pattern: jobBridgeClaimKey('<job_id>'), type: 'string `<bridge>`', writtenBy: 'job bridges, before queuing a published job', lifetime: '24 hours', persistent: false },
     // One stream of the first row, listed for its role: the job queue (catalog tickstock).
     { pattern: streamKey('tickstock.jobs.backtest'), type: 'stream', writtenBy: 'job submitters', lifetime: 'persistent, like every durable stream', persistent: true },

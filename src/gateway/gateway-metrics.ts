@@ -10,10 +10,14 @@ export class GatewayMetrics {
   readonly closed: Counter<'code'>;
   readonly errors: Counter<'code'>;
   readonly resumes: Counter<'result'>;
+  readonly alertsRouted: Counter<'kind'>;
+  readonly inboxAppended: Counter<'kind'>;
+  readonly inboxDelivered: Counter;
+  readonly filtered: Counter;
   readonly #registry: Registry;
-  static readonly NAMES = ['tickbus_gateway_connections', 'tickbus_gateway_rooms', 'tickbus_gateway_updates_delivered_total', 'tickbus_gateway_updates_dropped_total', 'tickbus_gateway_closed_total', 'tickbus_gateway_errors_total', 'tickbus_gateway_resumes_total'];
+  static readonly NAMES = ['tickbus_gateway_connections', 'tickbus_gateway_rooms', 'tickbus_gateway_updates_delivered_total', 'tickbus_gateway_updates_dropped_total', 'tickbus_gateway_closed_total', 'tickbus_gateway_errors_total', 'tickbus_gateway_resumes_total', 'tickbus_gateway_alerts_routed_total', 'tickbus_gateway_inbox_appended_total', 'tickbus_gateway_inbox_delivered_total', 'tickbus_gateway_updates_filtered_total'];
   /** Per-delivery counts, handed to prom-client on scrape (its inc() is costly per call). */
-  readonly pending = { delivered: 0 };
+  readonly pending = { delivered: 0, filtered: 0 };
 
   constructor(registry: Registry, sessions: () => number, rooms: () => number) {
     // A gateway restarted in the same process (a test, an embedding app) takes the names over.
@@ -36,6 +40,18 @@ export class GatewayMetrics {
     this.closed = new Counter({ name: 'tickbus_gateway_closed_total', help: 'Connections closed, by close code.', labelNames: ['code'], registers });
     this.errors = new Counter({ name: 'tickbus_gateway_errors_total', help: 'Error replies sent to clients, by code.', labelNames: ['code'], registers });
     this.resumes = new Counter({ name: 'tickbus_gateway_resumes_total', help: 'Subscriptions answered with history (replayed), a snapshot, or live only.', labelNames: ['result'], registers });
+    this.alertsRouted = new Counter({ name: 'tickbus_gateway_alerts_routed_total', help: 'Pattern events (alert) and job results (job_result) this gateway claimed and routed to inboxes.', labelNames: ['kind'], registers });
+    this.inboxAppended = new Counter({ name: 'tickbus_gateway_inbox_appended_total', help: 'Entries this gateway appended to users\' inboxes, by kind.', labelNames: ['kind'], registers });
+    this.inboxDelivered = new Counter({ name: 'tickbus_gateway_inbox_delivered_total', help: 'Inbox entries sent to connections (read back or live).', registers });
+    this.filtered = new Counter({
+      name: 'tickbus_gateway_updates_filtered_total',
+      help: 'Messages of a symbol-keyed channel not sent to a member of its room, whose filter left that symbol out.',
+      registers,
+      collect() {
+        if (pending.filtered > 0) this.inc(pending.filtered);
+        pending.filtered = 0;
+      },
+    });
   }
 
   unregister(): void {

@@ -1,6 +1,7 @@
 // Assembles a running gateway: its bus (or the bus of a broker in the same process), the
-// broker's last-value cache for snapshots, the job records for job progress, and the
-// Gateway listening; and takes it all down again in order. `tickbus gateway` and `tickbus up`
+// broker's last-value cache for snapshots, the job records for job progress, the command
+// link of the alert preferences, router and inboxes (on Redis only), and the Gateway
+// listening; and takes it all down again in order. `tickbus gateway` and `tickbus up`
 // both start theirs here (as the broker's start in broker-runtime.ts).
 import { createBus, type TickBus } from '../bus/tick-bus.ts';
 import { cleanUpWithin } from '../core/background.ts';
@@ -8,10 +9,13 @@ import type { RedisConfig } from '../core/config.ts';
 import type { HealthReport } from '../ops/ops-server.ts';
 import { RedisBrokerStore } from '../broker/broker-store.ts';
 import { JobStore } from '../jobs/job-store.ts';
+import { connectCommands, type CommandLink } from '../transports/commands.ts';
 import { Gateway, type GatewayOptions } from './gateway.ts';
 
 /** The connection name of the gateway's job-record reads. */
 const JOBS_CONNECTION = 'tickbus:gateway-jobs';
+/** The connection name of the alert preferences, claims and inboxes. */
+const ALERTS_CONNECTION = 'tickbus:gateway-alerts';
 
 /** A broker in the same process, whose bus and last-value cache the gateway uses (and does not close). */
 export interface SharedBroker {
@@ -55,6 +59,7 @@ export async function startGatewayRuntime(options: GatewayRuntimeOptions): Promi
   else throw new TypeError('startGatewayRuntime: give the Redis, or a broker to share.');
   let store: RedisBrokerStore | undefined;
   let jobs: JobStore | undefined;
+  let alerts: CommandLink | undefined;
   let gateway: Gateway | undefined;
   try {
     let cache: Pick<SharedBroker, 'lastValue'> | undefined = broker;
@@ -65,16 +70,21 @@ export async function startGatewayRuntime(options: GatewayRuntimeOptions): Promi
     const lastValue = cache;
     // Job progress to its owner needs the job records, which live in Redis.
     const records = (jobs = redis ? await JobStore.connect(redis, JOBS_CONNECTION, connectTimeoutMs) : undefined);
+    // Alerts and inboxes live in Redis (a stream per user, claims across gateways): always on
+    // Redis, whatever channels are exposed, so that every gateway shares the routing.
+    const link = (alerts = redis ? await connectCommands(redis, { name: ALERTS_CONNECTION, ...(connectTimeoutMs === undefined ? {} : { connectTimeoutMs }) }) : undefined);
+    if (!link) options.logger.info('gateway: no Redis, so no alert routing and no inboxes (the alerts, inbox and ack requests are refused)');
     const started: Gateway = new Gateway({
       ...settings,
       bus,
       ...(lastValue ? { lastValue: async (symbol: string) => parseJson(await lastValue.lastValue(symbol)) } : {}),
       ...(records ? { jobOwner: async (jobId: string) => (await records.get(jobId))?.user_id } : {}),
+      ...(link && redis ? { alerts: { redis: link, cluster: redis.cluster !== undefined } } : {}),
       ...(health ? { health: () => health(started) } : {}),
     });
     gateway = started;
     const { url } = await started.listen();
-    const [openStore, openJobs, ownBus] = [store, jobs, own?.bus];
+    const [openStore, openJobs, openAlerts, ownBus] = [store, jobs, alerts, own?.bus];
     return {
       gateway: started,
       bus,
@@ -83,13 +93,14 @@ export async function startGatewayRuntime(options: GatewayRuntimeOptions): Promi
         await started.close();
         await openStore?.close();
         await openJobs?.close();
+        await openAlerts?.close();
         await ownBus?.close();
       },
     };
   } catch (error) {
     // Everything that started goes down again, within a bound; the caller says what to change.
-    const [openGateway, openStore, openJobs, ownBus] = [gateway, store, jobs, own?.bus];
-    await cleanUpWithin([() => openGateway?.close(), () => openStore?.close(), () => openJobs?.close(), () => ownBus?.close()]);
+    const [openGateway, openStore, openJobs, openAlerts, ownBus] = [gateway, store, jobs, alerts, own?.bus];
+    await cleanUpWithin([() => openGateway?.close(), () => openStore?.close(), () => openJobs?.close(), () => openAlerts?.close(), () => ownBus?.close()]);
     throw error;
   }
 }

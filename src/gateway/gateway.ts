@@ -3,7 +3,9 @@
 // (and to the catalog channels the configuration exposes); the gateway holds one Redis
 // subscription per room, batches each client's updates, resumes a client that comes back
 // with its last positions (from history, or a snapshot of the last value), and keeps a slow
-// reader from costing more than a bounded buffer. Protocol: docs/gateway.md.
+// reader from costing more than a bounded buffer. With Redis for commands it also keeps the
+// users' alert preferences, routes each pattern event and job result to the inboxes of the
+// users it is for, and sends each user their inbox. Protocol: docs/gateway.md.
 import { randomUUID } from 'node:crypto';
 import type { Registry } from 'prom-client';
 import type { WebSocket } from 'ws';
@@ -13,9 +15,13 @@ import type { TickBus } from '../bus/tick-bus.ts';
 import { GATEWAY_CLIENT_PREFIX } from '../catalogs/broker.ts';
 import { GATEWAY_DEFAULTS } from '../core/defaults.ts';
 import { OpsServer, type HealthReport, type Route } from '../ops/ops-server.ts';
+import type { CommandLink } from '../transports/commands.ts';
+import { AlertPreferences } from './alert-preferences.ts';
+import { AlertRouter } from './alert-router.ts';
 import type { TokenOptions } from './auth.ts';
 import { Flusher } from './flush.ts';
 import { GatewayMetrics } from './gateway-metrics.ts';
+import { InboxRelay } from './inbox.ts';
 import { JobRelay } from './job-relay.ts';
 import { CloseCode } from './protocol.ts';
 import { RequestHandler } from './request-handler.ts';
@@ -72,14 +78,20 @@ export interface GatewayOptions {
   jobOwner?: (jobId: string) => Promise<string | undefined>;
   /** What /health reports, when the gateway shares its process (tickbus up); default: the gateway's own. */
   health?: () => HealthReport | Promise<HealthReport>;
+  /**
+   * Redis commands (the gateway's own link, closed by its owner): enables alert preferences,
+   * routing alerts and job results to inboxes, and the `inbox`, `alerts` and `ack` requests.
+   */
+  alerts?: { readonly redis: CommandLink; readonly cluster: boolean };
 }
 
-type Settings = Required<Omit<GatewayOptions, 'allowedOrigins' | 'auth' | 'lastValue' | 'routes' | 'clientId' | 'health' | 'jobOwner'>> & GatewayOptions;
+type Settings = Required<Omit<GatewayOptions, 'allowedOrigins' | 'auth' | 'lastValue' | 'routes' | 'clientId' | 'health' | 'jobOwner' | 'alerts'>> & GatewayOptions;
 
 export class Gateway {
   readonly clientId: string;
   readonly #options: Settings;
   readonly #jobs: JobRelay | undefined;
+  readonly #alerts: { readonly preferences: AlertPreferences; readonly router: AlertRouter; readonly inbox: InboxRelay } | undefined;
   readonly #ops: OpsServer;
   readonly #rooms: RoomRegistry;
   readonly #sessions = new Set<Session>();
@@ -135,10 +147,29 @@ export class Gateway {
       dirtyRoom: o.batchMs > 0 ? (room) => flusher.roomDirty(room) : undefined,
       conflate: o.conflate,
       conflated: (n) => this.#metrics.dropped.labels('conflated').inc(n),
+      filtered: (n) => (this.#metrics.pending.filtered += n),
     });
     this.#jobs = o.jobOwner ? new JobRelay(o.bus, o.jobOwner, o.logger, this.#rooms, (member) => flusher.markDirty(member)) : undefined;
     this.#metrics = new GatewayMetrics(o.bus.context.metrics.registry, () => this.#sessions.size, () => this.#rooms.size);
     const metrics = this.#metrics;
+    if (o.alerts) {
+      const preferences = new AlertPreferences(o.bus, o.alerts.redis, o.logger);
+      const router = new AlertRouter({
+        bus: o.bus,
+        redis: o.alerts.redis,
+        cluster: o.alerts.cluster,
+        preferences,
+        jobOwner: o.jobOwner,
+        name: this.clientId,
+        logger: o.logger,
+        routed: (kind, n) => {
+          metrics.alertsRouted.labels(kind).inc();
+          metrics.inboxAppended.labels(kind).inc(n);
+        },
+      });
+      const inbox = new InboxRelay({ bus: o.bus, redis: o.alerts.redis, logger: o.logger, delivered: (n) => metrics.inboxDelivered.inc(n) });
+      this.#alerts = { preferences, router, inbox };
+    }
     this.#requests = new RequestHandler({
       bus: o.bus,
       logger: o.logger,
@@ -147,6 +178,7 @@ export class Gateway {
       exposed: this.#exposed,
       rooms: this.#rooms,
       jobs: this.#jobs,
+      alerts: this.#alerts,
       resumer: new Resumer({
         bus: o.bus,
         logger: o.logger,
@@ -188,6 +220,11 @@ export class Gateway {
   }
 
   async listen(): Promise<{ port: number; url: string }> {
+    // Preferences loaded and the router listening before the first client can ask anything.
+    if (this.#alerts) {
+      await this.#alerts.preferences.start();
+      await this.#alerts.router.start();
+    }
     const address = await this.#ops.listen();
     this.#url = address.url;
     this.#flusher.start();
@@ -211,6 +248,9 @@ export class Gateway {
     clearInterval(this.#pingTimer);
     for (const s of this.#sessions) s.close(1001, 'gateway shutting down');
     await this.#jobs?.close();
+    await this.#alerts?.router.close();
+    await this.#alerts?.preferences.close();
+    await this.#alerts?.inbox.close();
     await this.#rooms.close();
     await this.#ops.close();
     this.#metrics.unregister();
@@ -246,6 +286,7 @@ export class Gateway {
         if (mine?.size === 0) this.#byUser.delete(user);
       }
       this.#flusher.forget(session);
+      this.#alerts?.inbox.leave(session);
       for (const room of [...this.#rooms.roomsOf(session).values()]) {
         if (JobRelay.isJobRoom(room)) this.#jobs?.leave(session, room);
         // Redis may be away: the room is gone here at once; its unsubscribe fails and is reported.

@@ -24,13 +24,21 @@ export type ClientOp =
       since?: Record<string, string>;
       /** The user's own backtest jobs: their progress and results (room `user_<id>`). */
       jobs?: boolean;
-      /** Whose jobs: the token's subject with JWT; without JWT, this field (trusted networks only). */
+      /** The user's inbox (alerts and job results, `user_messages:<user>`): what was not acknowledged, then live; `since.inbox` is the last id seen. */
+      inbox?: boolean;
+      /** Of the symbol-keyed channels named, only the messages about these symbols. */
+      filter?: { symbols: string[] };
+      /** Whose jobs or inbox: the token's subject with JWT; without JWT, this field (trusted networks only). */
       user?: string;
       /** Echoed in the reply. */
       id?: string | number;
     }
-  | { op: 'unsubscribe'; symbols?: string[]; channels?: string[]; jobs?: boolean; id?: string | number }
-  | { op: 'ping'; t?: number; id?: string | number };
+  | { op: 'unsubscribe'; symbols?: string[]; channels?: string[]; jobs?: boolean; inbox?: boolean; id?: string | number }
+  | { op: 'ping'; t?: number; id?: string | number }
+  /** The user's alert preferences (published on tickstock.jobs.alerts). */
+  | { op: 'alerts'; action?: 'subscribe' | 'unsubscribe'; symbols?: string[]; patterns?: string[]; min_confidence?: number; user?: string; id?: string | number }
+  /** The inbox entries up to and including this id are read: removed from the inbox. */
+  | { op: 'ack'; inbox: string; user?: string; id?: string | number };
 
 /** One update inside a batch. `symbol` for ticker channels; `position` where the channel has history. */
 export interface Update {
@@ -62,6 +70,10 @@ export type ServerMessage =
   | { type: 'unsubscribed'; key: string; id?: string | number }
   /** The one reply to a subscribe or unsubscribe with an id, after its per-key messages: the keys it holds (or left) and those refused. */
   | { type: 'ok'; op: 'subscribe' | 'unsubscribe'; keys: string[]; failed: string[]; id: string | number }
+  /** The reply to `alerts` and `ack`, with or without an id. */
+  | { type: 'ok'; op: 'alerts' | 'ack'; id?: string | number }
+  /** One entry of the user's inbox: an alert (a pattern event) or a job result. Acknowledge by its id. */
+  | { type: 'inbox'; id: string; kind: string; data: unknown }
   | { type: 'notice'; code: string; message: string; dropped?: number }
   | { type: 'error'; code: string; message: string; key?: string; id?: string | number }
   | { type: 'pong'; t?: number; id?: string | number };

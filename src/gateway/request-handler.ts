@@ -1,6 +1,8 @@
 // What a client asks, turned into what the gateway does: a frame (already checked against
-// its schema in requests.ts) becomes joining or leaving rooms, within the token's grants and
-// the room and subscription limits, and ends in exactly one reply.
+// its schema in requests.ts) becomes joining or leaving rooms (with a symbol filter, for the
+// symbol-keyed channels), following the user's inbox, setting the user's alert preferences or
+// acknowledging inbox entries, within the token's grants and the room and subscription
+// limits, and ends in exactly one reply.
 import type { ChannelRef } from '../core/channel.ts';
 import { checkParam, TICKER } from '../core/channel-param.ts';
 import { BusError, ErrorCode, PositionError, preview } from '../core/errors.ts';
@@ -8,8 +10,12 @@ import type { Logger } from '../core/logger.ts';
 import { isStreamId } from '../core/stream-id.ts';
 import type { TickBus } from '../bus/tick-bus.ts';
 import { TickerUpdates } from '../catalogs/broker.ts';
+import { InboxNotices, USER_ID } from '../catalogs/system.ts';
+import { AlertJobs } from '../catalogs/tickstock.ts';
+import type { AlertPreferences } from './alert-preferences.ts';
+import type { InboxRelay } from './inbox.ts';
 import { JobRelay } from './job-relay.ts';
-import { parseRequest, type RequestId, type SubscribeRequest, type UnsubscribeRequest } from './requests.ts';
+import { parseRequest, type AckRequest, type AlertsRequest, type RequestId, type SubscribeRequest, type UnsubscribeRequest } from './requests.ts';
 import type { Resumer } from './resume.ts';
 import type { RoomRegistry } from './rooms.ts';
 import type { Session } from './session.ts';
@@ -24,6 +30,7 @@ interface Target {
 /** How a request ends: its one reply. */
 type Outcome =
   | { type: 'ok'; op: 'subscribe' | 'unsubscribe'; keys: string[]; failed: string[] }
+  | { type: 'done'; op: 'alerts' | 'ack' }
   | { type: 'pong'; t: number | undefined }
   | { type: 'error'; code: ErrorCode; message: string };
 
@@ -52,6 +59,8 @@ export interface RequestHandlerOptions {
   /** Undefined when the gateway does not relay jobs. */
   readonly jobs: JobRelay | undefined;
   readonly resumer: Resumer;
+  /** The alert preferences and inboxes; undefined when the gateway has no Redis to keep them in. */
+  readonly alerts: { readonly preferences: AlertPreferences; readonly inbox: InboxRelay } | undefined;
   /** The open connections of a user (with JWT), for the per-user room limit. */
   readonly connectionsOf: (user: string) => ReadonlySet<Session> | undefined;
   /** An error reply, by code (for the metrics). */
@@ -82,6 +91,10 @@ export class RequestHandler {
       case 'ok':
         // Without an id there is nothing to match it to: the per-key messages said it all.
         if (id !== undefined) session.send({ type: 'ok', op: outcome.op, keys: outcome.keys, failed: outcome.failed, id });
+        return;
+      case 'done':
+        // Nothing else answers these: the `ok` goes out with or without an id.
+        return session.send({ type: 'ok', op: outcome.op, ...(id === undefined ? {} : { id }) });
     }
   }
 
@@ -107,6 +120,10 @@ export class RequestHandler {
           return { id, outcome: await this.#unsubscribe(session, request, id) };
         case 'ping':
           return { id, outcome: { type: 'pong', t: request.t } };
+        case 'alerts':
+          return { id, outcome: await this.#alerts(session, request) };
+        case 'ack':
+          return { id, outcome: await this.#ack(session, request) };
       }
     } catch (error) {
       return { id, outcome: this.#failure(session, error, request.op) };
@@ -170,14 +187,91 @@ export class RequestHandler {
   /** Whose jobs a `jobs` subscription follows, or why it may not. */
   #jobsUser(session: Session, op: SubscribeRequest): { user: string } | Outcome {
     if (!this.#options.jobs) return refuse(ErrorCode.UnknownChannel, 'This gateway does not relay jobs.');
+    return this.#userOf(session, op.user, '{"op":"subscribe","jobs":true,"user":"<user id>"}');
+  }
+
+  /**
+   * The user a request acts for: the token's subject with JWT (asking for another is
+   * TB_ERR_FORBIDDEN), else the request's `user` (trusted networks only). `example` says how.
+   */
+  #userOf(session: Session, asked: string | undefined, example: string): { user: string } | Extract<Outcome, { type: 'error' }> {
     const claimed = session.grants.user;
-    const asked = op.user;
     if (claimed !== undefined && asked !== undefined && asked !== claimed) return refuse(ErrorCode.Forbidden, `Your token is for user ${claimed}, not ${preview(asked, 40)}.`);
     const user = claimed ?? asked;
-    if (user === undefined || !/^[A-Za-z0-9_.:-]{1,128}$/.test(user)) {
-      return this.#options.authenticated ? refuse(ErrorCode.Forbidden, 'Your token names no user (its "sub" claim).') : refuse(ErrorCode.BadRequest, 'Say whose jobs: {"op":"subscribe","jobs":true,"user":"<user id>"}.');
+    if (user === undefined || !USER_ID.allow.test(user)) {
+      return this.#options.authenticated ? refuse(ErrorCode.Forbidden, 'Your token names no user (its "sub" claim).') : refuse(ErrorCode.BadRequest, `Say which user (${USER_ID.rule}): ${example}.`);
     }
     return { user };
+  }
+
+  /** Symbols as the ticker rule makes them, each allowed by the token; or why not (the request as a whole). */
+  #symbolSet(session: Session, raw: readonly string[], what: string): Set<string> | Extract<Outcome, { type: 'error' }> {
+    const out = new Set<string>();
+    for (const r of raw) {
+      let symbol: string;
+      try {
+        symbol = checkParam(TICKER, 'symbol', r);
+      } catch (error) {
+        return refuse(ErrorCode.InvalidChannelParam, `${what}: ${(error as Error).message}`);
+      }
+      if (session.grants.symbols && !session.grants.symbols.has(symbol) && !session.grants.symbols.has('*')) return refuse(ErrorCode.Forbidden, `${what}: your token does not allow ${symbol}.`);
+      out.add(symbol);
+    }
+    return out;
+  }
+
+  /**
+   * The symbol filter of a subscribe, checked: it applies to channels (each symbol-keyed:
+   * the catalog names the field messages are routed by), never to ticker symbols, which are
+   * rooms of their own. Undefined: no filter.
+   */
+  #filterOf(session: Session, op: SubscribeRequest): { filter: ReadonlySet<string> | undefined } | Extract<Outcome, { type: 'error' }> {
+    if (op.filter === undefined) return { filter: undefined };
+    if ((op.symbols?.length ?? 0) > 0 || (op.channels?.length ?? 0) === 0) return refuse(ErrorCode.BadRequest, 'A "filter" applies to "channels" (symbol-keyed ones): subscribe to ticker "symbols" in a request of their own.');
+    const { exposed, bus } = this.#options;
+    for (const name of op.channels ?? []) {
+      const found = exposed.has(name) ? bus.context.resolver.resolve(name) : undefined;
+      // Unknown ones are refused per key, as without a filter.
+      if (found && found.channel.keyField === undefined) return refuse(ErrorCode.BadRequest, `${preview(name, 60)} is not keyed by symbol: it cannot be filtered (subscribe to it without "filter").`);
+    }
+    const symbols = this.#symbolSet(session, op.filter.symbols, 'filter');
+    return symbols instanceof Set ? { filter: symbols } : symbols;
+  }
+
+  #alertsNeeded(): NonNullable<RequestHandlerOptions['alerts']> | Extract<Outcome, { type: 'error' }> {
+    return this.#options.alerts ?? refuse(ErrorCode.UnknownChannel, 'This gateway keeps no alerts or inboxes (it has no Redis).');
+  }
+
+  /** Sets the user's alert preferences: here at once, then published on tickstock.jobs.alerts for every gateway and seed app. */
+  async #alerts(session: Session, op: AlertsRequest): Promise<Outcome> {
+    const alerts = this.#alertsNeeded();
+    if ('type' in alerts) return alerts;
+    const who = this.#userOf(session, op.user, '{"op":"alerts","user":"<user id>","symbols":["AAPL"]}');
+    if ('type' in who) return who;
+    const symbols = op.symbols === undefined ? undefined : this.#symbolSet(session, op.symbols, 'symbols');
+    if (symbols !== undefined && !(symbols instanceof Set)) return symbols;
+    const message = {
+      user_id: who.user,
+      action: op.action ?? ('subscribe' as const),
+      ...(symbols === undefined ? {} : { symbols: [...symbols] }),
+      ...(op.patterns === undefined ? {} : { patterns: op.patterns }),
+      ...(op.min_confidence === undefined ? {} : { min_confidence: op.min_confidence }),
+      timestamp: Date.now() / 1000,
+    };
+    await alerts.preferences.apply(message);
+    await this.#options.bus.publish(AlertJobs, message);
+    return { type: 'done', op: 'alerts' };
+  }
+
+  /** Removes the user's inbox entries up to and including the id given. */
+  async #ack(session: Session, op: AckRequest): Promise<Outcome> {
+    const alerts = this.#alertsNeeded();
+    if ('type' in alerts) return alerts;
+    const who = this.#userOf(session, op.user ?? alerts.inbox.userOf(session), '{"op":"ack","inbox":"<id>","user":"<user id>"}');
+    if ('type' in who) return who;
+    if (!isStreamId(op.inbox)) return refuse(ErrorCode.InvalidPosition, new PositionError('inbox', op.inbox).message);
+    await alerts.inbox.ack(who.user, op.inbox);
+    return { type: 'done', op: 'ack' };
   }
 
   /**
@@ -225,14 +319,29 @@ export class RequestHandler {
     // Whatever refuses the request as a whole is decided before anything is joined.
     const jobs = op.jobs === true ? this.#jobsUser(session, op) : undefined;
     if (jobs !== undefined && !('user' in jobs)) return jobs;
-    const { targets: named, failed } = this.#targets(session, op, id);
+    const filtered = this.#filterOf(session, op);
+    if ('type' in filtered) return filtered;
+    const { filter } = filtered;
     const since = op.since ?? {};
+    let inbox: { user: string; relay: InboxRelay; after: string | undefined } | undefined;
+    if (op.inbox === true) {
+      const alerts = this.#alertsNeeded();
+      if ('type' in alerts) return alerts;
+      const who = this.#userOf(session, op.user, '{"op":"subscribe","inbox":true,"user":"<user id>"}');
+      if ('type' in who) return who;
+      const after = since.inbox;
+      if (after !== undefined && !isStreamId(after)) return refuse(ErrorCode.InvalidPosition, new PositionError('since.inbox', after).message);
+      inbox = { user: who.user, relay: alerts.inbox, after };
+    }
+    const { targets: named, failed } = this.#targets(session, op, id);
     // Each room once; one this client is already in counts as done. A position that is not a
     // stream id is refused here, before the room is joined: Redis would refuse the history
     // read only after the client was subscribed.
     const held = rooms.roomsOf(session);
     const unique = [...new Map(named.map((t) => [t.key, t])).values()];
     const keys = unique.filter((t) => held.has(t.key)).map((t) => t.key);
+    // A room already held takes the new filter (or, without one, everything again): the latest subscribe decides.
+    for (const t of unique) if (t.ref.channel.keyField !== undefined) held.get(t.key)?.setFilter(session, filter);
     const targets = unique.filter((t) => {
       if (held.has(t.key)) return false;
       const after = since[t.key];
@@ -256,7 +365,7 @@ export class RequestHandler {
         const resumeFrom = since[key];
         try {
           // Live updates wait until what this client missed (or its snapshot) has gone out.
-          const room = await rooms.join(session, key, ref, symbol, (r) => session.hold(r));
+          const room = await rooms.join(session, key, ref, symbol, (r) => session.hold(r), ref.channel.keyField === undefined ? undefined : filter);
           if (session.closed) return;
           await resumer.catchUp(session, room, resumeFrom, id);
           keys.push(key);
@@ -268,12 +377,28 @@ export class RequestHandler {
         }
       }),
     );
+    if (inbox && !session.closed) {
+      try {
+        const replayed = await inbox.relay.follow(session, inbox.user, inbox.after);
+        session.send({ type: 'subscribed', key: 'inbox', channel: InboxNotices.name({ user: inbox.user }), resume: replayed > 0 ? 'replayed' : 'live', ...(replayed > 0 ? { replayed } : {}), ...(id === undefined ? {} : { id }) });
+        keys.push('inbox');
+      } catch (error) {
+        const refused = this.#failure(session, error, 'subscribe');
+        this.#error(session, refused.code, refused.message, 'inbox', id);
+        failed.push('inbox');
+      }
+    }
     return { type: 'ok', op: 'subscribe', keys, failed };
   }
 
   async #unsubscribe(session: Session, op: UnsubscribeRequest, id: RequestId | undefined): Promise<Outcome> {
-    const { rooms, jobs } = this.#options;
+    const { rooms, jobs, alerts } = this.#options;
     const keys: string[] = [];
+    if (op.inbox === true && alerts) {
+      alerts.inbox.leave(session);
+      session.send({ type: 'unsubscribed', key: 'inbox', ...(id === undefined ? {} : { id }) });
+      keys.push('inbox');
+    }
     if (op.jobs === true) {
       for (const room of [...rooms.roomsOf(session).values()]) {
         if (!JobRelay.isJobRoom(room)) continue;

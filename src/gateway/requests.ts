@@ -2,6 +2,7 @@
 // parsed into one of these or refused with a typed error, never cast. The `id` is read
 // first, on its own, so that even a malformed request is answered with its id.
 import { z } from 'zod';
+import { GATEWAY_DEFAULTS } from '../core/defaults.ts';
 import { ErrorCode, preview } from '../core/errors.ts';
 
 /** A request id: echoed in the reply, so bounded (a 60 KB id would be echoed in every reply). */
@@ -9,11 +10,14 @@ const RequestId = z.union([z.string().max(128), z.number().finite()]);
 
 const Names = z.array(z.string());
 
-/** Something to subscribe to (or leave): a non-empty list of symbols or channels, or the user's jobs. */
-function namesSomething(r: { symbols?: string[] | undefined; channels?: string[] | undefined; jobs?: boolean | undefined }): boolean {
-  return (r.symbols?.length ?? 0) > 0 || (r.channels?.length ?? 0) > 0 || r.jobs === true;
+/** Something to subscribe to (or leave): a non-empty list of symbols or channels, or the user's jobs or inbox. */
+function namesSomething(r: { symbols?: string[] | undefined; channels?: string[] | undefined; jobs?: boolean | undefined; inbox?: boolean | undefined }): boolean {
+  return (r.symbols?.length ?? 0) > 0 || (r.channels?.length ?? 0) > 0 || r.jobs === true || r.inbox === true;
 }
-const NOTHING = { message: 'Name what: "symbols" or "channels" (non-empty arrays of strings), or "jobs": true.' };
+const NOTHING = { message: 'Name what: "symbols" or "channels" (non-empty arrays of strings), or "jobs": true, or "inbox": true.' };
+
+/** Of the messages of the symbol-keyed channels subscribed, only those about these symbols. */
+const Filter = z.strictObject({ symbols: z.array(z.string()).min(1).max(GATEWAY_DEFAULTS.maxFilterSymbols) });
 
 const Subscribe = z
   .object({
@@ -22,6 +26,8 @@ const Subscribe = z
     channels: Names.optional(),
     since: z.record(z.string(), z.string()).optional(),
     jobs: z.boolean().optional(),
+    inbox: z.boolean().optional(),
+    filter: Filter.optional(),
     user: z.string().optional(),
     id: RequestId.optional(),
   })
@@ -33,17 +39,34 @@ const Unsubscribe = z
     symbols: Names.optional(),
     channels: Names.optional(),
     jobs: z.boolean().optional(),
+    inbox: z.boolean().optional(),
     id: RequestId.optional(),
   })
   .refine(namesSomething, NOTHING);
 
 const Ping = z.object({ op: z.literal('ping'), t: z.number().finite().optional(), id: RequestId.optional() });
 
-const BY_OP = { subscribe: Subscribe, unsubscribe: Unsubscribe, ping: Ping } as const;
+/** The user's alert preferences (seed 003's tickstock.jobs.alerts, published by the gateway). */
+const Alerts = z.object({
+  op: z.literal('alerts'),
+  action: z.enum(['subscribe', 'unsubscribe']).optional(),
+  symbols: z.array(z.string()).max(1000).optional(),
+  patterns: z.array(z.string().min(1).max(64)).max(256).optional(),
+  min_confidence: z.number().min(0).max(1).optional(),
+  user: z.string().max(128).optional(),
+  id: RequestId.optional(),
+});
+
+/** The inbox entries up to and including this id are read: remove them. */
+const Ack = z.object({ op: z.literal('ack'), inbox: z.string().max(48), user: z.string().max(128).optional(), id: RequestId.optional() });
+
+const BY_OP = { subscribe: Subscribe, unsubscribe: Unsubscribe, ping: Ping, alerts: Alerts, ack: Ack } as const;
 
 export type SubscribeRequest = z.output<typeof Subscribe>;
 export type UnsubscribeRequest = z.output<typeof Unsubscribe>;
-export type ClientRequest = SubscribeRequest | UnsubscribeRequest | z.output<typeof Ping>;
+export type AlertsRequest = z.output<typeof Alerts>;
+export type AckRequest = z.output<typeof Ack>;
+export type ClientRequest = SubscribeRequest | UnsubscribeRequest | z.output<typeof Ping> | AlertsRequest | AckRequest;
 
 export type RequestId = z.output<typeof RequestId>;
 
@@ -66,7 +89,7 @@ export function parseRequest(text: string): ParsedRequest {
   if (fields.id !== undefined && !idRead.success) return bad(undefined, '"id" must be a number or a string of at most 128 characters.');
   const op = fields.op;
   const schema = typeof op === 'string' && Object.hasOwn(BY_OP, op) ? BY_OP[op as keyof typeof BY_OP] : undefined;
-  if (!schema) return bad(id, `Unknown op "${preview(String(op))}": use subscribe, unsubscribe or ping.`);
+  if (!schema) return bad(id, `Unknown op "${preview(String(op))}": use subscribe, unsubscribe, ping, alerts or ack.`);
   const read = schema.safeParse(value);
   if (!read.success) {
     const issues = read.error.issues.slice(0, 3).map((i) => (i.path.length > 0 ? `"${i.path.join('.')}": ${i.message}` : i.message));

@@ -1,7 +1,9 @@
 // Rooms: one Redis subscription per symbol (or exposed channel) that at least one client
 // watches, whatever the number of clients. A message is encoded once for the room, not
 // once per client. A ticker room also holds a lease with the broker, in the gateway's
-// name, so that the broker streams the ticker while anyone watches it.
+// name, so that the broker streams the ticker while anyone watches it. A member of a room
+// of a symbol-keyed channel (ChannelSpec.keyField) may want some symbols only: such members
+// are indexed by symbol, so a message costs work only for the members that want it.
 import type { ChannelRef } from '../core/channel.ts';
 import { GATEWAY_DEFAULTS } from '../core/defaults.ts';
 import type { Subscription } from '../bus/subscriber.ts';
@@ -30,6 +32,12 @@ export class Room implements RoomIdentity {
   readonly ref: ChannelRef;
   readonly symbol: string | undefined;
   readonly #members = new Set<RoomMember>();
+  /** The members that take every message (no filter): the shared-chunk path is theirs. */
+  readonly #unfiltered = new Set<RoomMember>();
+  /** The members with a filter, and its symbols. */
+  readonly #filters = new Map<RoomMember, ReadonlySet<string>>();
+  /** The filtered members by the symbols they want. */
+  readonly #bySymbol = new Map<string, Set<RoomMember>>();
   /** The member the room counts against in the room limits: who opened it, or, once they leave, one who stayed. */
   #owner: RoomMember | undefined;
   /**
@@ -66,16 +74,69 @@ export class Room implements RoomIdentity {
     return this.#shared;
   }
 
+  /** The members without a filter. */
+  get unfiltered(): ReadonlySet<RoomMember> {
+    return this.#unfiltered;
+  }
+
+  /** How many members have a filter. */
+  get filteredCount(): number {
+    return this.#filters.size;
+  }
+
+  /** The filtered members that want messages about `value`. */
+  wanting(value: string): ReadonlySet<RoomMember> | undefined {
+    return this.#bySymbol.get(value);
+  }
+
+  /** A member's filter (undefined: everything). */
+  filterOf(member: RoomMember): ReadonlySet<string> | undefined {
+    return this.#filters.get(member);
+  }
+
   /** Puts a member in. Only RoomRegistry.enter calls it: it also keeps each member's rooms. */
-  add(member: RoomMember): void {
+  add(member: RoomMember, filter?: ReadonlySet<string>): void {
     this.#members.add(member);
+    this.setFilter(member, filter);
+  }
+
+  /** What a member of this room wants: the messages about these symbols only, or (undefined) all. Replaces its filter. */
+  setFilter(member: RoomMember, filter: ReadonlySet<string> | undefined): void {
+    if (!this.#members.has(member)) return;
+    this.#unindex(member);
+    if (filter === undefined) {
+      this.#unfiltered.add(member);
+      return;
+    }
+    this.#unfiltered.delete(member);
+    // A filtered member never takes the shared chunk: that holds every message of the room.
+    this.#shared.delete(member);
+    this.#filters.set(member, filter);
+    for (const value of filter) {
+      let set = this.#bySymbol.get(value);
+      if (!set) this.#bySymbol.set(value, (set = new Set()));
+      set.add(member);
+    }
   }
 
   /** Takes a member out (RoomRegistry.exit only); an owner who leaves hands the room to one who stays. */
   remove(member: RoomMember): void {
     this.#members.delete(member);
     this.#shared.delete(member);
+    this.#unindex(member);
     if (this.#owner === member) this.#owner = this.#members.values().next().value;
+  }
+
+  #unindex(member: RoomMember): void {
+    this.#unfiltered.delete(member);
+    const old = this.#filters.get(member);
+    if (!old) return;
+    this.#filters.delete(member);
+    for (const value of old) {
+      const set = this.#bySymbol.get(value);
+      set?.delete(member);
+      if (set?.size === 0) this.#bySymbol.delete(value);
+    }
   }
 
   /**
@@ -104,7 +165,7 @@ export class Room implements RoomIdentity {
 
   /** Decides again, between flushes, which members take the shared chunks. */
   reshare(): void {
-    for (const member of this.#members) {
+    for (const member of this.#unfiltered) {
       if (member.canShare(this)) this.#shared.add(member);
       else this.#shared.delete(member);
     }
@@ -124,6 +185,8 @@ export interface RoomOptions {
   /** Within one flush, keep only the newest price of a symbol. */
   readonly conflate: boolean;
   readonly conflated: (count: number) => void;
+  /** Filtered members of a room that a message was not for (counted, not visited). */
+  readonly filtered: (count: number) => void;
 }
 
 const NO_ROOMS: ReadonlyMap<string, Room> = new Map<string, Room>();
@@ -163,9 +226,9 @@ export class RoomRegistry {
     return n;
   }
 
-  /** Puts a member in a room: the room's members and the member's rooms, together. */
-  enter(member: RoomMember, room: Room): void {
-    room.add(member);
+  /** Puts a member in a room (with a filter: the messages about those symbols only): the room's members and the member's rooms, together. */
+  enter(member: RoomMember, room: Room, filter?: ReadonlySet<string>): void {
+    room.add(member, filter);
     let mine = this.#memberships.get(member);
     if (!mine) this.#memberships.set(member, (mine = new Map<string, Room>()));
     mine.set(room.key, room);
@@ -183,7 +246,7 @@ export class RoomRegistry {
    * Puts a member in a room, making the room (and its subscription and lease) if needed.
    * `onEnter` runs before the first update can reach the member (to hold them).
    */
-  async join(member: RoomMember, key: string, ref: ChannelRef, symbol: string | undefined, onEnter?: (room: Room) => void): Promise<Room> {
+  async join(member: RoomMember, key: string, ref: ChannelRef, symbol: string | undefined, onEnter?: (room: Room) => void, filter?: ReadonlySet<string>): Promise<Room> {
     let room = this.#rooms.get(key);
     if (!room) {
       const made = new Room(key, ref, symbol, member);
@@ -195,7 +258,7 @@ export class RoomRegistry {
       });
     }
     onEnter?.(room);
-    this.enter(member, room);
+    this.enter(member, room, filter);
     try {
       await room.ready;
     } catch (error) {
@@ -229,17 +292,28 @@ export class RoomRegistry {
   }
 
   async #open(room: Room): Promise<void> {
-    const { dirtyRoom, dirty, conflate, conflated } = this.#options;
+    const { dirtyRoom, dirty, conflate, conflated, filtered } = this.#options;
+    const keyField = room.ref.channel.keyField;
     room.subscription = await this.#options.bus.subscribe(room.ref, (data, ctx) => {
       if (room.members.size === 0) return;
       const item = makeItem(room, data, ctx.position);
+      if (keyField !== undefined && room.filteredCount > 0) {
+        // Only the members that asked for this symbol are visited; the others are counted.
+        const value = (data as Record<string, unknown> | null)?.[keyField];
+        const wanting = typeof value === 'string' ? room.wanting(value) : undefined;
+        if (wanting) for (const member of wanting) if (member.push(room, item)) dirty(member);
+        const missed = room.filteredCount - (wanting?.size ?? 0);
+        if (missed > 0) filtered(missed);
+      }
+      const everything = room.unfiltered;
+      if (everything.size === 0) return;
       if (dirtyRoom) {
         if (room.queueShared(item, conflate)) conflated(room.shared.size);
         // Also with no one sharing yet: the flush decides again who may.
         dirtyRoom(room);
       }
-      if (room.shared.size === room.members.size) return;
-      for (const member of room.members) if (!room.shared.has(member) && member.push(room, item)) dirty(member);
+      if (room.shared.size === everything.size) return;
+      for (const member of everything) if (!room.shared.has(member) && member.push(room, item)) dirty(member);
     });
     if (room.symbol !== undefined) await this.#lease(room.symbol, 'subscribe');
   }

@@ -20,6 +20,25 @@ export interface ClientOptions {
   pingMs?: number;
 }
 
+/** One entry of the user's inbox (an alert: a pattern event; a job result: a backtest's result). */
+export interface InboxEntry<D = Record<string, unknown>> {
+  type: 'inbox';
+  id: string;
+  kind: 'alert' | 'job_result';
+  data: D;
+}
+
+/** A user's alert preferences (seed 003's tickstock.jobs.alerts). Absent symbols or patterns: all. */
+export interface AlertPrefs {
+  symbols?: string[];
+  patterns?: string[];
+  /** 0 to 1. */
+  min_confidence?: number;
+  action?: 'subscribe' | 'unsubscribe';
+  /** Without JWT only: whose. */
+  user?: string;
+}
+
 export declare class TickbusClient {
   /** One gateway's /ws URL, or several: after a lost connection the next one is tried, and the client resumes there. */
   constructor(url: string | string[], options?: ClientOptions);
@@ -32,13 +51,30 @@ export declare class TickbusClient {
   readonly channels: Set<string>;
   /** The last position seen per symbol or channel. */
   readonly positions: Map<string, string>;
+  /** Channels subscribed with a symbol filter, and its symbols. */
+  readonly filters: Map<string, string[]>;
+  /** The id of the last inbox entry received: a new connection resumes after it. */
+  readonly lastInboxId: string | undefined;
+  /** The gateway confirmed the inbox subscription on this connection. */
+  readonly inboxSubscribed: boolean;
   on<D = unknown>(event: 'update', listener: (update: Update<D>) => void): this;
+  /** Entries are acknowledged after these listeners ran, unless `subscribeInbox({ autoAck: false })`. */
+  on<D = Record<string, unknown>>(event: 'inbox', listener: (entry: InboxEntry<D>) => void): this;
   on(event: 'state', listener: (state: State) => void): this;
-  on<M = Record<string, unknown>>(event: 'snapshot' | 'subscribed' | 'unsubscribed' | 'error' | 'notice' | 'welcome', listener: (message: M) => void): this;
+  on<M = Record<string, unknown>>(event: 'snapshot' | 'subscribed' | 'unsubscribed' | 'error' | 'notice' | 'welcome' | 'ok', listener: (message: M) => void): this;
   off(event: string, listener: (arg: never) => void): this;
   connect(): Promise<unknown>;
   subscribe(symbols: string[], since?: Record<string, string>): void;
-  subscribeChannels(channels: string[]): void;
+  /** With `filter`: of symbol-keyed channels, only the messages about these symbols (a new filter replaces the old). */
+  subscribeChannels(channels: string[], filter?: { symbols: string[] }): void;
+  unsubscribeChannels(channels: string[]): void;
+  /** Sets the user's alert preferences; resolves on the gateway's `ok`, rejects with its error (`code`). */
+  setAlerts(prefs: AlertPrefs): Promise<unknown>;
+  /** Follows the user's inbox; resumes after the last entry on a new connection. */
+  subscribeInbox(options?: { user?: string; autoAck?: boolean; since?: string }): void;
+  unsubscribeInbox(): void;
+  /** Removes the inbox entries up to and including `id`. */
+  ack(id: string): void;
   unsubscribe(symbols: string[]): void;
   close(): void;
 }

@@ -3,13 +3,20 @@
 // implementation passed in (`ws`). It connects, subscribes, remembers the last position of
 // every symbol and channel, and after a lost connection reconnects with back-off and
 // resubscribes with those positions, so the gateway fills the gap from history (or says it
-// sent a snapshot instead).
+// sent a snapshot instead). It also follows the user's inbox (alerts and job results kept
+// until acknowledged): after a lost connection it resubscribes from the last inbox id, on
+// whichever gateway, and acknowledges what its `inbox` handlers have seen.
 
 /**
  * @typedef {{ channel: string, symbol?: string, position?: string, replayed?: true, data: any }} Update
  * @typedef {'connecting' | 'open' | 'reconnecting' | 'closed'} State
  * @typedef {{ token?: string, WebSocket?: any, reconnect?: { baseMs?: number, maxMs?: number }, pingMs?: number }} ClientOptions
+ * @typedef {{ id: string, kind: 'alert' | 'job_result', data: any }} InboxEntry
+ * @typedef {{ symbols?: string[], patterns?: string[], min_confidence?: number, action?: 'subscribe' | 'unsubscribe', user?: string }} AlertPrefs
  */
+
+/** Acknowledgements are cumulative: what the handlers saw within this many ms goes in one `ack`. */
+const ACK_DELAY_MS = 20;
 
 /** A stream position as the gateway sends them (`<ms>-<seq>`); anything else is never sent back as `since`. */
 function isPosition(value) {
@@ -35,6 +42,18 @@ export class TickbusClient {
     this.rttMs = undefined;
     /** @type {Set<string>} */ this.symbols = new Set();
     /** @type {Set<string>} */ this.channels = new Set();
+    /** Channels subscribed for some symbols only (their `filter`). */
+    /** @type {Map<string, string[]>} */ this.filters = new Map();
+    /** The inbox followed, if any: whose (without JWT), and whether entries are acknowledged after the handlers ran. */
+    /** @type {{ user?: string, autoAck: boolean } | undefined} */ this.inbox = undefined;
+    /** The id of the last inbox entry received: where a new connection resumes. */
+    /** @type {string | undefined} */ this.lastInboxId = undefined;
+    /** True once the gateway confirmed the inbox subscription on this connection. */
+    this.inboxSubscribed = false;
+    this._requests = new Map();
+    this._nextRequest = 1;
+    this._ackTimer = undefined;
+    this._ackPending = undefined;
     /** Last position seen per symbol or channel: sent as `since` when resubscribing. */
     /** @type {Map<string, string>} */ this.positions = new Map();
     this._listeners = new Map();
@@ -46,7 +65,7 @@ export class TickbusClient {
     this._welcome = undefined;
   }
 
-  /** @param {'update'|'snapshot'|'subscribed'|'unsubscribed'|'error'|'notice'|'state'|'welcome'} event @param {(arg: any) => void} listener */
+  /** @param {'update'|'snapshot'|'subscribed'|'unsubscribed'|'error'|'notice'|'state'|'welcome'|'inbox'|'ok'} event @param {(arg: any) => void} listener */
   on(event, listener) {
     if (!this._listeners.has(event)) this._listeners.set(event, new Set());
     this._listeners.get(event).add(listener);
@@ -101,11 +120,94 @@ export class TickbusClient {
     if (fresh.length > 0) this._send({ op: 'subscribe', symbols: fresh, since: this._since(fresh) });
   }
 
-  /** @param {string[]} channels exposed catalog channels (e.g. tickstock.events.patterns) */
-  subscribeChannels(channels) {
-    const fresh = channels.filter((c) => !this.channels.has(c));
-    for (const c of fresh) this.channels.add(c);
-    if (fresh.length > 0) this._send({ op: 'subscribe', channels: fresh, since: this._since(fresh) });
+  /**
+   * @param {string[]} channels exposed catalog channels (e.g. tickstock.events.patterns)
+   * @param {{ symbols: string[] }} [filter] of symbol-keyed channels, only the messages about these symbols (a new filter replaces the old)
+   */
+  subscribeChannels(channels, filter) {
+    const symbols = filter?.symbols?.map((s) => s.trim().toUpperCase());
+    const fresh = channels.filter((c) => {
+      const known = this.channels.has(c);
+      const same = known && JSON.stringify(this.filters.get(c)) === JSON.stringify(symbols);
+      return !same;
+    });
+    for (const c of fresh) {
+      this.channels.add(c);
+      if (symbols) this.filters.set(c, symbols);
+      else this.filters.delete(c);
+    }
+    if (fresh.length > 0) this._send({ op: 'subscribe', channels: fresh, since: this._since(fresh), ...(symbols ? { filter: { symbols } } : {}) });
+  }
+
+  /** @param {string[]} channels */
+  unsubscribeChannels(channels) {
+    const gone = channels.filter((c) => this.channels.delete(c));
+    for (const c of gone) {
+      this.positions.delete(c);
+      this.filters.delete(c);
+    }
+    if (gone.length > 0) this._send({ op: 'unsubscribe', channels: gone });
+  }
+
+  /**
+   * Sets the user's alert preferences (the JWT's user, or `user` without JWT). Resolves on the
+   * gateway's `ok`; rejects with its error.
+   * @param {AlertPrefs} prefs
+   */
+  setAlerts(prefs) {
+    return this._request({ op: 'alerts', ...prefs });
+  }
+
+  /**
+   * Follows the user's inbox: what was not acknowledged, then live entries, as `inbox` events.
+   * After a lost connection it resumes after the last entry received. Unless `autoAck: false`,
+   * entries are acknowledged once the `inbox` handlers have run (call `ack(id)` yourself otherwise).
+   * @param {{ user?: string, autoAck?: boolean, since?: string }} [options]
+   */
+  subscribeInbox(options = {}) {
+    this.inbox = { ...(options.user === undefined ? {} : { user: options.user }), autoAck: options.autoAck !== false };
+    if (options.since !== undefined) this.lastInboxId = options.since;
+    this._sendInbox();
+  }
+
+  unsubscribeInbox() {
+    this.inbox = undefined;
+    this.inboxSubscribed = false;
+    this._send({ op: 'unsubscribe', inbox: true });
+  }
+
+  /** Removes the inbox entries up to and including `id` (cumulative). @param {string} id */
+  ack(id) {
+    this._send({ op: 'ack', inbox: id, ...(this.inbox?.user === undefined ? {} : { user: this.inbox.user }) });
+  }
+
+  _sendInbox() {
+    if (!this.inbox) return;
+    this._send({ op: 'subscribe', inbox: true, ...(this.inbox.user === undefined ? {} : { user: this.inbox.user }), ...(isPosition(this.lastInboxId) ? { since: { inbox: this.lastInboxId } } : {}) });
+  }
+
+  /** Sends a request with an id; resolves with its `ok`, rejects with its error. */
+  _request(message) {
+    const id = `c${this._nextRequest++}`;
+    return new Promise((resolve, reject) => {
+      if (!(this._ws && this._ws.readyState === 1 && this._welcome)) {
+        reject(new Error('not connected'));
+        return;
+      }
+      this._requests.set(id, { resolve, reject });
+      this._send({ ...message, id });
+    });
+  }
+
+  _scheduleAck(id) {
+    this._ackPending = id;
+    if (this._ackTimer !== undefined) return;
+    this._ackTimer = setTimeout(() => {
+      this._ackTimer = undefined;
+      const pending = this._ackPending;
+      this._ackPending = undefined;
+      if (pending !== undefined) this.ack(pending);
+    }, ACK_DELAY_MS);
   }
 
   /** @param {string[]} symbols */
@@ -119,6 +221,7 @@ export class TickbusClient {
     this._closing = true;
     clearTimeout(this._timer);
     clearInterval(this._pinger);
+    clearTimeout(this._ackTimer);
     this._ws?.close(1000, 'client closed');
     this._setState('closed');
   }
@@ -145,6 +248,9 @@ export class TickbusClient {
     const url = this.options.token ? `${this.url}${this.url.includes('?') ? '&' : '?'}token=${encodeURIComponent(this.options.token)}` : this.url;
     this._setState(this._attempt === 0 ? 'connecting' : 'reconnecting');
     this._welcome = undefined;
+    this.inboxSubscribed = false;
+    for (const { reject } of this._requests.values()) reject(new Error('connection lost'));
+    this._requests.clear();
     const ws = new Impl(url);
     this._ws = ws;
     ws.onmessage = (event) => this._onMessage(typeof event.data === 'string' ? event.data : String(event.data));
@@ -192,8 +298,16 @@ export class TickbusClient {
         // Resubscribe everything, each with the last position seen: the gateway replays the gap.
         const symbols = [...this.symbols];
         if (symbols.length > 0) this._send({ op: 'subscribe', symbols, since: this._since(symbols) });
-        const channels = [...this.channels];
-        if (channels.length > 0) this._send({ op: 'subscribe', channels, since: this._since(channels) });
+        // Channels with the same filter (or none) go together.
+        const groups = new Map();
+        for (const c of this.channels) {
+          const f = this.filters.get(c);
+          const key = f ? JSON.stringify(f) : '';
+          if (!groups.has(key)) groups.set(key, { filter: f, channels: [] });
+          groups.get(key).channels.push(c);
+        }
+        for (const { filter, channels } of groups.values()) this._send({ op: 'subscribe', channels, since: this._since(channels), ...(filter ? { filter: { symbols: filter } } : {}) });
+        this._sendInbox();
         clearInterval(this._pinger);
         const ping = () => this._send({ op: 'ping', t: Date.now() });
         ping();
@@ -217,6 +331,29 @@ export class TickbusClient {
       case 'pong':
         if (typeof m.t === 'number') this.rttMs = Date.now() - m.t;
         break;
+      case 'inbox':
+        this._emit('inbox', m);
+        // After the handlers: what they saw is acknowledged (cumulatively, a few at a time).
+        if (isPosition(m.id)) {
+          this.lastInboxId = m.id;
+          if (this.inbox?.autoAck) this._scheduleAck(m.id);
+        }
+        break;
+      case 'subscribed':
+        if (m.key === 'inbox') this.inboxSubscribed = true;
+        this._emit('subscribed', m);
+        break;
+      case 'ok':
+      case 'error': {
+        const pending = m.id === undefined || m.key !== undefined ? undefined : this._requests.get(m.id);
+        if (pending) {
+          this._requests.delete(m.id);
+          if (m.type === 'ok') pending.resolve(m);
+          else pending.reject(Object.assign(new Error(m.message), { code: m.code }));
+        }
+        this._emit(m.type, m);
+        break;
+      }
       default:
         this._emit(m.type, m);
     }
