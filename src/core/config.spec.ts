@@ -11,6 +11,8 @@ import {
   resolveSender,
   resolveLogLevel,
   redisUrlFromEnv,
+  resolveJwtSecret,
+  environment,
   LOG_LEVELS,
 } from './config.ts';
 import { DEFAULTS } from './defaults.ts';
@@ -381,5 +383,23 @@ describe('redisUrlFromEnv', () => {
     assert.equal(redisUrlFromEnv({ REDIS_URL: 'redis://h:1' }), 'redis://h:1');
     assert.equal(redisUrlFromEnv({}), undefined);
     assert.equal(redisUrlFromEnv({ REDIS_URL: '' }), undefined);
+  });
+});
+
+describe('resolveJwtSecret', () => {
+  it('is the variable named, from the environment given', () => {
+    assert.equal(resolveJwtSecret('MY_SECRET', { MY_SECRET: 's'.repeat(32) }), 's'.repeat(32));
+  });
+
+  it('refuses a variable that is unset or empty, naming it', () => {
+    for (const env of [{}, { MY_SECRET: '' }]) configError(() => resolveJwtSecret('MY_SECRET', env), /^--jwt-secret-env MY_SECRET: that environment variable is not set\.$/);
+  });
+});
+
+describe('environment', () => {
+  it('keeps just the names given that are set, frozen', () => {
+    const env = environment(['A', 'B', 'C'], { A: '1', C: '', D: '4' });
+    assert.deepEqual(env, { A: '1', C: '' });
+    assert.ok(Object.isFrozen(env));
   });
 });

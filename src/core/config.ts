@@ -256,3 +256,27 @@ export function resolveLogLevel(fallback: LogLevel = 'info', env: NodeJS.Process
 export function redisUrlFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
   return env.REDIS_URL || undefined;
 }
+
+/**
+ * The HS256 secret `--jwt-secret-env NAME` names: the variable NAME, which must be set and
+ * not empty. Its length (32 characters at least) is the gateway's rule, checked in
+ * gateway/auth.ts where every secret is, however it was given.
+ */
+export function resolveJwtSecret(variable: string, env: NodeJS.ProcessEnv = process.env): string {
+  const secret = env[variable];
+  if (!secret) throw new ConfigError(`--jwt-secret-env ${variable}: that environment variable is not set.`);
+  return secret;
+}
+
+/**
+ * Just these variables of the environment (those set), frozen: what a part that reads its
+ * settings from an environment (the Alpaca feed's keys) is given instead of the whole one.
+ */
+export function environment<N extends string>(names: readonly N[], env: NodeJS.ProcessEnv = process.env): Readonly<Partial<Record<N, string>>> {
+  const out: Partial<Record<N, string>> = {};
+  for (const name of names) {
+    const value = env[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return Object.freeze(out);
+}

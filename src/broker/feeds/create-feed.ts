@@ -16,7 +16,7 @@ export interface FeedOptions {
   loop?: boolean;
 }
 
-/** `env` is the environment the Alpaca feed reads its keys from; the CLI passes its own. */
+/** `env` is the environment the Alpaca feed reads its keys from; the CLI passes those variables of its own (ALPACA_ENV). */
 export async function createFeed(name: string, options: FeedOptions, env: NodeJS.ProcessEnv): Promise<MarketDataFeed> {
   switch (name) {
     case 'sim':

@@ -5,7 +5,7 @@ import { BROKER_DEFAULTS } from '../../broker/broker-defaults.ts';
 import { FEED_DEFAULTS, FEED_NAMES } from '../../broker/feeds/feed-names.ts';
 import type { FeedOptions } from '../../broker/feeds/create-feed.ts';
 import type { Logger } from '../../core/logger.ts';
-import { resolveRedisConfig } from '../../core/config.ts';
+import { environment, resolveRedisConfig } from '../../core/config.ts';
 import { CliError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { exitSoonAfter, guardProcess, runUntilSignal, startupFailure } from './service.ts';
@@ -105,10 +105,11 @@ BROKER_REGISTRATION, and receive updates on TICKER_UPDATES_AAPL.`,
 
 /** The runtime options both `broker` and `up` build from their command line. */
 export async function runtimeOptions(options: BrokerCliOptions, redisUrl: string | undefined, logger: Logger): Promise<BrokerRuntimeOptions> {
-  const { createFeed } = await import('../../broker/feeds/create-feed.ts');
+  const [{ createFeed }, { ALPACA_ENV }] = await Promise.all([import('../../broker/feeds/create-feed.ts'), import('../../broker/feeds/alpaca/alpaca-config.ts')]);
   return {
     redisUrl,
-    feed: await createFeed(options.feed, feedOptions(options), process.env),
+    // The feed sees only its own variables of the environment (the Alpaca keys), not the rest.
+    feed: await createFeed(options.feed, feedOptions(options), environment(ALPACA_ENV)),
     logger,
     opsPort: number(options.port, '--port'),
     opsHost: options.host,

@@ -1,7 +1,7 @@
 // `tickbus gateway`: the WebSocket gateway and the live dashboard (docs/gateway.md).
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { resolveRedisConfig } from '../../core/config.ts';
+import { resolveJwtSecret, resolveRedisConfig } from '../../core/config.ts';
 import { DEFAULTS, GATEWAY_DEFAULTS } from '../../core/defaults.ts';
 import type { GatewayOptions } from '../../gateway/gateway.ts';
 import type { TokenOptions } from '../../gateway/auth.ts';
@@ -48,9 +48,7 @@ export function addGatewayOptions(cmd: Command): Command {
 export function gatewayOptions(options: GatewayCliOptions): Omit<GatewayOptions, 'bus' | 'logger'> {
   let auth: TokenOptions | undefined;
   if (options.jwtSecretEnv) {
-    const secret = process.env[options.jwtSecretEnv];
-    if (!secret) throw new CliError(`--jwt-secret-env ${options.jwtSecretEnv}: that environment variable is not set.`, ExitCode.Usage);
-    auth = { secret };
+    auth = { secret: resolveJwtSecret(options.jwtSecretEnv) };
   } else if (options.jwtPublicKey) {
     try {
       auth = { publicKey: readFileSync(options.jwtPublicKey, 'utf8') };

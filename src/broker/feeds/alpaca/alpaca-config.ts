@@ -47,6 +47,9 @@ export interface AlpacaConfig {
   readonly baseUrl: string;
 }
 
+/** Every environment variable alpacaConfigFromEnv reads: all the CLI passes it. */
+export const ALPACA_ENV = Object.freeze(['APCA_API_KEY_ID', 'APCA_API_SECRET_KEY', 'ALPACA_FEED', 'ALPACA_DATA_STREAM_URL', 'ALPACA_TRADING_STREAM_URL', 'APCA_API_BASE_URL'] as const);
+
 /**
  * Reads the Alpaca configuration from an environment (the CLI passes its own):
  * APCA_API_KEY_ID and APCA_API_SECRET_KEY (required), ALPACA_FEED, ALPACA_DATA_STREAM_URL,
