@@ -380,13 +380,15 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
 
   /** A live message, decoded and validated; its position only if it can be trusted (see PositionGuard). */
   #decode(target: ResolvedTarget, channel: string, pattern: string | undefined, payload: string): Delivered | BusError | Promise<Delivered | BusError> {
+    const read = this.#inbound.read(payload, channel, target.channel);
+    // No closure on the synchronous path: this runs once per message.
+    return read instanceof Promise ? read.then((a) => this.#delivered(a, target, channel, pattern)) : this.#delivered(read, target, channel, pattern);
+  }
+
+  #delivered(a: Inbound, target: ResolvedTarget, channel: string, pattern: string | undefined): Delivered | BusError {
+    if (a instanceof BusError) return a;
     const def = target.channel;
-    const make = (a: Inbound): Delivered | BusError => {
-      if (a instanceof BusError) return a;
-      const position = a.envelope.position;
-      return toDelivered(this.#ctx.metrics, a, target, channel, pattern, position !== undefined && def?.hasHistory === true ? this.#positionGuard.vouch(position, channel, def.template) : position, false);
-    };
-    const read = this.#inbound.read(payload, channel, def);
-    return read instanceof Promise ? read.then(make) : make(read);
+    const position = a.envelope.position;
+    return toDelivered(this.#ctx.metrics, a, target, channel, pattern, position !== undefined && def?.hasHistory === true ? this.#positionGuard.vouch(position, channel, def.template) : position, false);
   }
 }
