@@ -1,0 +1,96 @@
+// The fan-out publisher of bench/tickstock.ts: on `start`, publishes --rate messages a second
+// over the symbols in turn (1 ms ticks; a late tick sends what is due, so the rate holds),
+// as the pattern library or the broker would: `--channel patterns` a seed-002 pattern
+// message on tickstock:patterns:streaming (bare JSON), `--channel ticker` a price on
+// TICKER_UPDATES_{symbol} (the plain symbol room). Reports its count on `mark` and `stop`.
+import { pino } from 'pino';
+import { TickerUpdates, createBus } from '../src/index.ts';
+import { PatternsStreaming } from '../src/catalogs/tickstock.ts';
+import { choiceOption, intOption, parseCli, positiveOption } from './lib/cli.ts';
+import { epochMs } from './lib/clock.ts';
+import { serveParent } from './lib/proc.ts';
+import { priceMessage } from './gateway-common.ts';
+import { symbolNames, type PublisherCommand, type PublisherEvent } from './tickstock-common.ts';
+
+const v = parseCli('node --import tsx bench/tickstock-publisher.ts [options]', 'The fan-out publisher of bench/tickstock.ts (started by it).', {
+  url: { type: 'string', value: 'url', description: 'Redis URL.' },
+  channel: { type: 'string', value: 'which', default: 'patterns', description: 'patterns or ticker.' },
+  rate: { type: 'string', value: 'R', default: '20', description: 'Messages per second, over all symbols.' },
+  symbols: { type: 'string', value: 'N', default: '100', description: 'Symbols.' },
+});
+if (v.url === undefined) throw new Error('--url is required.');
+const channel = choiceOption(v.channel, 'channel', ['patterns', 'ticker'] as const);
+const rate = positiveOption(v.rate, 'rate');
+const symbols = symbolNames(intOption(v.symbols, 'symbols'));
+const MAX_IN_FLIGHT = 10_000;
+
+const bus = createBus({ redis: { url: v.url }, logger: pino({ level: 'silent' }), sender: 'tickstock_pl' });
+bus.on('error', (error) => {
+  throw error;
+});
+await bus.connect();
+
+let published = 0;
+let inFlight = 0;
+let errors = 0;
+let firstError: string | undefined;
+let running = false;
+let stopped: Promise<void> = Promise.resolve();
+const settle = () => inFlight--;
+const fail = (error: unknown) => {
+  inFlight--;
+  errors++;
+  firstError ??= error instanceof Error ? error.message : String(error);
+};
+
+function publishOne(i: number, now: number): Promise<unknown> {
+  const symbol = symbols[i % symbols.length] as string;
+  if (channel === 'ticker') return bus.publish(TickerUpdates.of({ ticker: symbol }), priceMessage(i, symbols, now));
+  const close = 100 + (i % 1000) / 100;
+  return bus.publish(PatternsStreaming, {
+    pattern_name: 'doji',
+    symbol,
+    timeframe: '5s',
+    confidence: 85.5,
+    detected_at: now / 1000,
+    bar_count: 1,
+    metadata: { open: close, high: close + 0.05, low: close - 0.05, close, volume: 2000 + (i % 100), direction: 'neutral' },
+  });
+}
+
+async function publishLoop(): Promise<void> {
+  const start = epochMs();
+  const perMs = rate / 1000;
+  let sent = 0;
+  while (running) {
+    const due = Math.floor((epochMs() - start + 1) * perMs);
+    while (sent < due && running) {
+      if (inFlight >= MAX_IN_FLIGHT) throw new Error(`${MAX_IN_FLIGHT} publishes unanswered: Redis cannot keep up with ${rate}/s.`);
+      inFlight++;
+      publishOne(published, epochMs()).then(settle, fail);
+      published++;
+      sent++;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  while (inFlight > 0) await new Promise((resolve) => setTimeout(resolve, 1));
+}
+
+const send = serveParent<PublisherCommand, PublisherEvent>(
+  async (command): Promise<void> => {
+    switch (command.type) {
+      case 'start':
+        running = true;
+        stopped = publishLoop();
+        return;
+      case 'mark':
+        return send({ type: 'marked', published, at: epochMs() });
+      case 'stop':
+        running = false;
+        await stopped;
+        return send({ type: 'stopped', published, errors, firstError });
+    }
+  },
+  () => bus.close(),
+);
+send({ type: 'ready' });
