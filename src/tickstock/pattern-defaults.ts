@@ -13,4 +13,10 @@ export const PATTERN_DEFAULTS = Object.freeze({
   rejectLogsPerSecond: 5,
   /** The sender written into the heartbeat (the TickStock channels are bare: no sender). */
   sender: 'tickstock_pl',
+  /**
+   * Closing ticks whose messages may be on their way at once before the tick lane waits:
+   * more than one boundary's worth of symbols, so a normal close never waits, and few
+   * enough that a slow Redis slows the ticks instead of growing memory.
+   */
+  maxPublishesInFlight: 1024,
 });

@@ -146,9 +146,14 @@ export class PatternService {
     const out = this.engine.onTick(tick);
     const refused = this.engine.lastRejection;
     if (refused !== undefined) this.#rejected(refused, tick.symbol);
-    // Most ticks close nothing: only a closing one makes the lane wait for its publication,
-    // which keeps the messages of one symbol in order and slows the ticks when Redis does.
-    if (out.length > 0) return this.#publish(out);
+    // Most ticks close nothing. A closing one's messages go out without making the tick lane
+    // wait: all symbols' bars close on the same boundary, and waiting for each publication in
+    // turn queued the 100th symbol's pattern behind 99 round trips (p99 in the hundreds of ms,
+    // bench/tickstock.ts). The connection keeps them in order. Only with many publications in
+    // flight (Redis slow or away) does the lane wait, so the ticks slow down with Redis.
+    if (out.length === 0) return;
+    const sending = this.#publish(out);
+    if (this.#pending.size > PATTERN_DEFAULTS.maxPublishesInFlight) return sending;
   }
 
   /** A tick the bus refused (schema, JSON, size) on the tick channel; other bus errors are only logged. */
