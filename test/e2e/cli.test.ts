@@ -153,8 +153,14 @@ describe('tickbus CLI', () => {
 
   it('`npm start` runs `tickbus up`', async () => {
     const start = new CliProcess([], { REDIS_URL: server.url }, ['npm', 'start', '--silent', '--', '--port', '0', '--tickers', 'NPM']);
-    await start.waitFor(/tickbus up: using Redis at redis:\/\/127\.0\.0\.1:\d+ \(REDIS_URL\)/);
-    await start.waitFor(/broker streaming NPM from the sim feed/);
+    try {
+      await start.waitFor(/tickbus up: using Redis at redis:\/\/127\.0\.0\.1:\d+ \(REDIS_URL\)/);
+      await start.waitFor(/broker streaming NPM from the sim feed/);
+    } catch (error) {
+      // A failed wait must not leave npm and tickbus running: the file would never end.
+      await start.stop('SIGKILL');
+      throw error;
+    }
     await start.stop('SIGINT'); // npm itself dies of the signal; tickbus shuts down in order
     await waitFor(() => /SIGINT: shutting down/.test(start.stderr), 'tickbus to shut down');
   });
