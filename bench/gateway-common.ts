@@ -98,17 +98,8 @@ export interface ServerMemory {
 export type ServerCommand = { type: 'mark' } | { type: 'memory' };
 export type ServerEvent = ({ type: 'ready'; port: number } & ServerMemory) | ServerMark | ({ type: 'memory' } & ServerMemory);
 
-export type PublisherCommand = { type: 'start' } | { type: 'mark' } | { type: 'stop' };
-export type PublisherEvent =
-  | { type: 'ready' }
-  | { type: 'marked'; published: number; at: number }
-  | {
-      type: 'stopped';
-      published: number;
-      /** Publishes that failed. */
-      errors: number;
-      firstError: string | undefined;
-    };
+/** The publisher worker's messages (bench/lib/paced-publisher.ts). */
+export type { PacedCommand as PublisherCommand, PacedEvent as PublisherEvent } from './lib/paced-publisher.ts';
 
 export type ClientsCommand =
   /** Start counting (and keep every `sampleEvery`-th latency). */

@@ -108,5 +108,5 @@ export type ClientsEvent =
       inbox: Samples;
     };
 
-export type PublisherCommand = { type: 'start' } | { type: 'mark' } | { type: 'stop' };
-export type PublisherEvent = { type: 'ready' } | { type: 'marked'; published: number; at: number } | { type: 'stopped'; published: number; errors: number; firstError: string | undefined };
+/** The fan-out publisher's messages (bench/lib/paced-publisher.ts). */
+export type { PacedCommand as PublisherCommand, PacedEvent as PublisherEvent } from './lib/paced-publisher.ts';

@@ -7,10 +7,9 @@ import { pino } from 'pino';
 import { TickerUpdates, createBus } from '../src/index.ts';
 import { PatternsStreaming } from '../src/catalogs/tickstock.ts';
 import { choiceOption, intOption, parseCli, positiveOption } from './lib/cli.ts';
-import { epochMs } from './lib/clock.ts';
-import { serveParent } from './lib/proc.ts';
+import { servePacedPublisher } from './lib/paced-publisher.ts';
 import { priceMessage } from './gateway-common.ts';
-import { symbolNames, type PublisherCommand, type PublisherEvent } from './tickstock-common.ts';
+import { symbolNames } from './tickstock-common.ts';
 
 const v = parseCli('node --import tsx bench/tickstock-publisher.ts [options]', 'The fan-out publisher of bench/tickstock.ts (started by it).', {
   url: { type: 'string', value: 'url', description: 'Redis URL.' },
@@ -22,26 +21,12 @@ if (v.url === undefined) throw new Error('--url is required.');
 const channel = choiceOption(v.channel, 'channel', ['patterns', 'ticker'] as const);
 const rate = positiveOption(v.rate, 'rate');
 const symbols = symbolNames(intOption(v.symbols, 'symbols'));
-const MAX_IN_FLIGHT = 10_000;
 
 const bus = createBus({ redis: { url: v.url }, logger: pino({ level: 'silent' }), sender: 'tickstock_pl' });
 bus.on('error', (error) => {
   throw error;
 });
 await bus.connect();
-
-let published = 0;
-let inFlight = 0;
-let errors = 0;
-let firstError: string | undefined;
-let running = false;
-let stopped: Promise<void> = Promise.resolve();
-const settle = () => inFlight--;
-const fail = (error: unknown) => {
-  inFlight--;
-  errors++;
-  firstError ??= error instanceof Error ? error.message : String(error);
-};
 
 function publishOne(i: number, now: number): Promise<unknown> {
   const symbol = symbols[i % symbols.length] as string;
@@ -58,39 +43,4 @@ function publishOne(i: number, now: number): Promise<unknown> {
   });
 }
 
-async function publishLoop(): Promise<void> {
-  const start = epochMs();
-  const perMs = rate / 1000;
-  let sent = 0;
-  while (running) {
-    const due = Math.floor((epochMs() - start + 1) * perMs);
-    while (sent < due && running) {
-      if (inFlight >= MAX_IN_FLIGHT) throw new Error(`${MAX_IN_FLIGHT} publishes unanswered: Redis cannot keep up with ${rate}/s.`);
-      inFlight++;
-      publishOne(published, epochMs()).then(settle, fail);
-      published++;
-      sent++;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
-  while (inFlight > 0) await new Promise((resolve) => setTimeout(resolve, 1));
-}
-
-const send = serveParent<PublisherCommand, PublisherEvent>(
-  async (command): Promise<void> => {
-    switch (command.type) {
-      case 'start':
-        running = true;
-        stopped = publishLoop();
-        return;
-      case 'mark':
-        return send({ type: 'marked', published, at: epochMs() });
-      case 'stop':
-        running = false;
-        await stopped;
-        return send({ type: 'stopped', published, errors, firstError });
-    }
-  },
-  () => bus.close(),
-);
-send({ type: 'ready' });
+servePacedPublisher(rate, publishOne, () => bus.close());
