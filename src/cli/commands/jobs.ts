@@ -1,6 +1,6 @@
 // `tickbus jobs`: submit a backtest job, follow its status, cancel it, list a user's jobs,
 // and run the reference backtest worker with the job bridge (seed 003; docs/jobs.md).
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { resolveRedisConfig } from '../../core/config.ts';
 import type { JobStore, JobRecord } from '../../jobs/job-store.ts';
@@ -157,6 +157,14 @@ Examples:
     .action(async (options: WorkerCliOptions) => {
       const seed = whole(options.seed, '--seed', 0);
       const maxBarsPerSymbol = whole(options.maxBars, '--max-bars', 1);
+      // A replay file that is not there fails the start, not every job it would have run.
+      if (options.replay !== undefined) {
+        try {
+          accessSync(options.replay, constants.R_OK);
+        } catch {
+          throw new CliError(`--replay ${options.replay}: no readable file there; give the path of an NDJSON or CSV trade file (docs/feeds.md).`, ExitCode.Usage);
+        }
+      }
       const [{ startBacktestRuntime }, { createLogger }] = await Promise.all([import('../../tickstock/backtest-runtime.ts'), import('../../core/logger.ts')]);
       const logger = createLogger('jobs-worker');
       const redis = resolveRedisConfig(options.redisUrl ? { url: options.redisUrl } : {});
