@@ -110,7 +110,12 @@ export class Session {
       this.#abuse = 0;
       return true;
     }
-    if (++this.#abuse > rate * GATEWAY_DEFAULTS.rateAbuseSeconds) this.close(CloseCode.RateLimited, 'rate limit: too many requests');
+    if (++this.#abuse > rate * GATEWAY_DEFAULTS.rateAbuseSeconds) {
+      // Said here, before the close: the replies to the refused requests go out a turn later,
+      // when a batch of frames read in one go has already closed the session.
+      this.send({ type: 'error', code: ErrorCode.RateLimited, message: `Closed: more than ${rate} requests a second for ${GATEWAY_DEFAULTS.rateAbuseSeconds} s.` });
+      this.close(CloseCode.RateLimited, 'rate limit: too many requests');
+    }
     return false;
   }
 

@@ -346,7 +346,12 @@ describe('gateway', () => {
     const { url } = await gateway({ ratePerSecond: 5 });
     const a = raw(url);
     await a.opened;
+    // In one write, as a flooding client's frames arrive: the gateway reads them in one go and
+    // closes before the replies to the first refusals go out, yet the client learns why.
+    const socket = (a.ws as unknown as { _socket: import('node:net').Socket })._socket;
+    socket.cork();
     for (let i = 0; i < 60; i++) a.send({ op: 'ping' });
+    socket.uncork();
     await waitFor(() => a.closed !== undefined, 'the close');
     assert.equal(a.closed?.code, 4029);
     assert.ok(a.of('error').some((e) => e.code === 'TB_ERR_RATE_LIMITED'));
