@@ -19,7 +19,7 @@ import type { CommandLink } from '../transports/commands.ts';
 import { AlertPreferences } from './alert-preferences.ts';
 import { AlertRouter } from './alert-router.ts';
 import type { TokenOptions } from './auth.ts';
-import { Flusher } from './flush.ts';
+import { Flusher, type BatchTiming } from './flush.ts';
 import { GatewayMetrics } from './gateway-metrics.ts';
 import { InboxRelay } from './inbox.ts';
 import { JobRelay } from './job-relay.ts';
@@ -38,8 +38,12 @@ export interface GatewayOptions {
   port?: number;
   /** @default '127.0.0.1' */
   host?: string;
-  /** Flush each client's updates every this many ms; 0 sends each at once. @default 250 */
+  /** Adaptive timing: the longest a busy client's updates wait; interval timing: the flush period; 0 sends each at once. @default 250 */
   batchMs?: number;
+  /** 'adaptive': a flush on the next turn when quiet, coalescing under load; 'interval': every batchMs. @default 'adaptive' */
+  batchTiming?: BatchTiming;
+  /** Adaptive timing: the share of the event loop's time flushes may take (0 to 1, exclusive). @default 0.2 */
+  flushBudget?: number;
   /** Within one flush, send only the latest price per symbol. @default false */
   conflate?: boolean;
   /** Per-client send buffer above which updates are conflated (x2: dropped, x4: closed). @default 1 MiB */
@@ -112,6 +116,8 @@ export class Gateway {
       port: d.port,
       host: d.host,
       batchMs: d.batchMs,
+      batchTiming: d.batchTiming,
+      flushBudget: d.flushBudget,
       conflate: false,
       highWaterBytes: d.highWaterBytes,
       slowClientCloseMs: d.slowClientCloseMs,
@@ -130,6 +136,8 @@ export class Gateway {
     for (const [name, value] of [['batchMs', o.batchMs], ['highWaterBytes', o.highWaterBytes], ['maxSubscriptions', o.maxSubscriptions], ['maxRooms', o.maxRooms], ['maxRoomsPerConnection', o.maxRoomsPerConnection], ['maxRoomsPerUser', o.maxRoomsPerUser], ['ratePerSecond', o.ratePerSecond], ['maxFrameBytes', o.maxFrameBytes], ['maxReplay', o.maxReplay]] as const) {
       if (!Number.isSafeInteger(value) || value < (name === 'batchMs' ? 0 : 1)) throw new ConfigError(`gateway: ${name} must be a whole number${name === 'batchMs' ? ' of at least 0' : ' of at least 1'}, got ${String(value)}.`);
     }
+    if (o.batchTiming !== 'adaptive' && o.batchTiming !== 'interval') throw new ConfigError(`gateway: batchTiming must be "adaptive" or "interval", got ${preview(String(o.batchTiming))}.`);
+    if (!(o.flushBudget > 0 && o.flushBudget < 1)) throw new ConfigError(`gateway: flushBudget must be a share of time above 0 and below 1, got ${String(o.flushBudget)}.`);
     for (const name of o.channels) {
       if (!o.bus.context.resolver.resolve(name)) throw new ConfigError(`gateway: channel "${preview(name)}" is in no catalog; expose catalog channels by their names (e.g. tickstock.events.patterns).`);
     }
@@ -137,7 +145,7 @@ export class Gateway {
     if (o.clientId !== undefined && !o.clientId.startsWith(GATEWAY_CLIENT_PREFIX)) throw new ConfigError(`gateway: clientId must start with "${GATEWAY_CLIENT_PREFIX}" (the broker counts such leases against its share for gateways), got "${preview(o.clientId)}".`);
     this.clientId = o.clientId ?? `${GATEWAY_CLIENT_PREFIX}${randomUUID().slice(0, 8)}`;
     this.#limits = { batchMs: o.batchMs, conflate: o.conflate, highWaterBytes: o.highWaterBytes, maxSubscriptions: o.maxSubscriptions, ratePerSecond: o.ratePerSecond, slowCloseMs: o.slowClientCloseMs };
-    const flusher = (this.#flusher = new Flusher(o.batchMs, (member) => this.#rooms.roomsOf(member)));
+    const flusher = (this.#flusher = new Flusher({ batchMs: o.batchMs, timing: o.batchTiming, flushBudget: o.flushBudget }, (member) => this.#rooms.roomsOf(member)));
     this.#rooms = new RoomRegistry({
       bus: o.bus,
       logger: o.logger,
@@ -296,6 +304,6 @@ export class Gateway {
     if (expiresAt !== undefined) {
       setTimeout(() => session.close(CloseCode.Unauthorized, 'token expired'), Math.max(0, expiresAt - Date.now())).unref();
     }
-    session.send({ type: 'welcome', session: session.id, batchMs: o.batchMs, conflate: o.conflate, limits: { maxSubscriptions: o.maxSubscriptions, ratePerSecond: o.ratePerSecond, maxFrameBytes: o.maxFrameBytes }, channels: [...this.#exposed] });
+    session.send({ type: 'welcome', session: session.id, batchMs: o.batchMs, batchTiming: o.batchTiming, conflate: o.conflate, limits: { maxSubscriptions: o.maxSubscriptions, ratePerSecond: o.ratePerSecond, maxFrameBytes: o.maxFrameBytes }, channels: [...this.#exposed] });
   }
 }

@@ -52,7 +52,7 @@ export interface Update {
 
 /** What the server sends. */
 export type ServerMessage =
-  | { type: 'welcome'; session: string; batchMs: number; conflate: boolean; limits: { maxSubscriptions: number; ratePerSecond: number; maxFrameBytes: number }; channels: string[] }
+  | { type: 'welcome'; session: string; batchMs: number; batchTiming: 'adaptive' | 'interval'; conflate: boolean; limits: { maxSubscriptions: number; ratePerSecond: number; maxFrameBytes: number }; channels: string[] }
   | { type: 'batch'; updates: Update[] }
   | {
       type: 'subscribed';

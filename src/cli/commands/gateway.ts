@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { resolveJwtSecret, resolveRedisConfig } from '../../core/config.ts';
 import { DEFAULTS, GATEWAY_DEFAULTS } from '../../core/defaults.ts';
 import type { GatewayOptions } from '../../gateway/gateway.ts';
+import type { BatchTiming } from '../../gateway/flush.ts';
 import type { TokenOptions } from '../../gateway/auth.ts';
 import { CliError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
@@ -12,6 +13,7 @@ import { exitSoonAfter, guardProcess, runUntilSignal, startupFailure } from './s
 
 export interface GatewayCliOptions {
   batchMs: string;
+  batchTiming: string;
   conflate?: boolean;
   highWater: string;
   maxSubscriptions: string;
@@ -29,7 +31,8 @@ export interface GatewayCliOptions {
 export function addGatewayOptions(cmd: Command): Command {
   const list = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((v) => v.trim()).filter(Boolean)];
   return cmd
-    .option('--batch-ms <n>', 'flush each client\'s updates every n ms (0: at once)', String(GATEWAY_DEFAULTS.batchMs))
+    .option('--batch-ms <n>', 'adaptive: the longest a busy client\'s updates wait to be joined; interval: the flush period; 0: each update at once', String(GATEWAY_DEFAULTS.batchMs))
+    .option('--batch-timing <how>', 'adaptive (at once when quiet, coalesced under load) or interval (every --batch-ms)', GATEWAY_DEFAULTS.batchTiming)
     .option('--conflate', 'within one flush, send only the latest price per symbol')
     .option('--high-water <bytes>', `a client's send buffer above which updates are conflated (x${GATEWAY_DEFAULTS.dropAtHighWater} dropped, then closed)`, String(GATEWAY_DEFAULTS.highWaterBytes))
     .option('--max-subscriptions <n>', 'subscriptions per connection', String(GATEWAY_DEFAULTS.maxSubscriptions))
@@ -42,6 +45,11 @@ export function addGatewayOptions(cmd: Command): Command {
     .option('--channel <list>', 'catalog channels to expose besides ticker updates, e.g. tickstock.events.patterns', list)
     .option('--jwt-secret-env <name>', 'require HS256 JWTs signed with the secret in this environment variable')
     .option('--jwt-public-key <file>', 'require RS256 JWTs verified with this PEM public key');
+}
+
+function batchTiming(value: string): BatchTiming {
+  if (value === 'adaptive' || value === 'interval') return value;
+  throw new CliError(`--batch-timing: "${value}" is not a timing: pass adaptive or interval.`, ExitCode.Usage);
 }
 
 /** The gateway options a command line gives. */
@@ -58,6 +66,7 @@ export function gatewayOptions(options: GatewayCliOptions): Omit<GatewayOptions,
   }
   return {
     batchMs: number(options.batchMs, '--batch-ms'),
+    batchTiming: batchTiming(options.batchTiming),
     conflate: options.conflate ?? false,
     highWaterBytes: number(options.highWater, '--high-water', 1024),
     maxSubscriptions: number(options.maxSubscriptions, '--max-subscriptions', 1),
