@@ -31,12 +31,14 @@ const v = parseCli('node --import tsx bench/gateway-server.ts [options]', 'The s
   impl: { type: 'string', value: 'impl', description: 'tickbus or socketio.' },
   url: { type: 'string', value: 'url', description: 'Redis URL.' },
   'batch-ms': { type: 'string', value: 'ms', default: '0', description: 'tickbus: the gateway batchMs.' },
+  'batch-timing': { type: 'string', value: 'how', default: 'adaptive', description: 'tickbus: the gateway batch timing (adaptive or interval).' },
   profile: { type: 'string', value: 'file', description: 'Write a CPU profile from the first mark to the second to this file.' },
 });
 if (v.impl === undefined || v.url === undefined) throw new Error('--impl and --url are required.');
 const impl = choiceOption(v.impl, 'impl', IMPLS);
 const url = v.url;
 const batchMs = intOption(v['batch-ms'], 'batch-ms', 0);
+const batchTiming = choiceOption(v['batch-timing'], 'batch-timing', ['adaptive', 'interval'] as const);
 
 // A full collection before each memory figure (the worker is forked without --expose-gc).
 setFlagsFromString('--expose-gc');
@@ -61,7 +63,7 @@ async function tickbus(): Promise<Running> {
     throw error;
   });
   await bus.connect();
-  const gw = new Gateway({ bus, logger, port: 0, batchMs });
+  const gw = new Gateway({ bus, logger, port: 0, batchMs, batchTiming });
   const { port } = await gw.listen();
   return {
     port,

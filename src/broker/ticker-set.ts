@@ -30,7 +30,7 @@ export interface TickerSetOptions {
 }
 
 export class TickerSet {
-  readonly #o: TickerSetOptions;
+  readonly #options: TickerSetOptions;
   #streaming = new Set<string>();
   #coalesceTimer: NodeJS.Timeout | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -39,7 +39,7 @@ export class TickerSet {
   #stopped = false;
 
   constructor(options: TickerSetOptions) {
-    this.#o = options;
+    this.#options = options;
   }
 
   /** Tickers being streamed now. */
@@ -49,10 +49,10 @@ export class TickerSet {
 
   /** Starts the feed on the tickers wanted now. */
   async start(): Promise<void> {
-    const { feed } = this.#o;
+    const { feed } = this.#options;
     if (feed.updatesInPlace) {
       const desired = await this.#desired();
-      await feed.start([...desired], this.#o.sink);
+      await feed.start([...desired], this.#options.sink);
       this.#streaming = desired;
     } else {
       await this.#reconcile();
@@ -75,25 +75,25 @@ export class TickerSet {
   schedule(): void {
     const now = Date.now();
     if (this.#coalesceTimer === undefined) this.#burstStart = now;
-    else if (now - this.#burstStart >= this.#o.maxCoalesceMs) return; // already due soon
+    else if (now - this.#burstStart >= this.#options.maxCoalesceMs) return; // already due soon
     clearTimeout(this.#coalesceTimer);
     this.#coalesceTimer = setTimeout(() => {
       this.#coalesceTimer = undefined;
       // One reconciliation at a time; the chain never rejects, so neither a failure nor
       // stop() awaiting it can surface as an unhandled rejection.
-      this.#reconciling = this.#reconciling.then(() => this.#reconcile()).catch(this.#o.background.catcher('broker_reconcile'));
-    }, this.#o.coalesceMs);
+      this.#reconciling = this.#reconciling.then(() => this.#reconcile()).catch(this.#options.background.catcher('broker_reconcile'));
+    }, this.#options.coalesceMs);
   }
 
   async #reconcile(): Promise<void> {
     if (this.#stopped) return; // the feed is being stopped: never restart it
-    const { feed, metrics } = this.#o;
+    const { feed, metrics } = this.#options;
     let desired: Set<string>;
     try {
       desired = await this.#desired();
     } catch (error) {
       // Redis away: try again after a pause (not at the coalescing pace, which would spin).
-      this.#o.background.failed('broker_ticker_split', error);
+      this.#options.background.failed('broker_ticker_split', error);
       if (!this.#stopped) {
         clearTimeout(this.#retryTimer);
         this.#retryTimer = setTimeout(() => this.schedule(), BROKER_DEFAULTS.settleRetryMs);
@@ -112,21 +112,21 @@ export class TickerSet {
         // Seed 000, step 3.9: stop the publisher, update the ticker list, start it again.
         // The registration subscription is not part of this and keeps running.
         await feed.stop();
-        await this.#o.batcher.drain();
-        if (desired.size > 0) await feed.start([...desired], this.#o.sink);
+        await this.#options.batcher.drain();
+        if (desired.size > 0) await feed.start([...desired], this.#options.sink);
         metrics.feedUpdates.labels('restart').inc();
       }
       this.#streaming = desired;
-      this.#o.onChange();
-      this.#o.logger.info({ added: add, removed: remove, tickers: desired.size }, 'ticker set changed');
+      this.#options.onChange();
+      this.#options.logger.info({ added: add, removed: remove, tickers: desired.size }, 'ticker set changed');
     } catch (error) {
-      this.#o.onProblem(`could not change the ticker set: ${(error as Error).message}`, { cause: error });
+      this.#options.onProblem(`could not change the ticker set: ${(error as Error).message}`, { cause: error });
     }
   }
 
   /** The tickers to stream: every registered one, or (in a group) those this broker holds. */
   async #desired(): Promise<Set<string>> {
-    const wanted = this.#o.wanted();
-    return this.#o.group ? await this.#o.group.settle(wanted) : wanted;
+    const wanted = this.#options.wanted();
+    return this.#options.group ? await this.#options.group.settle(wanted) : wanted;
   }
 }

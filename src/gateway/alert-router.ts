@@ -54,20 +54,20 @@ export interface AlertRouterOptions {
 }
 
 export class AlertRouter {
-  readonly #o: AlertRouterOptions;
+  readonly #options: AlertRouterOptions;
   readonly #owners = new Map<string, string>();
   #subscriptions: Subscription[] = [];
   /** Events are routed one after the other, in the order heard: a user's inbox keeps it. */
   #chain: Promise<void> = Promise.resolve();
 
   constructor(options: AlertRouterOptions) {
-    this.#o = options;
+    this.#options = options;
   }
 
   async start(): Promise<void> {
-    const { bus } = this.#o;
+    const { bus } = this.#options;
     this.#subscriptions.push(await bus.subscribe(PatternEvents, (event) => this.#enqueue(() => this.#pattern(event))));
-    if (this.#o.jobOwner) this.#subscriptions.push(await bus.subscribe(BacktestResults, (result) => this.#enqueue(() => this.#result(result))));
+    if (this.#options.jobOwner) this.#subscriptions.push(await bus.subscribe(BacktestResults, (result) => this.#enqueue(() => this.#result(result))));
   }
 
   async close(): Promise<void> {
@@ -77,18 +77,18 @@ export class AlertRouter {
   }
 
   #enqueue(task: () => Promise<void>): void {
-    this.#chain = this.#chain.then(task).catch((error: unknown) => this.#o.logger.warn({ err: error }, 'gateway: alert not routed'));
+    this.#chain = this.#chain.then(task).catch((error: unknown) => this.#options.logger.warn({ err: error }, 'gateway: alert not routed'));
   }
 
   async #pattern(event: Parameters<AlertPreferences['matching']>[0]): Promise<void> {
-    const users = this.#o.preferences.matching(event);
+    const users = this.#options.preferences.matching(event);
     if (users.length === 0) return;
     const data = JSON.stringify(event);
     await this.#route('alert', digest(`alert\n${data}`), users, data);
   }
 
   async #result(result: { job_id: string; status: string }): Promise<void> {
-    const ownerOf = this.#o.jobOwner;
+    const ownerOf = this.#options.jobOwner;
     if (!ownerOf) return;
     let owner = this.#owners.get(result.job_id);
     if (owner === undefined) {
@@ -102,7 +102,7 @@ export class AlertRouter {
   }
 
   async #route(kind: InboxKind, hash: string, named: string[], data: string): Promise<void> {
-    const { redis, cluster, name } = this.#o;
+    const { redis, cluster, name } = this.#options;
     // A user id that cannot name a notice channel (seed apps may publish any string) has no inbox here.
     const users = named.filter((u) => USER_ID.allow.test(u));
     if (users.length === 0) return;
@@ -112,7 +112,7 @@ export class AlertRouter {
     if (!cluster) {
       const keys = [claim, ...users.map(userMessagesKey)];
       const appended = await redis.send<number>(['EVAL', ROUTE, String(keys.length), ...keys, name, String(d.alertClaimTtlSeconds), ...tail, ...users.map((u) => InboxNotices.name({ user: u }))], claim);
-      if (appended >= 0) this.#o.routed(kind, appended);
+      if (appended >= 0) this.#options.routed(kind, appended);
       return;
     }
     if ((await redis.send<string | null>(['SET', claim, name, 'NX', 'EX', String(d.alertClaimTtlSeconds)], claim)) === null) return;
@@ -121,7 +121,7 @@ export class AlertRouter {
       const key = userMessagesKey(user);
       appended += await redis.send<number>(['EVAL', APPEND_ONE, '1', key, name, '0', ...tail, InboxNotices.name({ user })], key);
     }
-    this.#o.routed(kind, appended);
+    this.#options.routed(kind, appended);
   }
 }
 

@@ -49,13 +49,13 @@ function nextId(id: string): string {
 }
 
 export class InboxRelay {
-  readonly #o: InboxRelayOptions;
+  readonly #options: InboxRelayOptions;
   readonly #users = new Map<string, UserInbox>();
   /** Each member's user (a connection follows one inbox). */
   readonly #memberUser = new Map<InboxMember, string>();
 
   constructor(options: InboxRelayOptions) {
-    this.#o = options;
+    this.#options = options;
   }
 
   /** The user whose inbox a member follows, if any. */
@@ -74,7 +74,7 @@ export class InboxRelay {
     let inbox = this.#users.get(user);
     if (!inbox) {
       const made: UserInbox = { followers: new Map(), subscription: Promise.resolve(undefined as unknown as Subscription) };
-      made.subscription = this.#o.bus.subscribe(InboxNotices.of({ user }), (notice) => this.#notice(made, notice));
+      made.subscription = this.#options.bus.subscribe(InboxNotices.of({ user }), (notice) => this.#notice(made, notice));
       made.subscription.catch(() => {
         if (this.#users.get(user) === made) this.#users.delete(user);
       });
@@ -106,13 +106,13 @@ export class InboxRelay {
     inbox.followers.delete(member);
     if (inbox.followers.size > 0) return;
     this.#users.delete(user);
-    this.#o.bus.context.background.run('gateway_inbox_unsubscribe', async () => (await inbox.subscription).unsubscribe());
+    this.#options.bus.context.background.run('gateway_inbox_unsubscribe', async () => (await inbox.subscription).unsubscribe());
   }
 
   /** Removes a user's entries up to and including `id` (cumulative). Returns how many were removed. */
   async ack(user: string, id: string): Promise<number> {
     const key = userMessagesKey(user);
-    return this.#o.redis.send<number>(['XTRIM', key, 'MINID', nextId(id)], key);
+    return this.#options.redis.send<number>(['XTRIM', key, 'MINID', nextId(id)], key);
   }
 
   async close(): Promise<void> {
@@ -128,7 +128,7 @@ export class InboxRelay {
     let sent = 0;
     for (;;) {
       const start = follower.last === undefined ? '-' : `(${follower.last}`;
-      const page = await this.#o.redis.send<Array<[string, string[]]>>(['XRANGE', key, start, '+', 'COUNT', String(GATEWAY_DEFAULTS.inboxReadCount)], key);
+      const page = await this.#options.redis.send<Array<[string, string[]]>>(['XRANGE', key, start, '+', 'COUNT', String(GATEWAY_DEFAULTS.inboxReadCount)], key);
       for (const [id, fields] of page) {
         const entry = fieldsOf(fields);
         let data: unknown;
@@ -142,7 +142,7 @@ export class InboxRelay {
         follower.last = id;
         sent++;
       }
-      if (page.length > 0) this.#o.delivered(page.length);
+      if (page.length > 0) this.#options.delivered(page.length);
       if (page.length < GATEWAY_DEFAULTS.inboxReadCount) return sent;
     }
   }
@@ -159,7 +159,7 @@ export class InboxRelay {
     if (follower.last !== undefined && compareStreamIds(notice.id, follower.last) <= 0) return;
     follower.last = notice.id;
     member.send({ type: 'inbox', id: notice.id, kind: notice.kind, data: notice.data });
-    this.#o.delivered(1);
+    this.#options.delivered(1);
   }
 }
 
