@@ -34,7 +34,7 @@ const OPTIONS = {
   'bar-seconds': { type: 'string', value: 's', default: '5', description: 'The pattern library timeframe.' },
   volatility: { type: 'string', value: 'x', default: '0.0002', description: "Per-trade volatility of the feed's log price (small: many Doji bars)." },
   'latency-users': { type: 'string', value: 'N', default: '100', description: 'Latency runs: users on the filtered pattern channel, and as many alert users following their inbox.' },
-  configs: { type: 'string', value: 'list', default: 'batched,batch-off', description: `Latency runs: batched (the gateway's default batchMs, ${GATEWAY_DEFAULTS.batchMs}), batch-off (batchMs 0).` },
+  configs: { type: 'string', value: 'list', default: 'batched,batch-off', description: `Latency runs: batched (the gateway's default batching: ${GATEWAY_DEFAULTS.batchTiming}, at most ${GATEWAY_DEFAULTS.batchMs} ms), batch-off (batchMs 0).` },
   users: { type: 'string', value: 'N', default: '1000', description: 'Fan-out runs: users on one gateway, each with 1 to 10 random symbols.' },
   variants: { type: 'string', value: 'list', default: VARIANTS.join(','), description: 'Fan-out runs: filtered (the channel filtered per user), unfiltered (the channel whole), rooms (ticker rooms of the same symbols).' },
   'fanout-rate': { type: 'string', value: 'R', default: '40', description: 'Fan-out runs: messages published per second (unfiltered: x users deliveries/s).' },
