@@ -55,7 +55,11 @@ export class TickerSet {
       await feed.start([...desired], this.#options.sink);
       this.#streaming = desired;
     } else {
-      await this.#reconcile();
+      // On the chain like every later change: a registration that arrives while the feed
+      // starts must not start it a second time beside this one.
+      const first = this.#reconciling.then(() => this.#reconcile());
+      this.#reconciling = first.catch(this.#options.background.catcher('broker_reconcile'));
+      await first;
     }
   }
 

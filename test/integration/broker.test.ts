@@ -260,6 +260,52 @@ for (const backend of BACKENDS) {
       assert.match(restarts, /mode="restart"\} 2$/m, 'one start for AAPL, one restart to add MSFT');
     });
 
+    it('starts a replay once when its tickers are in Redis already: every trade published once, from the top', async () => {
+      raw = await RawClient.connect(server.url);
+      const dir = mkdtempSync(join(tmpdir(), 'tickbus-replay-'));
+      const file = join(dir, 'trades.ndjson');
+      const tickers = Array.from({ length: 20 }, (_, i) => `T${String.fromCharCode(65 + i)}`);
+      const t0 = Date.parse('2025-04-24T13:30:00Z');
+      const lines = Array.from({ length: 2000 }, (_, i) => JSON.stringify({ T: 't', S: tickers[i % tickers.length], i, x: 'V', p: 100, s: i + 1, c: ['@'], z: 'C', t: new Date(t0 + i).toISOString() }));
+      writeFileSync(file, `${lines.join('\n')}\n`);
+      // The leases go to Redis through a first broker, as a restart finds them.
+      const first = await start();
+      for (const ticker of tickers) await raw.send('BROKER_REGISTRATION', { action: 'subscribe', ticker });
+      await waitFor(() => first.service.tickers.length === tickers.length, 'the leases stored');
+      await first.stop();
+      runtimes.splice(runtimes.indexOf(first), 1);
+      const msgs = await raw.collectTickers(tickers);
+      // A feed slow to start (a large file on a slow disk): a lease change due meanwhile must
+      // wait its turn. Before, it started the feed a second time beside the first, and two
+      // readers of one file handed over its top twice.
+      let starts = 0;
+      let overlapped = false;
+      class SlowStartReplay extends ReplayFeed {
+        override async start(...args: Parameters<ReplayFeed['start']>): Promise<void> {
+          if (++starts > 1) overlapped = true;
+          try {
+            await sleep(200);
+            return await super.start(...args);
+          } finally {
+            starts--;
+          }
+        }
+      }
+      const feed = new SlowStartReplay({ file, speed: 'max' });
+      const starting = start({ feed });
+      // A renewal while the feed starts (the broker subscribes to registrations before that).
+      await waitFor(() => Number(server.cliAll('PUBSUB', 'NUMSUB', 'BROKER_REGISTRATION').map((out) => out.split('\n')[1]).reduce((a, b) => Number(a) + Number(b), 0)) > 0, 'the broker listening');
+      await raw.send('BROKER_REGISTRATION', { action: 'subscribe', ticker: tickers[0] });
+      const runtime = await starting;
+      await waitFor(() => feed.state === 'stopped' && msgs.length === feed.stats.published, 'the end of the file', 20_000);
+      assert.equal(feed.stats.published, 2000, 'each trade of the file handed over once');
+      const volumes = msgs.map((m) => m.envelope.data.volume as number);
+      assert.equal(new Set(volumes).size, 2000, 'no trade published twice');
+      const restarts = await runtime.registry.getSingleMetricAsString('tickbus_broker_feed_updates_total');
+      assert.equal(overlapped, false, 'never two starts of the feed at once');
+      assert.match(restarts, /mode="restart"\} 1$/m, 'the feed started once');
+    });
+
     it('answers /health and /metrics', async () => {
       raw = await RawClient.connect(server.url);
       const runtime = await start({ opsPort: 0 });

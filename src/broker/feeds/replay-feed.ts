@@ -44,6 +44,7 @@ export class ReplayFeed implements MarketDataFeed {
   #anchor: { wall: number; trade: number } | undefined;
   /** Trades read from the file, published, and skipped (other tickers, bad lines). */
   readonly stats = { read: 0, published: 0, skipped: 0, malformed: 0 };
+  #starting = false;
 
   constructor(options: ReplayFeedOptions) {
     const speed = options.speed ?? FEED_DEFAULTS.replaySpeed;
@@ -57,7 +58,18 @@ export class ReplayFeed implements MarketDataFeed {
   }
 
   async start(tickers: readonly string[], sink: FeedSink): Promise<void> {
-    if (this.#running) throw new ConfigError('The replay feed is already running: stop() it first.');
+    // #starting is set before the first await: two starts at once would each open the file,
+    // and the first pump would read on in the second's reader, from the top again.
+    if (this.#running || this.#starting) throw new ConfigError('The replay feed is already running: stop() it first.');
+    this.#starting = true;
+    try {
+      await this.#startPump(tickers, sink);
+    } finally {
+      this.#starting = false;
+    }
+  }
+
+  async #startPump(tickers: readonly string[], sink: FeedSink): Promise<void> {
     this.#sink = sink;
     this.#tickers.clear();
     for (const t of tickers) this.#tickers.add(t);
