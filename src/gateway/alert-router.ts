@@ -57,8 +57,17 @@ export class AlertRouter {
   readonly #options: AlertRouterOptions;
   readonly #owners = new Map<string, string>();
   #subscriptions: Subscription[] = [];
-  /** Events are routed one after the other, in the order heard: a user's inbox keeps it. */
+  /**
+   * A user's inbox keeps the order the events were heard in. On one Redis a pattern event's
+   * script is sent within the turn it is heard, so events go out in order on the one
+   * connection without waiting for each other's round trip (a bar boundary brings a burst of
+   * events at once: 100 waited for 99 round trips in turn). What must wait for Redis before
+   * sending (a job's owner, the cluster's claim) goes on the chain, and while anything is on
+   * it, later events queue behind it.
+   */
   #chain: Promise<void> = Promise.resolve();
+  #chained = 0;
+  readonly #sent = new Set<Promise<void>>();
 
   constructor(options: AlertRouterOptions) {
     this.#options = options;
@@ -66,7 +75,12 @@ export class AlertRouter {
 
   async start(): Promise<void> {
     const { bus } = this.#options;
-    this.#subscriptions.push(await bus.subscribe(PatternEvents, (event) => this.#enqueue(() => this.#pattern(event))));
+    this.#subscriptions.push(
+      await bus.subscribe(PatternEvents, (event) => {
+        if (this.#options.cluster || this.#chained > 0) this.#enqueue(() => this.#pattern(event));
+        else this.#sendNow(this.#pattern(event));
+      }),
+    );
     if (this.#options.jobOwner) this.#subscriptions.push(await bus.subscribe(BacktestResults, (result) => this.#enqueue(() => this.#result(result))));
   }
 
@@ -74,11 +88,24 @@ export class AlertRouter {
     for (const s of this.#subscriptions) await s.unsubscribe().catch(() => undefined);
     this.#subscriptions = [];
     await this.#chain;
+    await Promise.all(this.#sent);
   }
 
   #enqueue(task: () => Promise<void>): void {
-    this.#chain = this.#chain.then(task).catch((error: unknown) => this.#options.logger.warn({ err: error }, 'gateway: alert not routed'));
+    this.#chained++;
+    this.#chain = this.#chain
+      .then(task)
+      .catch(this.#notRouted)
+      .finally(() => this.#chained--);
   }
+
+  /** A route whose command is already sent (in order): only its outcome is awaited. */
+  #sendNow(routing: Promise<void>): void {
+    const done = routing.catch(this.#notRouted).finally(() => this.#sent.delete(done));
+    this.#sent.add(done);
+  }
+
+  readonly #notRouted = (error: unknown): void => this.#options.logger.warn({ err: error }, 'gateway: alert not routed');
 
   async #pattern(event: Parameters<AlertPreferences['matching']>[0]): Promise<void> {
     const users = this.#options.preferences.matching(event);

@@ -215,6 +215,8 @@ describe('gateway: the TickStock loop (filters, alert preferences, inboxes)', ()
     const ids = b.inbox().map((m) => m.id);
     assert.equal(new Set(ids).size, ids.length, 'no duplicate');
     assert.deepEqual(ids, (await entries(user)).map((e) => e.id), 'exactly the stream, in its order: no gap');
+    // A burst is routed without waiting for each event's round trip, yet in the order heard.
+    assert.deepEqual(b.inbox().slice(3).map((m) => m.data.timestamp), Array.from({ length: 20 }, (_, i) => 1_700_000_300 + i), 'the inbox keeps the order the events were published in');
     // Acknowledge the first five: gone from the stream (raw XLEN), the rest resent on reconnect.
     b.send({ op: 'ack', inbox: ids[4], id: 52 });
     assert.deepEqual(await b.reply(52), { type: 'ok', op: 'ack', id: 52 });
