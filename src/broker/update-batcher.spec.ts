@@ -74,4 +74,35 @@ describe('UpdateBatcher', () => {
     assert.match(await registry.getSingleMetricAsString('tickbus_broker_forward_failures_total'), /code="TB_ERR_VALIDATION"\} 1/);
     await bus.close();
   });
+  it('frees a batch slot once its publish is acknowledged, not after its last-value write; drain() waits for the writes', async () => {
+    const transport = new MemoryTransport(new MemoryHub());
+    const bus = createBus({ transport, logger: silent });
+    const received: number[] = [];
+    await bus.subscribe(TickerUpdates, (u) => {
+      if (u.type === 'price' && u.price !== undefined) received.push(u.price);
+    });
+    // A cache that answers only when told to: Redis slow on the second command.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const store = new MemoryBrokerStore();
+    const setLastValues = store.setLastValues.bind(store);
+    store.setLastValues = async (values) => {
+      await gate;
+      return setLastValues(values);
+    };
+    const batcher = new UpdateBatcher(bus.publisher, store, new BrokerMetrics(new Registry()), silent, { maxBatch: 1, maxInFlight: 1 });
+    const price = (p: number) => ({ type: 'price' as const, price: p, volume: 1, symbol: 'A', timestamp: '2025-01-01T00:00:00Z' });
+    // Not awaited: a full slot makes enqueue() wait, and with the old behaviour it never freed.
+    const enqueued = [1, 2, 3].map((p) => batcher.enqueue({ channel: TickerUpdates.of({ ticker: 'A' }), data: price(p) }, 'price', 'A'));
+    let drained = false;
+    const draining = batcher.drain().then(() => (drained = true));
+    for (let i = 0; i < 50 && received.length < 3; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(received, [1, 2, 3], 'three batches through one slot while the cache write of the first still waits');
+    assert.equal(drained, false, 'drain() waits for the cache');
+    open();
+    for (const wait of enqueued) if (wait) await wait;
+    await draining;
+    assert.equal((JSON.parse((await store.lastValue('A')) ?? '{}') as { price: number }).price, 3);
+    await bus.close();
+  });
 });
