@@ -45,6 +45,16 @@ async function until(check: () => boolean, ms = 5_000): Promise<void> {
   }
 }
 
+/** One update at a time, each waited for until it was flushed: `times` flushes. */
+async function flushEach(f: Flusher, m: Member, times: number): Promise<void> {
+  for (let i = 0; i < times; i++) {
+    m.push();
+    f.markDirty(m);
+    const n = m.flushedAt.length;
+    await until(() => m.flushedAt.length > n);
+  }
+}
+
 describe('Flusher', () => {
   it('adaptive: an update to a quiet gateway is flushed on the next turn, with what else came in that turn', async () => {
     const f = flusher({});
@@ -67,12 +77,7 @@ describe('Flusher', () => {
     const m = new Member();
     m.costMs = 10;
     // Each flush takes 10 ms (more on a loaded machine): spaced by 40 ms (4 x its cost) once the smoothed cost has caught up.
-    for (let i = 0; i < 12; i++) {
-      m.push();
-      f.markDirty(m);
-      const n = m.flushedAt.length;
-      await until(() => m.flushedAt.length > n);
-    }
+    await flushEach(f, m, 12);
     assert.ok(f.adaptiveGapMs > 30 && f.adaptiveGapMs <= 250, `gap ${f.adaptiveGapMs} ms after 10 ms flushes at a 0.2 budget`);
     const last = m.flushedAt.at(-1) ?? 0;
     const gap = f.adaptiveGapMs;
@@ -85,12 +90,7 @@ describe('Flusher', () => {
 
     const capped = flusher({ batchMs: 30, flushBudget: 0.05 });
     m.costMs = 10;
-    for (let i = 0; i < 12; i++) {
-      m.push();
-      capped.markDirty(m);
-      const n = m.flushedAt.length;
-      await until(() => m.flushedAt.length > n);
-    }
+    await flushEach(capped, m, 12);
     assert.equal(capped.adaptiveGapMs, 30, 'the gap is capped at batchMs (10 ms at 5 % would be 190 ms)');
     f.stop();
     capped.stop();
@@ -99,12 +99,7 @@ describe('Flusher', () => {
   it('adaptive: cheap flushes keep the gap near zero, so light load is never held back', async () => {
     const f = flusher({});
     const m = new Member();
-    for (let i = 0; i < 20; i++) {
-      m.push();
-      f.markDirty(m);
-      const n = m.flushedAt.length;
-      await until(() => m.flushedAt.length > n);
-    }
+    await flushEach(f, m, 20);
     assert.ok(f.adaptiveGapMs < 5, `gap ${f.adaptiveGapMs} ms for flushes of next to nothing`);
     f.stop();
   });
