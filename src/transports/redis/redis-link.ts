@@ -2,8 +2,8 @@
 // no offline queue, no per-command timeout, and its socket events turned into the bus's
 // connected / disconnected / reconnected events and typed errors.
 import { TypedEmitter } from '../../core/typed-emitter.ts';
-import { MissingGroupError, NotConnectedError, TransportError } from '../../core/errors.ts';
-import { type ReconnectOptions, type RedisConfig } from '../../core/config.ts';
+import { ConfigError, MissingGroupError, NotConnectedError, TransportError, type BusError } from '../../core/errors.ts';
+import { tlsFailureAdvice, type ReconnectOptions, type RedisConfig } from '../../core/config.ts';
 import { DEFAULTS } from '../../core/defaults.ts';
 import type { LinkEvents } from '../transport.ts';
 import { openConn, type RedisConn } from './redis-conn.ts';
@@ -95,18 +95,33 @@ export abstract class RedisLink extends TypedEmitter<LinkEvents> {
     const timeoutMs = this.#options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
     let lastError: Error | undefined;
-    this.#lastError = (err: Error) => (lastError = err);
+    let refused: ((error: BusError) => void) | undefined;
+    this.#lastError = (err: Error) => {
+      lastError = err;
+      // A certificate problem does not go away by retrying: say at once what to set.
+      const advice = cfg.tls ? tlsFailureAdvice(err, cfg) : undefined;
+      if (advice) refused?.(new ConfigError(`Could not connect to Redis at ${cfg.display} over TLS: ${advice}`, { cause: err }));
+    };
     try {
       await Promise.race([
+        new Promise<never>((_, reject) => {
+          refused = (error) => {
+            this.#abandoned = true;
+            this.conn.destroy();
+            reject(error);
+          };
+        }),
         this.conn.connect(),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
             this.#abandoned = true;
             this.conn.destroy();
             const why = lastError ? `${lastError.message}` : 'no answer';
+            // A plain Redis port that is sent a TLS handshake neither answers nor closes.
+            const advice = cfg.tls && !lastError ? `If Redis runs there without TLS on this port, use redis:// (or the port of its tls-port); else start redis-server there, or point REDIS_URL at a running one.` : 'Start redis-server there, or point REDIS_URL at a running one.';
             reject(
               new NotConnectedError(
-                `Could not connect to Redis at ${cfg.display} within ${timeoutMs} ms (${why}). Start redis-server there, or point REDIS_URL at a running one.`,
+                `Could not connect to Redis at ${cfg.display} within ${timeoutMs} ms (${why}). ${advice}`,
                 { cause: lastError },
               ),
             );
