@@ -172,10 +172,28 @@ export abstract class RedisLink extends TypedEmitter<LinkEvents> {
       return new NotConnectedError(`Redis at ${this.#options.redis.display} is not ready (${err.message}); try again shortly.`, { cause: err, channel });
     }
     if (err instanceof Error && 'code' in err && typeof (err as { code: unknown }).code === 'string' && String((err as { code: string }).code).startsWith('TB_ERR')) return err;
+    if (isErrorReply(err) && String(err.message).startsWith('NOPERM')) return new TransportError(refusedByAcl(String(err.message), this.#options.redis, channel), { cause: err, channel });
     // The stream or its group is gone: a consumer makes it again (the one Redis reply a caller acts on).
     if (isErrorReply(err) && NO_GROUP.test(String(err.message))) return new MissingGroupError(`Redis (${this.#options.redis.display}): ${err.message}`, { cause: err, channel });
     return new TransportError(`Redis (${this.#options.redis.display}): ${err?.message ?? String(error)}`, { cause: err, channel });
   }
+}
+
+/**
+ * A command the Redis user's ACL refused, said as the permission to grant: Redis names only
+ * the kind (a command, a channel, a key), so the channel is added when it is known.
+ */
+export function refusedByAcl(reply: string, redis: RedisConfig, channel?: string): string {
+  const user = redis.username ?? 'default';
+  const command = /run the '([^']+)' command/.exec(reply)?.[1];
+  const missing = command
+    ? `the command "${command.toUpperCase()}" (+${command})`
+    : /channels/.test(reply)
+      ? `the channel ${channel ? `"${channel}" (&${channel}, or a pattern that covers it)` : 'of this command (&<channel>, or a pattern that covers it)'}`
+      : /keys/.test(reply)
+        ? `a key it used (~<pattern> for the key, %R~ to read, %W~ to write)`
+        : 'a permission';
+  return `Redis (${redis.display}) refused it: the ACL of user "${user}" lacks ${missing}. Grant it (ACL SETUSER ${user} …), or use a user whose role includes this (docs/operations.md#acls). [${reply}]`;
 }
 
 /** An error Redis answered with (as opposed to a connection failure). */
