@@ -15,7 +15,7 @@ import { Inbox, waitFor } from '../harness/wait.ts';
 import { silentLogger } from '../harness/quiet.ts';
 
 const ACL_FILE = fileURLToPath(new URL('../../ops/redis/tickbus.acl', import.meta.url));
-const ROLES = ['broker', 'bot', 'tail'] as const;
+const ROLES = ['broker', 'bot', 'worker', 'tail'] as const;
 type Role = (typeof ROLES)[number];
 
 /** The file's users, with a password per role for the test instead of its placeholders. */
@@ -35,8 +35,25 @@ describe('least-privilege ACL users', () => {
   /** One command as a role's user, through redis-cli: Redis's own answer. */
   const as = (role: Role, ...cmd: string[]) => spawnSync('redis-cli', ['-p', String(server.port), '--user', `tickbus-${role}`, '--pass', `test-${role}`, '--no-auth-warning', ...cmd], { encoding: 'utf8' }).stdout.trim();
 
+  /** What Redis refused since the last reset, as `<user> <command, channel or key>` (ACL LOG). */
+  const refusals = (): string[] => {
+    const lines = server.cli('ACL', 'LOG').split('\n');
+    const out: string[] = [];
+    let user = '';
+    for (let i = 0; i < lines.length - 1; i++) {
+      if (lines[i] === 'username') user = lines[i + 1] as string;
+      if (lines[i] === 'client-info') out.push(`${user} ${objectOf(lines, i)}`);
+    }
+    return out;
+  };
+  const objectOf = (lines: string[], until: number): string => {
+    for (let i = until; i >= 0; i--) if (lines[i] === 'object') return lines[i + 1] as string;
+    return '?';
+  };
+
   before(async () => {
     server = await startRedis();
+    server.cli('ACL', 'LOG', 'RESET');
     const users = aclUsers();
     assert.deepEqual(users.map((u) => u.name), ROLES.map((r) => `tickbus-${r}`), 'one user per role in the shipped file');
     for (const user of users) assert.equal(server.cli('ACL', 'SETUSER', user.name, ...user.rules), 'OK', user.name);
@@ -64,6 +81,9 @@ describe('least-privilege ACL users', () => {
       // Nothing it did was refused along the way (a refusal in the background is only counted and logged).
       const metrics = await (await fetch(`${ops}/metrics`)).text();
       assert.doesNotMatch(metrics, /^tickbus_(background_failures|broker_publish_failures|publish_failures|broker_forward_failures)_total\{[^}]*\} [1-9]/m);
+      // The one refusal by design: the bot's publisher asking whether it may run scripts.
+      assert.ok(refusals().includes('tickbus-bot eval'), 'the probe, refused and logged');
+      assert.deepEqual(refusals().filter((r) => r !== 'tickbus-bot eval'), [], 'Redis refused nothing else (ACL LOG)');
       const health = await runCli(['health', '--json'], { REDIS_URL: url('tail') });
       assert.equal(health.code, 0, health.stderr);
       assert.match(health.stdout, /"service":\s*"broker"/);
@@ -110,6 +130,24 @@ describe('least-privilege ACL users', () => {
     const r = await runCli(['publish', 'BROKER_REGISTRATION', '{"action":"subscribe","ticker":"ACLT"}'], { REDIS_URL: url('tail') });
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /the ACL of user "tickbus-tail" lacks the command "PUBLISH" \(\+publish\)/);
+  });
+
+  it('a backtest worker runs a job under its user, and cannot publish prices or touch the broker\'s keys', async () => {
+    server.cli('ACL', 'LOG', 'RESET');
+    const worker = new CliProcess(['jobs', 'worker', '--name', 'acl-w1'], { REDIS_URL: url('worker') });
+    try {
+      // The consumer group exists once the worker reads the queue.
+      await waitFor(() => /backtest-workers/.test(server.cli('XINFO', 'GROUPS', 'tickbus:{tickstock.jobs.backtest}:stream')), 'the worker to join its group', 20_000);
+      const submit = await runCli(['jobs', 'submit', '--user', 'acl-user', '--symbols', 'AAPL', '--from', '2024-01-02', '--to', '2024-01-03', '--patterns', 'Doji', '--job-id', 'acl-job-1', '--json'], { REDIS_URL: server.url });
+      assert.equal(submit.code, 0, submit.stderr);
+      await waitFor(async () => /"status":\s*"completed"/.test((await runCli(['jobs', 'status', 'acl-job-1', '--json'], { REDIS_URL: server.url })).stdout), 'the job to complete under the worker user', 30_000);
+      assert.deepEqual(refusals(), [], 'Redis refused nothing (ACL LOG)');
+    } finally {
+      assert.equal(await worker.stop(), 0, worker.stderr);
+    }
+    assert.match(as('worker', 'PUBLISH', 'TICKER_UPDATES_ACLW', 'x'), /^NOPERM .*channels/);
+    assert.match(as('worker', 'ZADD', 'tickbus:{broker}:leases', '1', 'x'), /^NOPERM .*keys/);
+    assert.match(as('worker', 'SET', 'tickbus:last:{ACLW}', 'x'), /^NOPERM .*keys/);
   });
 
   it('a broker cannot touch keys outside tickbus:*, even from a script', () => {
