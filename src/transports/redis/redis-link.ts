@@ -106,6 +106,7 @@ export abstract class RedisLink extends TypedEmitter<LinkEvents> {
       await Promise.race([
         new Promise<never>((_, reject) => {
           refused = (error) => {
+            refused = undefined; // once: the retries' later errors say the same
             this.#abandoned = true;
             this.conn.destroy();
             reject(error);
