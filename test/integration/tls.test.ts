@@ -3,7 +3,7 @@
 // certificate does not fit, an error at once that names the problem and the setting to fix.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { BusError, ConfigError, TickerUpdates, createBus, resolveRedisConfig } from '../../src/index.ts';
@@ -50,6 +50,7 @@ describe('TLS', () => {
   });
   after(async () => {
     await Promise.all([server?.stop(), mutual?.stop()]);
+    if (certs) rmSync(certs.dir, { recursive: true, force: true });
   });
 
   describe('settings, checked at start-up', () => {
