@@ -17,6 +17,7 @@ export {
 export { streamKey, deadLetterKey } from './core/keys.ts';
 export { defineParam, checkParam, TICKER, IDENTIFIER, type ChannelParam, type ChannelParamOptions } from './core/channel-param.ts';
 export { defineCatalog, catalogJsonSchema, ChannelResolver, type Catalog, type ResolvedChannel } from './core/catalog.ts';
+export { catalogsAsyncApi, type AsyncApiOptions, type AsyncApiDelivery } from './core/asyncapi.ts';
 export { createEnvelope, decodePayload, encodePayload, type Envelope } from './core/envelope.ts';
 export { validate, validateSync, toJsonSchema, type InferInput, type InferOutput, type StandardSchemaV1 } from './core/schema.ts';
 export { resolveRedisConfig, parseRedisUrl, backoffDelay, DEFAULT_REDIS_URL, type RedisOptions, type RedisConfig, type ReconnectOptions, type BusLimits } from './core/config.ts';

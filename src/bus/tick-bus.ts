@@ -32,6 +32,7 @@ export class TickBus extends TypedEmitter<BusEvents> {
   readonly subscribe: Subscriber['subscribe'];
   readonly unsubscribe: Subscriber['unsubscribe'];
   readonly #consumers = new Set<Consumer<unknown>>();
+  readonly #untrack: Array<() => void> = [];
 
   constructor(options: BusOptions = {}) {
     super();
@@ -47,6 +48,12 @@ export class TickBus extends TypedEmitter<BusEvents> {
     this.setUnhandled((event, args) => {
       if (event === 'error') errors.log(args[0], { role: args[1] });
     });
+    for (const [role, part] of [['publisher', this.publisher], ['subscriber', this.subscriber]] as const) {
+      // Reported from the first connection on: a subscriber that never subscribed is not down.
+      let opened = false;
+      (part as TypedEmitter<PublisherEvents>).on('connected', () => (opened = true));
+      this.#untrack.push(this.context.metrics.trackConnection(role, () => (opened ? part.isConnected : undefined)));
+    }
     for (const [role, part] of [['publisher', this.publisher as TypedEmitter<PublisherEvents>], ['subscriber', this.subscriber as TypedEmitter<PublisherEvents>]] as const) {
       part.on('disconnected', (cause) => this.emit('disconnected', role, cause));
       part.on('reconnected', () => this.emit('reconnected', role));
@@ -76,6 +83,8 @@ export class TickBus extends TypedEmitter<BusEvents> {
   }
 
   async close(): Promise<void> {
+    // A closed bus is not a lost connection.
+    for (const untrack of this.#untrack.splice(0)) untrack();
     await Promise.all([this.publisher.close(), this.subscriber.close(), ...[...this.#consumers].map((c) => c.close())]);
     this.#consumers.clear();
     this.removeAllListeners();

@@ -25,6 +25,7 @@ export class TrimWatch {
     this.#def = def;
     this.#group = group;
     this.#report = report;
+    if (def.retention?.maxLen !== undefined) ctx.metrics.streamMaxLength.labels(def.template).set(def.retention.maxLen);
   }
 
   /** The group was just created: what was trimmed before it existed was never its to read. */
@@ -41,6 +42,7 @@ export class TrimWatch {
     // is reported too: a warning that errs on the side of saying.)
     const read = group.entriesRead ?? (group.lastDeliveredId === '0-0' ? 0 : undefined);
     if (read === undefined) return;
+    this.#ctx.metrics.groupLag.labels(this.#def.template, this.#group).set(Math.max(0, info.entriesAdded - read));
     const lost = info.entriesAdded - info.length - read;
     if (lost <= this.#reported) return;
     this.#ctx.metrics.durable.labels(this.#def.template, this.#group, 'trimmed_unread').inc(lost - this.#reported);

@@ -1,8 +1,52 @@
 // The one configuration loader: explicit options first, then the environment, then
 // DEFAULTS. Everything is validated at start-up with a message that says what to fix,
 // then frozen.
+import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { ConfigError, preview } from './errors.ts';
 import { DEFAULTS } from './defaults.ts';
+
+/**
+ * TLS settings for Redis beyond Node's defaults: a private CA, a client certificate for
+ * mutual TLS, the name the server's certificate was made for. Each file is read and checked
+ * at start-up. Each field also comes from the environment (the variable named beside it);
+ * the option wins.
+ */
+export interface RedisTlsOptions {
+  /** PEM file of the CA(s) that signed the server's certificate, trusted besides Node's own. `TICKBUS_REDIS_TLS_CA_FILE` */
+  caFile?: string;
+  /** PEM file of the client certificate, for servers that require one (mutual TLS). `TICKBUS_REDIS_TLS_CERT_FILE` */
+  certFile?: string;
+  /** PEM file of the client certificate's private key. `TICKBUS_REDIS_TLS_KEY_FILE` */
+  keyFile?: string;
+  /** The host name to check the server's certificate against (and to send as SNI), when it is not the host connected to. `TICKBUS_REDIS_TLS_SERVER_NAME` */
+  serverName?: string;
+}
+
+/** What the Redis client is given: PEM contents read from the files, which are kept for messages. */
+export interface ResolvedTls {
+  readonly ca: string | undefined;
+  readonly cert: string | undefined;
+  readonly key: string | undefined;
+  readonly servername: string | undefined;
+  readonly caFile: string | undefined;
+  readonly certFile: string | undefined;
+  readonly keyFile: string | undefined;
+}
+
+/** The option and the environment variable of each TLS setting, for messages. */
+export const TLS_SETTINGS = Object.freeze({
+  caFile: { option: 'tls.caFile', env: 'TICKBUS_REDIS_TLS_CA_FILE' },
+  certFile: { option: 'tls.certFile', env: 'TICKBUS_REDIS_TLS_CERT_FILE' },
+  keyFile: { option: 'tls.keyFile', env: 'TICKBUS_REDIS_TLS_KEY_FILE' },
+  serverName: { option: 'tls.serverName', env: 'TICKBUS_REDIS_TLS_SERVER_NAME' },
+} as const);
+
+type TlsField = keyof typeof TLS_SETTINGS;
+
+function named(field: TlsField): string {
+  return `${TLS_SETTINGS[field].env} (option ${TLS_SETTINGS[field].option})`;
+}
 
 export interface RedisOptions {
   /**
@@ -21,8 +65,11 @@ export interface RedisOptions {
   db?: number;
   username?: string;
   password?: string;
-  /** @default false (true for rediss:// URLs) */
-  tls?: boolean;
+  /**
+   * TLS on (`true`), off (`false`), or on with settings (a private CA, mutual TLS, the server
+   * name). @default false (true for rediss:// URLs)
+   */
+  tls?: boolean | RedisTlsOptions;
 }
 
 /** One seed node of a Redis Cluster. */
@@ -40,6 +87,8 @@ export interface RedisConfig {
   readonly username: string | undefined;
   readonly password: string | undefined;
   readonly tls: boolean;
+  /** TLS settings beyond Node's defaults, when any is given (only with `tls`). */
+  readonly tlsOptions: ResolvedTls | undefined;
   /** The connection URL, credentials included. */
   readonly url: string;
   /** The connection URL with the password masked, for logs and error messages. */
@@ -49,12 +98,107 @@ export interface RedisConfig {
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
 export function resolveRedisConfig(options: RedisOptions = {}, env: NodeJS.ProcessEnv = process.env): RedisConfig {
+  const config = resolveRedisAddress(options, env);
+  const tlsOptions = resolveTls(typeof options.tls === 'object' ? options.tls : {}, env, config.tls);
+  return tlsOptions ? Object.freeze({ ...config, tlsOptions }) : config;
+}
+
+/** Reads one PEM file of a TLS setting; the message names the setting and the problem. */
+function readPem(field: TlsField, file: string, expect: RegExp, what: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'a directory, not a file' : (error as Error).message;
+    throw new ConfigError(`${named(field)} "${preview(file)}": cannot read it (${why}).`, { cause: error });
+  }
+  if (!expect.test(text)) throw new ConfigError(`${named(field)} "${preview(file)}" holds no PEM ${what} (a "-----BEGIN …-----" block).`);
+  return text;
+}
+
+/** The TLS settings from the options, else the environment; checked together, so a bad pair fails here and not at the first connection. */
+function resolveTls(options: RedisTlsOptions, env: NodeJS.ProcessEnv, tls: boolean): ResolvedTls | undefined {
+  const pick = (field: TlsField): string | undefined => {
+    const value = options[field] ?? env[TLS_SETTINGS[field].env];
+    return value === undefined || value === '' ? undefined : value;
+  };
+  const caFile = pick('caFile');
+  const certFile = pick('certFile');
+  const keyFile = pick('keyFile');
+  const servername = pick('serverName');
+  if (caFile === undefined && certFile === undefined && keyFile === undefined && servername === undefined) return undefined;
+  if (!tls) {
+    const set = (Object.keys(TLS_SETTINGS) as TlsField[]).filter((f) => pick(f) !== undefined).map(named);
+    throw new ConfigError(`TLS settings are given (${set.join(', ')}) but the Redis connection is not TLS: use a rediss:// URL (or the "tls" option), or unset them.`);
+  }
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new ConfigError(`Mutual TLS needs both the client certificate and its key: ${certFile === undefined ? `${named('keyFile')} is set, ${named('certFile')} is not` : `${named('certFile')} is set, ${named('keyFile')} is not`}.`);
+  }
+  const CERT = /-----BEGIN CERTIFICATE-----/;
+  const ca = caFile === undefined ? undefined : readPem('caFile', caFile, CERT, 'certificate');
+  const cert = certFile === undefined ? undefined : readPem('certFile', certFile, CERT, 'certificate');
+  const key = keyFile === undefined ? undefined : readPem('keyFile', keyFile, /-----BEGIN [A-Z ]*PRIVATE KEY-----/, 'private key');
+  try {
+    createSecureContext({ ca, cert, key });
+  } catch (error) {
+    const message = (error as Error).message;
+    if (/key values mismatch/i.test(message)) {
+      throw new ConfigError(`The client certificate ${named('certFile')} "${preview(certFile ?? '')}" and the key ${named('keyFile')} "${preview(keyFile ?? '')}" do not belong together (${message}).`, { cause: error });
+    }
+    throw new ConfigError(`The TLS files (${[caFile, certFile, keyFile].filter((f) => f !== undefined).join(', ')}) cannot be used: ${message}.`, { cause: error });
+  }
+  return Object.freeze({ ca, cert, key, servername, caFile, certFile, keyFile });
+}
+
+/**
+ * Advice for a failed TLS connection to Redis: what is wrong with which certificate, and the
+ * setting that fixes it; undefined when the error is not one of TLS's. `NODE_EXTRA_CA_CERTS`
+ * works too, but names no option of ours.
+ */
+export function tlsFailureAdvice(failure: Error, config: RedisConfig): string | undefined {
+  const code = (failure as NodeJS.ErrnoException).code ?? '';
+  const tls = config.tlsOptions;
+  // OpenSSL's own messages run over several lines of internals; its reason is the part that says.
+  const reason = (failure as { reason?: unknown }).reason;
+  const error = { message: typeof reason === 'string' ? reason : (failure.message.split('\n')[0] ?? failure.message) };
+  switch (code) {
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+      return tls?.caFile
+        ? `the server's certificate is not signed by the CA in ${named('caFile')} "${preview(tls.caFile)}" (${error.message}): point it at the CA that signed the server's certificate.`
+        : `the server's certificate is signed by a CA this client does not trust (${error.message}): set ${named('caFile')} to that CA's PEM file.`;
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+      return `the server's certificate is not made for "${config.host}" (${error.message}): connect by a name it lists, or set ${named('serverName')} to the name it was made for.`;
+    case 'CERT_HAS_EXPIRED':
+    case 'CERT_NOT_YET_VALID':
+      return `the server's certificate ${code === 'CERT_HAS_EXPIRED' ? 'has expired' : 'is not valid yet'} (${error.message}): renew it on the server (tls-cert-file), or check this machine's clock.`;
+    case 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED':
+    case 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE':
+      return tls?.certFile
+        ? `the server refused the handshake (${error.message}): check that it accepts the client certificate in ${named('certFile')}.`
+        : `the server requires a client certificate (mutual TLS) (${error.message}): set ${named('certFile')} and ${named('keyFile')}.`;
+    case 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA':
+    case 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE':
+    case 'ERR_SSL_TLSV1_ALERT_DECRYPT_ERROR':
+      return `the server does not accept the client certificate ${named('certFile')} "${preview(tls?.certFile ?? '')}" (${error.message}): use one signed by a CA in the server's tls-ca-cert-file.`;
+    case 'ERR_SSL_WRONG_VERSION_NUMBER':
+      return `what answers on port ${config.port} does not speak TLS (${error.message}): use redis:// for it, or the port of its tls-port.`;
+    default:
+      return undefined;
+  }
+}
+
+function resolveRedisAddress(options: RedisOptions, env: NodeJS.ProcessEnv): RedisConfig {
   if (options.cluster !== undefined) {
     if (options.url !== undefined || options.host !== undefined || options.port !== undefined) throw new ConfigError('Give either "cluster" (seed nodes) or url/host/port, not both.');
     if (options.db !== undefined && options.db !== 0) throw new ConfigError('Redis Cluster has only database 0; drop the "db" option.');
     const seeds = options.cluster.map((node, i) => parseSeed(node.replace(/^rediss?:\/\//, ''), `the "cluster" option's node ${i + 1}`));
     if (seeds.length === 0) throw new ConfigError('The "cluster" option lists no seed nodes; give at least one host:port.');
-    return build({ cluster: seeds, host: seeds[0]!.host, port: seeds[0]!.port, db: 0, username: options.username, password: options.password, tls: options.tls ?? false });
+    return build({ cluster: seeds, host: seeds[0]!.host, port: seeds[0]!.port, db: 0, username: options.username, password: options.password, tls: tlsOn(options.tls) ?? false });
   }
   const hasExplicit = options.url !== undefined || options.host !== undefined || options.port !== undefined;
   let base: RedisConfig;
@@ -69,7 +213,7 @@ export function resolveRedisConfig(options: RedisOptions = {}, env: NodeJS.Proce
   if (!Number.isInteger(db) || db < 0) throw new ConfigError(`Redis db ${String(db)} is not a non-negative integer.`);
   if (base.cluster) {
     if (options.host !== undefined || options.port !== undefined) throw new ConfigError('A redis-cluster:// URL names its seed nodes; drop the host and port options.');
-    return build({ ...base, username: options.username ?? base.username, password: options.password ?? base.password, tls: options.tls ?? base.tls });
+    return build({ ...base, username: options.username ?? base.username, password: options.password ?? base.password, tls: tlsOn(options.tls) ?? base.tls });
   }
   return build({
     cluster: undefined,
@@ -78,8 +222,13 @@ export function resolveRedisConfig(options: RedisOptions = {}, env: NodeJS.Proce
     db,
     username: options.username ?? base.username,
     password: options.password ?? base.password,
-    tls: options.tls ?? base.tls,
+    tls: tlsOn(options.tls) ?? base.tls,
   });
+}
+
+/** Settings switch TLS on; `true` / `false` say so; undefined leaves it to the URL. */
+function tlsOn(tls: RedisOptions['tls']): boolean | undefined {
+  return typeof tls === 'object' ? true : tls;
 }
 
 function checkPort(port: number, where: string): void {
@@ -156,7 +305,7 @@ export function parseRedisUrl(text: string, where: string): RedisConfig {
   });
 }
 
-function build(c: Omit<RedisConfig, 'url' | 'display'>): RedisConfig {
+function build(c: Omit<RedisConfig, 'url' | 'display' | 'tlsOptions'>): RedisConfig {
   const scheme = c.tls ? 'rediss' : 'redis';
   const hostPart = c.host.includes(':') ? `[${c.host}]` : c.host;
   const user = c.username ? encodeURIComponent(c.username) : '';
@@ -165,6 +314,7 @@ function build(c: Omit<RedisConfig, 'url' | 'display'>): RedisConfig {
   const schemeName = c.cluster ? `${scheme}-cluster` : scheme;
   return Object.freeze({
     ...c,
+    tlsOptions: undefined,
     cluster: c.cluster ? Object.freeze(c.cluster.map((n) => Object.freeze({ ...n }))) : undefined,
     url: `${schemeName}://${auth(c.password === undefined ? undefined : encodeURIComponent(c.password))}${tail}`,
     display: `${schemeName}://${auth(c.password === undefined ? undefined : '***')}${tail}`,

@@ -4,6 +4,13 @@ import { Counter, Gauge, Registry } from 'prom-client';
 
 const UNKNOWN = 'unknown';
 
+/** A publisher's fallback buffer, as the gauges see it. */
+interface TrackedBuffer {
+  readonly size: number;
+  readonly bytes: number;
+  readonly options: { readonly maxMessages: number; readonly maxBytes: number };
+}
+
 /**
  * Per-message counts kept as plain numbers and handed to prom-client when it is scraped:
  * prom-client hashes its label set on every inc(), which costs more than the rest of a
@@ -44,7 +51,15 @@ export class BusMetrics {
   readonly fallbackReplayed: Counter;
   readonly fallbackDropped: Counter<'reason'>;
   readonly backgroundFailures: Counter<'task' | 'code'>;
-  readonly #buffers = new Set<{ readonly size: number; readonly bytes: number }>();
+  /** Unread entries of a durable channel's stream for a consumer group (set on each claim round). */
+  readonly groupLag: Gauge<'channel' | 'group'>;
+  /** The bound of a durable channel's stream, for alerts on a group nearing it. */
+  readonly streamMaxLength: Gauge<'channel'>;
+  /** When a service's heartbeat last reached Redis, and how often it beats. */
+  readonly heartbeatSent: Gauge<'service'>;
+  readonly heartbeatInterval: Gauge<'service'>;
+  readonly #buffers = new Set<TrackedBuffer>();
+  readonly #links = new Map<string, Set<() => boolean | undefined>>();
   readonly #published = new Tally();
   readonly #received = new Tally();
 
@@ -98,8 +113,32 @@ export class BusMetrics {
       labelNames: ['task', 'code'],
       registers,
     });
+    this.groupLag = new Gauge({
+      name: 'tickbus_durable_group_lag',
+      help: 'Entries of a durable channel not yet read by a consumer group (entries added minus entries read), by channel template and group; set by the consumers in this process on each claim round, between batches (a handler stuck on a batch holds it at its last value).',
+      labelNames: ['channel', 'group'],
+      registers,
+    });
+    this.streamMaxLength = new Gauge({ name: 'tickbus_durable_stream_max_length', help: 'The retention bound (MAXLEN ~) of a durable channel this process consumes, by channel template: a group lagging by more loses messages.', labelNames: ['channel'], registers });
+    this.heartbeatSent = new Gauge({ name: 'tickbus_heartbeat_last_sent_timestamp_seconds', help: 'When this service last stored its heartbeat in Redis (Unix time), by service.', labelNames: ['service'], registers });
+    this.heartbeatInterval = new Gauge({ name: 'tickbus_heartbeat_interval_seconds', help: 'How often this service beats, by service.', labelNames: ['service'], registers });
+    const links = this.#links;
+    new Gauge({
+      name: 'tickbus_redis_connected',
+      help: 'Whether the bus connection of a role (publisher, subscriber) is up: 1, or 0 while it is lost and reconnecting. A connection never opened yet is not reported.',
+      labelNames: ['role'],
+      registers,
+      collect() {
+        this.reset();
+        // Buses that share these metrics (one process, one registry) report per role together: down if any is.
+        for (const [role, probes] of links) {
+          const values = [...probes].map((up) => up()).filter((v) => v !== undefined);
+          if (values.length > 0) this.labels(role).set(values.every(Boolean) ? 1 : 0);
+        }
+      },
+    });
     const buffers = this.#buffers;
-    const total = (name: string, help: string, of: (b: { size: number; bytes: number }) => number) =>
+    const total = (name: string, help: string, of: (b: TrackedBuffer) => number) =>
       new Gauge({
         name,
         help,
@@ -112,11 +151,25 @@ export class BusMetrics {
       });
     total('tickbus_fallback_buffer_messages', 'Messages waiting in fallback buffers.', (b) => b.size);
     total('tickbus_fallback_buffer_bytes', 'Payload size of the messages waiting in fallback buffers.', (b) => b.bytes);
+    total('tickbus_fallback_buffer_capacity_messages', 'How many messages the fallback buffers hold at most (fallback.maxMessages, summed).', (b) => b.options.maxMessages);
+    total('tickbus_fallback_buffer_capacity_bytes', 'How many payload bytes the fallback buffers hold at most (fallback.maxBytes, summed).', (b) => b.options.maxBytes);
   }
 
   /** Reports a publisher's fallback buffer in the gauges. */
-  trackFallback(buffer: { readonly size: number; readonly bytes: number }): void {
+  trackFallback(buffer: TrackedBuffer): void {
     this.#buffers.add(buffer);
+  }
+
+  /**
+   * Reports a connection's state in tickbus_redis_connected (`up()` is undefined until it first
+   * connected) until the returned function is called, when it closes.
+   */
+  trackConnection(role: string, up: () => boolean | undefined): () => void {
+    let probes = this.#links.get(role);
+    if (!probes) this.#links.set(role, (probes = new Set()));
+    probes.add(up);
+    const tracked = probes;
+    return () => tracked.delete(up);
   }
 
   /** The hot-path cell that counts publishes of one channel template (`cell.n++`). */

@@ -64,6 +64,7 @@ export class HeartbeatPublisher {
   }
 
   start(): void {
+    this.#options.bus.context.metrics.heartbeatInterval.labels(this.#options.service).set(this.intervalMs / 1000);
     // beat() reports its own failures; run() is the guard that no rejection escapes a timer.
     const background = this.#options.bus.context.background;
     background.run('heartbeat', () => this.beat());
@@ -109,6 +110,7 @@ export class HeartbeatPublisher {
       const now = Date.now();
       const ttlMs = HEARTBEAT_TTL_INTERVALS * this.intervalMs;
       await this.#options.store?.send(['EVAL', BEAT, '2', HEARTBEATS_KEY, HEARTBEAT_EXPIRY_KEY, this.instance, JSON.stringify(beat), String(now), String(now + ttlMs), String(ttlMs)], HEARTBEATS_KEY);
+      this.#options.bus.context.metrics.heartbeatSent.labels(this.#options.service).set(Date.now() / 1000);
     } catch (error) {
       this.#options.bus.context.background.failed('heartbeat', error);
     }

@@ -2,10 +2,17 @@
 // cover (GET, SET, HSET...), configured by the same rules as the bus.
 import { createClient, type RedisClientType } from 'redis';
 import type { BusOptions } from '../bus/context.ts';
-import { backoffDelay, resolveReconnect, resolveRedisConfig, type RedisConfig, type RedisOptions } from '../core/config.ts';
+import { backoffDelay, resolveReconnect, resolveRedisConfig, tlsFailureAdvice, type RedisConfig, type RedisOptions, type ResolvedTls } from '../core/config.ts';
 import { DEFAULTS } from '../core/defaults.ts';
-import { NotConnectedError } from '../core/errors.ts';
+import { ConfigError, NotConnectedError } from '../core/errors.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
+
+/** The TLS settings node-redis passes on to tls.connect, only those set. */
+function tlsSocketOptions(tls: ResolvedTls): Record<string, string | boolean> {
+  const out: Record<string, string | boolean> = { tls: true };
+  for (const [name, value] of [['ca', tls.ca], ['cert', tls.cert], ['key', tls.key], ['servername', tls.servername]] as const) if (value !== undefined) out[name] = value;
+  return out;
+}
 
 export type RedisConnectionOptions = RedisOptions & Pick<BusOptions, 'logger' | 'reconnect' | 'connectTimeoutMs'>;
 
@@ -31,7 +38,8 @@ export class RedisConnection {
         // Before the first connection, give up at once so connect() rejects instead of
         // retrying forever; afterwards, reconnect with back-off like the bus does.
         reconnectStrategy: (retries: number) => (this.#everConnected && !this.#closing ? backoffDelay(retries, delays) : false),
-      },
+        ...(this.config.tlsOptions ? tlsSocketOptions(this.config.tlsOptions) : {}),
+      } as never,
     });
     this.#client.on('ready', () => {
       this.#everConnected = true;
@@ -60,6 +68,8 @@ export class RedisConnection {
       await this.#client.connect();
     } catch (cause) {
       const why = cause instanceof Error ? cause.message : String(cause);
+      const advice = cause instanceof Error && this.config.tls ? tlsFailureAdvice(cause, this.config) : undefined;
+      if (advice) throw new ConfigError(`Could not connect to Redis at ${this.config.display} over TLS: ${advice}`, { cause });
       throw new NotConnectedError(
         `Could not connect to Redis at ${this.config.display} (${why}). Start redis-server there, or point REDIS_URL at a running one.`,
         { cause },

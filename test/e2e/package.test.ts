@@ -60,7 +60,7 @@ describe('the packed tarball, installed into an empty project', { timeout: 300_0
   });
 
   it('ships the compiled package and nothing of the repository', () => {
-    for (const expected of ['dist/index.js', 'dist/index.d.ts', 'dist/seed/index.js', 'dist/cli/run.js', 'dist/gateway/public/index.html', 'dist/gateway/public/tickbus-client.js', 'dist/gateway/public/tickbus-client.d.ts', 'bin/tickbus.js', 'LICENSE', 'README.md', 'CHANGELOG.md']) {
+    for (const expected of ['dist/index.js', 'dist/index.d.ts', 'dist/seed/index.js', 'dist/cli/run.js', 'dist/gateway/public/index.html', 'dist/gateway/public/tickbus-client.js', 'dist/gateway/public/tickbus-client.d.ts', 'bin/tickbus.js', 'ops/prometheus/tickbus-rules.yml', 'ops/grafana/tickbus.json', 'ops/redis/tickbus.acl', 'LICENSE', 'README.md', 'CHANGELOG.md']) {
       assert.ok(files.includes(expected), `${expected} is in the tarball`);
     }
     const unwanted = files.filter((f) => /^(test|bench|\.ci|scripts|src|examples)\//.test(f) || /\.(spec|test)\.(ts|js|d\.ts)$/.test(f) || f.endsWith('.ts') && !f.endsWith('.d.ts'));

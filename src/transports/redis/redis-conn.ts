@@ -59,6 +59,10 @@ export function openConn(options: ConnOptions, hooks: ConnHooks): RedisConn {
   return options.redis.cluster ? new ClusterConn(options, hooks) : new SingleConn(options, hooks);
 }
 
+function definedOnly(o: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(o).filter((e): e is [string, string] => e[1] !== undefined));
+}
+
 function nodeOptions(options: ConnOptions, closed: () => boolean) {
   const reconnect = resolveReconnect(options.reconnect);
   const cfg = options.redis;
@@ -66,6 +70,9 @@ function nodeOptions(options: ConnOptions, closed: () => boolean) {
     socket: {
       connectTimeout: options.connectTimeoutMs,
       tls: cfg.tls,
+      // A private CA, a client certificate (mutual TLS), the certificate's name: only when set,
+      // so that Node's defaults (and NODE_EXTRA_CA_CERTS) apply otherwise.
+      ...(cfg.tlsOptions ? definedOnly({ ca: cfg.tlsOptions.ca, cert: cfg.tlsOptions.cert, key: cfg.tlsOptions.key, servername: cfg.tlsOptions.servername }) : {}),
       reconnectStrategy: (retries: number) => (options.giveUp() || closed() ? false : backoffDelay(retries, reconnect)),
     } as never,
     username: cfg.username,

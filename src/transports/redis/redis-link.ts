@@ -2,8 +2,8 @@
 // no offline queue, no per-command timeout, and its socket events turned into the bus's
 // connected / disconnected / reconnected events and typed errors.
 import { TypedEmitter } from '../../core/typed-emitter.ts';
-import { MissingGroupError, NotConnectedError, TransportError } from '../../core/errors.ts';
-import { type ReconnectOptions, type RedisConfig } from '../../core/config.ts';
+import { ConfigError, MissingGroupError, NotConnectedError, TransportError, type BusError } from '../../core/errors.ts';
+import { tlsFailureAdvice, type ReconnectOptions, type RedisConfig } from '../../core/config.ts';
 import { DEFAULTS } from '../../core/defaults.ts';
 import type { LinkEvents } from '../transport.ts';
 import { openConn, type RedisConn } from './redis-conn.ts';
@@ -95,18 +95,34 @@ export abstract class RedisLink extends TypedEmitter<LinkEvents> {
     const timeoutMs = this.#options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
     let lastError: Error | undefined;
-    this.#lastError = (err: Error) => (lastError = err);
+    let refused: ((error: BusError) => void) | undefined;
+    this.#lastError = (err: Error) => {
+      lastError = err;
+      // A certificate problem does not go away by retrying: say at once what to set.
+      const advice = cfg.tls ? tlsFailureAdvice(err, cfg) : undefined;
+      if (advice) refused?.(new ConfigError(`Could not connect to Redis at ${cfg.display} over TLS: ${advice}`, { cause: err }));
+    };
     try {
       await Promise.race([
+        new Promise<never>((_, reject) => {
+          refused = (error) => {
+            refused = undefined; // once: the retries' later errors say the same
+            this.#abandoned = true;
+            this.conn.destroy();
+            reject(error);
+          };
+        }),
         this.conn.connect(),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
             this.#abandoned = true;
             this.conn.destroy();
             const why = lastError ? `${lastError.message}` : 'no answer';
+            // A plain Redis port that is sent a TLS handshake neither answers nor closes.
+            const advice = cfg.tls && !lastError ? `If Redis runs there without TLS on this port, use redis:// (or the port of its tls-port); else start redis-server there, or point REDIS_URL at a running one.` : 'Start redis-server there, or point REDIS_URL at a running one.';
             reject(
               new NotConnectedError(
-                `Could not connect to Redis at ${cfg.display} within ${timeoutMs} ms (${why}). Start redis-server there, or point REDIS_URL at a running one.`,
+                `Could not connect to Redis at ${cfg.display} within ${timeoutMs} ms (${why}). ${advice}`,
                 { cause: lastError },
               ),
             );
@@ -157,10 +173,28 @@ export abstract class RedisLink extends TypedEmitter<LinkEvents> {
       return new NotConnectedError(`Redis at ${this.#options.redis.display} is not ready (${err.message}); try again shortly.`, { cause: err, channel });
     }
     if (err instanceof Error && 'code' in err && typeof (err as { code: unknown }).code === 'string' && String((err as { code: string }).code).startsWith('TB_ERR')) return err;
+    if (isErrorReply(err) && String(err.message).startsWith('NOPERM')) return new TransportError(refusedByAcl(String(err.message), this.#options.redis, channel), { cause: err, channel });
     // The stream or its group is gone: a consumer makes it again (the one Redis reply a caller acts on).
     if (isErrorReply(err) && NO_GROUP.test(String(err.message))) return new MissingGroupError(`Redis (${this.#options.redis.display}): ${err.message}`, { cause: err, channel });
     return new TransportError(`Redis (${this.#options.redis.display}): ${err?.message ?? String(error)}`, { cause: err, channel });
   }
+}
+
+/**
+ * A command the Redis user's ACL refused, said as the permission to grant: Redis names only
+ * the kind (a command, a channel, a key), so the channel is added when it is known.
+ */
+export function refusedByAcl(reply: string, redis: RedisConfig, channel?: string): string {
+  const user = redis.username ?? 'default';
+  const command = /run the '([^']+)' command/.exec(reply)?.[1];
+  const missing = command
+    ? `the command "${command.toUpperCase()}" (+${command})`
+    : /channels/.test(reply)
+      ? `the channel ${channel ? `"${channel}" (&${channel}, or a pattern that covers it)` : 'of this command (&<channel>, or a pattern that covers it)'}`
+      : /keys/.test(reply)
+        ? `a key it used (~<pattern> for the key, %R~ to read, %W~ to write)`
+        : 'a permission';
+  return `Redis (${redis.display}) refused it: the ACL of user "${user}" lacks ${missing}. Grant it (ACL SETUSER ${user} …), or use a user whose role includes this (docs/operations.md#acls). [${reply}]`;
 }
 
 /** An error Redis answered with (as opposed to a connection failure). */
