@@ -79,7 +79,7 @@ export function decodePayload(payload: string, channel: string, wire: WireFormat
 function envelopeError(channel: string, payload: string, why: string): DecodeError {
   return new DecodeError(
     ErrorCode.InvalidEnvelope,
-    `Message on "${preview(channel)}" is not a tickbus envelope {data, timestamp, sender}: ${why}.`,
+    `Not a tickbus envelope {data, timestamp, sender} on "${preview(channel)}": ${why}.`,
     preview(payload, 60),
     { channel },
   );

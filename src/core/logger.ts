@@ -28,6 +28,9 @@ export function isInputError(error: unknown): error is BusError {
   return error instanceof BusError && INPUT_CODES.has(error.code);
 }
 
+/** Characters of a rejected payload a log line shows. */
+const PREVIEW_CHARS = 24;
+
 /**
  * pino's `err` serializer: a rejected input is one short object (its code, channel, a
  * bounded message, the payload's first bytes, how many schema issues); anything else (a handler crash,
@@ -43,7 +46,8 @@ export function serializeError(error: unknown): unknown {
     code: error.code,
     ...(channel === undefined ? {} : { channel }),
     message: preview(message, 100),
-    ...(error instanceof DecodeError ? { preview: error.preview.length > 32 ? `${error.preview.slice(0, 32)}…` : error.preview } : {}),
+    // 24 characters tell the payload apart; JSON escaping may double them in the line.
+    ...(error instanceof DecodeError ? { preview: error.preview.length > PREVIEW_CHARS ? `${error.preview.slice(0, PREVIEW_CHARS)}…` : error.preview } : {}),
     ...(error instanceof ValidationError ? { issues: error.issues.length } : {}),
   };
 }
