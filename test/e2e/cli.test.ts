@@ -162,7 +162,9 @@ describe('tickbus CLI', () => {
       throw error;
     }
     await start.stop('SIGINT'); // npm itself dies of the signal; tickbus shuts down in order
-    await waitFor(() => /SIGINT: shutting down/.test(start.stderr), 'tickbus to shut down');
+    // tickbus up starts a broker, the pattern library, a backtest worker and a gateway: on a
+    // loaded machine it may take longer than the default wait to see the signal.
+    await waitFor(() => /SIGINT: shutting down/.test(start.stderr), 'tickbus to shut down', 20_000);
   });
 
   it('`up` says which Redis it uses and streams its starting tickers', async () => {
