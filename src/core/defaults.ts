@@ -123,6 +123,10 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   alertClaimTtlSeconds: 3600,
   /** Inbox entries read per round trip while catching a client up. */
   inboxReadCount: 200,
+  /** How long a browser's client_order_id stays claimed: a resend within a day is not placed again. */
+  webOrderClaimTtlSeconds: 24 * 3600,
+  /** Ticker updates a `history` request reads at most (newest first; the ticker's history keeps about 1,000). */
+  maxHistory: 1000,
 });
 
 /** Operator endpoints (/health, /metrics) of the services. */

@@ -23,6 +23,12 @@ export interface OrderRequest {
   readonly time_in_force: 'day' | 'gtc' | 'ioc' | 'fok';
 }
 
+/** Which open order to cancel: the client_order_id it was placed with, and its symbol. */
+export interface CancelRequest {
+  readonly client_order_id: string;
+  readonly symbol: string;
+}
+
 /**
  * An order event as the venue reports it. `order` follows Alpaca's order object (amounts
  * as strings); `event` is one of Alpaca's trade_updates events (new, fill, partial_fill,
@@ -65,4 +71,9 @@ export interface MarketDataFeed {
   stop(): Promise<void>;
   /** Sends an order to the venue; its updates arrive through sink.order(). */
   placeOrder(request: OrderRequest): Promise<void>;
+  /**
+   * Asks the venue to cancel an open order; the outcome arrives through sink.order():
+   * `canceled`, or `order_cancel_rejected` with its reason (filled already, unknown, …).
+   */
+  cancelOrder(request: CancelRequest): Promise<void>;
 }
