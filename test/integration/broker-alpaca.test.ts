@@ -69,4 +69,25 @@ describe('broker on the Alpaca feed', () => {
     assert.equal(rejected?.event, 'rejected');
     assert.match(String(rejected?.reason), /insufficient buying power/);
   });
+
+  it("cancels an open order with Alpaca's DELETE /v2/orders/{id}, and reports a refused cancel", async () => {
+    alpaca.orderOutcome = 'accept';
+    alpaca.fillLimitOrders = false;
+    const msgs = await raw.collect('TICKER_UPDATES_NVDA');
+    const orders = () => msgs.filter((m) => m.envelope.data.type === 'order').map((m) => m.envelope.data.order_data as Record<string, unknown>);
+    await raw.send('ORDER_REQUESTS', { client_order_id: 'alp-c1', symbol: 'NVDA', side: 'buy', qty: 3, type: 'limit', limit_price: 1.5, time_in_force: 'gtc' });
+    await waitFor(() => orders().some((o) => o.client_order_id === 'alp-c1' && o.event === 'new'), 'the order resting at Alpaca');
+    await raw.send('ORDER_CANCELS', { client_order_id: 'alp-c1', symbol: 'NVDA' });
+    await waitFor(() => orders().some((o) => o.client_order_id === 'alp-c1' && o.event === 'canceled'), 'the canceled update');
+    const id = [...alpaca.placed.values()].find((o) => o.client_order_id === 'alp-c1')?.id;
+    assert.deepEqual(alpaca.cancels, [id], 'one DELETE, by Alpaca\'s own order id');
+    // Canceled already: Alpaca answers 422, reported as order_cancel_rejected with its message.
+    await raw.send('ORDER_CANCELS', { client_order_id: 'alp-c1', symbol: 'NVDA' });
+    await waitFor(() => orders().some((o) => o.event === 'order_cancel_rejected'), 'the refused cancel');
+    assert.match(String(orders().find((o) => o.event === 'order_cancel_rejected')?.reason), /not cancelable/);
+    // Never placed: Alpaca does not know it (404).
+    await raw.send('ORDER_CANCELS', { client_order_id: 'alp-none', symbol: 'NVDA' });
+    await waitFor(() => orders().some((o) => o.event === 'order_cancel_rejected' && o.client_order_id === 'alp-none'), 'the unknown order refused');
+    assert.match(String(orders().find((o) => o.client_order_id === 'alp-none')?.reason), /not found/);
+  });
 });
