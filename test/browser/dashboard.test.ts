@@ -206,7 +206,8 @@ describe('the trading desk in Chromium', () => {
     const own = await startGateway();
     const port = Number(new URL(own.url).port);
     const { page } = await openDesk(browser, own.url, SIZES.phone, 'user=desk-4&symbols=MSFT');
-    await page.waitForFunction('window.desk.prices.MSFT !== undefined', undefined, { timeout: 10_000 });
+    // Live prices came (the page holds a live position to resume from).
+    await page.waitForFunction('window.desk.live.MSFT > 0', undefined, { timeout: 10_000 });
     await own.stop();
     await page.waitForFunction('window.desk.stale === true', undefined, { timeout: 5_000 });
     await page.waitForFunction("/stale \\(as of [1-9]\\d* s ago\\)/.test(document.getElementById('stale').textContent)", undefined, { timeout: 5_000 });
@@ -216,7 +217,9 @@ describe('the trading desk in Chromium', () => {
     const again = await startGateway(port);
     try {
       await page.waitForFunction("window.desk.state === 'open' && window.desk.stale === false", undefined, { timeout: 15_000 });
-      await page.waitForFunction("window.desk.resumes.some((r) => r.key === 'MSFT' && r.resume === 'replayed')", undefined, { timeout: 5_000 });
+      await page.waitForFunction("window.desk.resumes.some((r) => r.key === 'MSFT' && r.resume === 'replayed')", undefined, { timeout: 5_000 }).catch(async (error: unknown) => {
+        throw new Error(`no replayed resume: ${JSON.stringify(await page.evaluate('window.desk.resumes'))}`, { cause: error });
+      });
       assert.ok(await page.isHidden('#stale'));
       await page.waitForFunction("window.desk.notices.some((n) => /MSFT: back/.test(n.text))");
     } finally {

@@ -61,7 +61,7 @@ let job; // { id, status }
 const resuming = new Set();
 
 // What the page shows, for tests and the curious: window.desk.
-const desk = { state: 'connecting', prices: {}, candles: 0, historyLoaded: {}, orders: {}, positions: {}, alerts: [], notices: [], resumes: [], backtest: undefined, stale: false, user: user ?? '(token)' };
+const desk = { state: 'connecting', prices: {}, live: {}, candles: 0, historyLoaded: {}, orders: {}, positions: {}, alerts: [], notices: [], resumes: [], backtest: undefined, stale: false, user: user ?? '(token)' };
 window.desk = desk;
 $('user').textContent = desk.user;
 
@@ -314,6 +314,9 @@ async function loadHistory(symbol) {
       if (Number.isFinite(t) && t < first) before.push({ t, price: u.data.price, volume: u.data.volume ?? 0 });
     } else if (u.data.type === 'order') onOrder(symbol, u.data, u.position);
   }
+  // No live update yet: resume from the newest history entry after a lost connection, not from a snapshot.
+  const newest = reply.updates[reply.updates.length - 1]?.position;
+  if (newest && !client.positions.has(symbol)) client.positions.set(symbol, newest);
   w.trades.unshift(...before);
   if (w.trades.length > MAX_TRADES) w.trades.splice(0, w.trades.length - MAX_TRADES);
   if (before.length > 0) {
@@ -372,6 +375,7 @@ function renderRow(symbol) {
 function onPrice(symbol, p, replayed, snapshot = false) {
   const w = watched.get(symbol);
   if (!w || typeof p.price !== 'number') return;
+  if (!snapshot && !replayed) desk.live[symbol] = (desk.live[symbol] ?? 0) + 1;
   const t = Date.parse(p.timestamp);
   if (!snapshot && Number.isFinite(t)) {
     const last = w.trades[w.trades.length - 1];
