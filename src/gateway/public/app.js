@@ -747,7 +747,8 @@ function onJobResult(r) {
     const dt = document.createElement('dt');
     dt.textContent = k.replace(/_/g, ' ');
     const dd = document.createElement('dd');
-    dd.textContent = typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(4)) : v;
+    // Amounts to the cent; rates and percentages keep four digits.
+    dd.textContent = typeof v === 'number' ? (Number.isInteger(v) ? String(v) : Math.abs(v) >= 10 ? v.toFixed(2) : v.toFixed(4)) : v;
     dl.append(dt, dd);
   }
   desk.backtest = { ...desk.backtest, status: r.status, summary, done: true };
