@@ -22,6 +22,8 @@ export interface DeskOptions {
   readonly bus: TickBus;
   /** Redis commands (the gateway's alerts link): order claims across gateways, ticker history. Undefined: claims in memory, no history. */
   readonly redis: CommandLink | undefined;
+  /** A Redis Cluster: a PUBLISH counts only the receivers on its own node, so 0 does not mean no broker heard it. */
+  readonly cluster: boolean;
   /** Connections carry a verified JWT: orders need its `orders` claim. */
   readonly authenticated: boolean;
   /** Without JWT: take orders from clients at all (trusted networks only). */
@@ -156,7 +158,7 @@ export class DeskRequests {
       await this.#claims.release(op.client_order_id, user).catch(() => undefined);
       throw error;
     }
-    if (receivers === 0) {
+    if (receivers === 0 && !this.#o.cluster) {
       await this.#claims.release(op.client_order_id, user);
       return refuse(ErrorCode.NotConnected, 'No broker is listening on ORDER_REQUESTS: the order was not placed (start one: tickbus broker, or tickbus up).');
     }

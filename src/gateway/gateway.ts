@@ -200,6 +200,7 @@ export class Gateway {
       desk: new DeskRequests({
         bus: o.bus,
         redis: o.alerts?.redis,
+        cluster: o.alerts?.cluster ?? false,
         authenticated: o.auth !== undefined,
         allowOrders: o.allowOrders,
         jobs: o.jobService && o.jobOwner ? { service: o.jobService, ownerOf: o.jobOwner } : undefined,
