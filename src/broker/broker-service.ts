@@ -54,8 +54,8 @@ export interface BrokerServiceOptions {
   forwardTicks?: boolean;
   /**
    * Also publish each price as seed 004's `price.updated.{symbol}` (bare JSON, the price as
-   * a decimal string), as that seed's market data service does. The feeds hand the broker
-   * trades, not quotes, so the price is the trade's (seed 004 takes the quotes' mid). @default false
+   * a decimal string), as that seed's market data service does: the quotes' mid for a symbol
+   * the feed sends quotes for (Alpaca with quotes on), else the trade's price. @default false
    */
   priceEvents?: boolean;
   /**
@@ -81,6 +81,8 @@ export class BrokerService {
   readonly #tickerSet: TickerSet;
   readonly #orders: OrderDesk;
   readonly #refs = new Map<string, TickerRef>();
+  /** Symbols the feed has sent quotes for: their price.updated events carry the quotes' mid only. */
+  readonly #quoted = new Set<string>();
   #started = 0;
   #stopping = false;
   #feedProblem: string | undefined;
@@ -261,7 +263,11 @@ export class BrokerService {
     }
     const data = { type: 'price' as const, price: tick.price, volume: tick.volume, symbol: tick.symbol, timestamp: tick.timestamp };
     const forward = this.#settings.forwardTicks ? { channel: MarketTicks, data: rawTick(tick) } : undefined;
-    if (this.#settings.priceEvents) this.#priceEvent(tick);
+    if (this.#settings.priceEvents) {
+      // Seed 004's price is the quotes' mid: once a symbol has quotes, its trades and bars are left out.
+      if (tick.kind === 'quote') this.#quoted.add(tick.symbol);
+      if (tick.kind === 'quote' || !this.#quoted.has(tick.symbol)) this.#priceEvent(tick);
+    }
     return this.#batcher.enqueue(fence === undefined ? { channel: this.#ref(tick.symbol), data } : { channel: this.#ref(tick.symbol), data, fence }, 'price', tick.symbol, forward);
   }
 

@@ -91,3 +91,45 @@ describe('broker on the Alpaca feed', () => {
     assert.match(String(orders().find((o) => o.client_order_id === 'alp-none')?.reason), /not found/);
   });
 });
+
+describe("broker on the Alpaca feed with quotes: seed 004's price.updated is the quotes' mid", () => {
+  let redis: RedisServer;
+  let alpaca: AlpacaServer;
+  let runtime: BrokerRuntime;
+  let raw: RawClient;
+
+  before(async () => {
+    redis = await startRedis();
+    alpaca = await AlpacaServer.start();
+    runtime = await startBrokerRuntime({ redisUrl: redis.url, feed: new AlpacaFeed(alpacaConfigFromEnv(alpaca.env()), { logger: silentLogger, quotes: true }), logger: silentLogger, priceEvents: true });
+    raw = await RawClient.connect(redis.url);
+  });
+  after(async () => {
+    await raw.close();
+    await runtime.stop();
+    await alpaca.close();
+    await redis.stop();
+  });
+
+  it('publishes trade prices until quotes come, then only the mid of each quote, as decimal strings', async () => {
+    const events = await raw.collect('price.updated.*');
+    await raw.send('BROKER_REGISTRATION', { action: 'subscribe', ticker: 'AMD' });
+    await waitFor(() => alpaca.subscription()?.quotes.includes('AMD') === true, 'the AMD subscription');
+    const t = '2024-07-24T07:56:00Z';
+    alpaca.push([AlpacaServer.trade('AMD', 133.5, 7, t)]);
+    await waitFor(() => events.length === 1, 'the trade price');
+    alpaca.push([{ T: 'q', S: 'AMD', bx: 'O', bp: 133.85, bs: 4, ax: 'R', ap: 135.75, as: 5, c: ['R'], z: 'A', t }, AlpacaServer.trade('AMD', 140, 1, t), { T: 'q', S: 'AMD', bx: 'O', bp: 134, bs: 4, ax: 'R', ap: 134.5, as: 5, c: ['R'], z: 'A', t }]);
+    await waitFor(() => events.length === 3, 'the two quote mids');
+    const bare = events.map((e) => e.envelope as unknown as Record<string, unknown>);
+    assert.deepEqual(
+      bare.map((e) => [e.event_type, e.symbol, e.price]),
+      [
+        ['price.updated', 'AMD', '133.5'],
+        ['price.updated', 'AMD', '134.8'],
+        ['price.updated', 'AMD', '134.25'],
+      ],
+      'the trade after the first quote is left out',
+    );
+    assert.ok(bare.every((e) => /Z$|[+-]\d\d:\d\d$/.test(String(e.timestamp))));
+  });
+});

@@ -10,6 +10,8 @@ export interface TradeTick {
   readonly volume: number;
   /** ISO-8601 time of the trade at the source. */
   readonly timestamp: string;
+  /** What the price is: a trade's (the default), a quote's mid (volume 0), or a bar's close. */
+  readonly kind?: 'trade' | 'quote' | 'bar';
 }
 
 /** An order request as the broker accepts it from the bus (see catalogs/broker.ts). */
