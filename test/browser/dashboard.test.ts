@@ -138,7 +138,7 @@ describe('the trading desk in Chromium', () => {
     });
   }
 
-  it('desktop: a double click places one order; a limit order is cancelled; the watch-list is edited', async () => {
+  it('desktop: a double click places one order; a limit order placed from the keyboard is cancelled; the watch-list is edited', async () => {
     const { page, problems } = await openDesk(browser, gateway.url, SIZES.desktop, 'user=desk-2&symbols=AAPL,MSFT');
     await page.waitForFunction("window.desk.state === 'open'");
     await fillTicket(page, { side: 'buy', qty: 3, type: 'market', symbol: 'MSFT' });
@@ -158,10 +158,10 @@ describe('the trading desk in Chromium', () => {
       'one request reached the broker for the double click',
     );
 
-    // A limit far below the market rests; its Cancel button cancels it.
+    // A limit far below the market rests (placed from the keyboard: Enter in the ticket); its Cancel button cancels it.
     await fillTicket(page, { side: 'buy', qty: 2, type: 'limit', limit: 1, symbol: 'AAPL' });
     const ids = await orderIds(page);
-    await page.click('#place');
+    await page.press('#ticket-limit', 'Enter');
     await page.waitForFunction(`Object.keys(window.desk.orders).length > ${ids.length}`);
     const limitId = (await orderIds(page)).find((o) => !ids.includes(o)) as string;
     await page.waitForFunction(`window.desk.orders['${limitId}'] === 'new'`, undefined, { timeout: 10_000 });
