@@ -90,6 +90,10 @@ class GridFeed implements MarketDataFeed {
     return Promise.reject(new Error('the bench feed takes no orders'));
   }
 
+  cancelOrder(): Promise<void> {
+    return Promise.reject(new Error('the bench feed takes no orders'));
+  }
+
   /** The next round at `target` (a multiple of tick-ms): never before it, so its trades fall in its bucket. */
   #schedule(target: number): void {
     if (this.#stopped) return;

@@ -1,9 +1,12 @@
 // A moving-average crossover bot on the bot SDK: watches one ticker through the broker, buys
 // on a golden cross (fast MA rises above slow), sells on a death cross, and tracks its position.
+// It is seed 004's signal service too: each decision goes out as `signals.generated`, and each
+// batch of orders it sent (one order here) as `orders.executed` once the orders are final.
 //
 //   node --import tsx examples/ma-crossover-bot.ts --ticker AAPL --fast 5 --slow 20 --max-orders 4
+import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { createBotClient, type BotClient, type OrderUpdate, type PriceUpdate } from '../src/index.ts';
+import { createBotClient, tradingEvents, type BotClient, type OrderUpdate, type PriceUpdate } from '../src/index.ts';
 
 const USAGE = `Usage: node --import tsx examples/ma-crossover-bot.ts [options]
 
@@ -154,10 +157,23 @@ class CrossoverBot {
     else console.log(`${what}: ${side > 0 ? 'already long' : 'flat'}, no order`);
   }
 
+  /** Seed 004's events are pub/sub, best effort: one that cannot go out is said, and trading goes on. */
+  #announce(what: Promise<unknown>): Promise<void> {
+    return what.then(
+      () => undefined,
+      (error: unknown) => console.error(`event not published: ${(error as Error).message}`),
+    );
+  }
+
   async #trade(side: 'buy' | 'sell', qty: number, why: string): Promise<void> {
     this.#busy = true;
+    const strategy = this.#bot.clientId;
     try {
       console.log(`${why}: ${side} ${qty}`);
+      const now = new Date();
+      await this.#announce(
+        this.#bot.bus.publish(tradingEvents.SignalsGenerated, { event_type: 'signals.generated', timestamp: now.toISOString(), strategy_id: strategy, symbols: [this.settings.ticker], num_signals: 1, as_of_date: now.toISOString().slice(0, 10) }),
+      );
       const ticket = await this.#bot.placeOrder({ symbol: this.settings.ticker, side, qty, type: 'market' });
       const final = await withTimeout(ticket.done, ORDER_TIMEOUT_MS);
       if (this.#stopping) return;
@@ -165,6 +181,10 @@ class CrossoverBot {
         await this.stop(`order ${ticket.clientOrderId} had no final update within ${ORDER_TIMEOUT_MS / 1000} s`, 1);
         return;
       }
+      const accepted = final.order_data?.status === 'filled' ? 1 : 0;
+      await this.#announce(
+        this.#bot.bus.publish(tradingEvents.OrdersExecuted, { event_type: 'orders.executed', timestamp: new Date().toISOString(), run_id: randomUUID(), strategy_id: strategy, num_orders: 1, num_accepted: accepted, num_rejected: 1 - accepted }),
+      );
       this.#completed += 1;
       this.#position += signedFill(final);
       console.log(`order ${this.#completed}: ${describeFinal(final)}; position ${this.#position} ${this.settings.ticker}`);

@@ -45,4 +45,6 @@ export const BROKER_DEFAULTS = Object.freeze({
   groupMinRoundMs: 50,
   /** Random bytes (hex) that end a generated member id, so that two brokers in one pid namespace differ. */
   groupMemberIdRandomBytes: 3,
+  /** Orders whose client_id (strategy) the order desk remembers, for their updates and positions; oldest out first. */
+  orderOwners: 10_000,
 });

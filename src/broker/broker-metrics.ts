@@ -11,6 +11,8 @@ export class BrokerMetrics {
   readonly feedReconnects: Counter;
   readonly feedProblems: Counter<'code'>;
   readonly orders: Counter<'outcome'>;
+  readonly positions: Counter<'outcome'>;
+  readonly priceEvents: Counter;
   readonly publishLatency: Histogram;
   readonly tickers: Gauge;
   readonly leases: Gauge;
@@ -25,7 +27,9 @@ export class BrokerMetrics {
     this.feedUpdates = new Counter({ name: 'tickbus_broker_feed_updates_total', help: 'Changes of the streamed ticker set applied to the feed, by mode (in_place, restart).', labelNames: ['mode'], registers });
     this.feedReconnects = new Counter({ name: 'tickbus_broker_feed_reconnects_total', help: 'Reconnections of the feed to its upstream.', registers });
     this.feedProblems = new Counter({ name: 'tickbus_broker_feed_problems_total', help: 'Problems reported by the feed, by code.', labelNames: ['code'], registers });
-    this.orders = new Counter({ name: 'tickbus_broker_orders_total', help: 'Order requests by outcome (routed, rejected, duplicate: a client_order_id already placed).', labelNames: ['outcome'], registers });
+    this.orders = new Counter({ name: 'tickbus_broker_orders_total', help: 'Order requests by outcome (routed, rejected, duplicate: a client_order_id already placed; cancel_routed, cancel_rejected).', labelNames: ['outcome'], registers });
+    this.positions = new Counter({ name: 'tickbus_broker_position_events_total', help: "Fills turned into positions.updated, by outcome (published; skipped: no execution or a fraction of a share; failed: Redis refused).", labelNames: ['outcome'], registers });
+    this.priceEvents = new Counter({ name: 'tickbus_broker_price_events_total', help: "Seed 004's price.updated.{symbol} events published (--price-events).", registers });
     this.publishLatency = new Histogram({
       name: 'tickbus_broker_publish_latency_seconds',
       help: 'Time from a feed event to its publication in Redis, observed once per batch for its oldest update.',

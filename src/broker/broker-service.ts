@@ -10,7 +10,8 @@
 import type { Registry } from 'prom-client';
 import type { TickBus } from '../bus/tick-bus.ts';
 import type { Logger } from '../core/logger.ts';
-import { BrokerRegistration, OrderRequests, TickerUpdates } from '../catalogs/broker.ts';
+import { BrokerRegistration, OrderCancels, OrderRequests, TickerUpdates } from '../catalogs/broker.ts';
+import { PositionsUpdated, PriceUpdated } from '../catalogs/trading-events.ts';
 import { BrokerMetrics } from './broker-metrics.ts';
 import type { BrokerStore } from './broker-store.ts';
 import type { FeedSink, MarketDataFeed, TradeTick } from './feeds/feed.ts';
@@ -52,6 +53,12 @@ export interface BrokerServiceOptions {
    */
   forwardTicks?: boolean;
   /**
+   * Also publish each price as seed 004's `price.updated.{symbol}` (bare JSON, the price as
+   * a decimal string), as that seed's market data service does: the quotes' mid for a symbol
+   * the feed sends quotes for (Alpaca with quotes on), else the trade's price. @default false
+   */
+  priceEvents?: boolean;
+  /**
    * Share the tickers with the other brokers on the same Redis: each ticker is streamed by
    * exactly one live broker, under a fenced lease. Undefined: this broker streams every
    * registered ticker by itself (the in-memory mode).
@@ -74,6 +81,8 @@ export class BrokerService {
   readonly #tickerSet: TickerSet;
   readonly #orders: OrderDesk;
   readonly #refs = new Map<string, TickerRef>();
+  /** Symbols the feed has sent quotes for: their price.updated events carry the quotes' mid only. */
+  readonly #quoted = new Set<string>();
   #started = 0;
   #stopping = false;
   #feedProblem: string | undefined;
@@ -93,6 +102,7 @@ export class BrokerService {
       coalesceMs: options.coalesceMs ?? BROKER_DEFAULTS.coalesceMs,
       maxCoalesceMs: options.maxCoalesceMs ?? BROKER_DEFAULTS.maxCoalesceMs,
       forwardTicks: options.forwardTicks ?? false,
+      priceEvents: options.priceEvents ?? false,
     };
     const background = this.#bus.context.background;
     this.metrics = new BrokerMetrics(options.registry);
@@ -122,6 +132,7 @@ export class BrokerService {
       metrics: this.metrics,
       notices: this.#notices,
       channelOf: (ticker) => this.#ref(ticker),
+      positionUpdated: (event) => this.#bus.publish(PositionsUpdated, event),
     });
     this.#sink = {
       trade: (tick) => this.#onTrade(tick),
@@ -162,6 +173,9 @@ export class BrokerService {
     await this.#bus.subscribe(OrderRequests, async (order) => {
       if (!this.#stopping) await this.#orders.request(order);
     });
+    await this.#bus.subscribe(OrderCancels, async (cancel) => {
+      if (!this.#stopping) await this.#orders.cancel(cancel);
+    });
     await this.#group?.start();
     await this.#tickerSet.start();
     this.#gauges();
@@ -177,6 +191,7 @@ export class BrokerService {
     this.#tickerSet.stop();
     await this.#bus.unsubscribe(BrokerRegistration);
     await this.#bus.unsubscribe(OrderRequests);
+    await this.#bus.unsubscribe(OrderCancels);
     await this.#tickerSet.idle();
     await this.#feed.stop();
     await this.#batcher.drain();
@@ -248,7 +263,22 @@ export class BrokerService {
     }
     const data = { type: 'price' as const, price: tick.price, volume: tick.volume, symbol: tick.symbol, timestamp: tick.timestamp };
     const forward = this.#settings.forwardTicks ? { channel: MarketTicks, data: rawTick(tick) } : undefined;
+    if (this.#settings.priceEvents) {
+      // Seed 004's price is the quotes' mid: once a symbol has quotes, its trades and bars are left out.
+      if (tick.kind === 'quote') this.#quoted.add(tick.symbol);
+      if (tick.kind === 'quote' || !this.#quoted.has(tick.symbol)) this.#priceEvent(tick);
+    }
     return this.#batcher.enqueue(fence === undefined ? { channel: this.#ref(tick.symbol), data } : { channel: this.#ref(tick.symbol), data, fence }, 'price', tick.symbol, forward);
+  }
+
+  /** Seed 004's price.updated.{symbol}: pub/sub, best effort as in the seed; a failure is counted with the other publish failures. */
+  #priceEvent(tick: TradeTick): void {
+    const price = decimal(tick.price);
+    const timestamp = Number.isFinite(Date.parse(tick.timestamp)) ? new Date(tick.timestamp).toISOString() : new Date().toISOString();
+    this.#bus
+      .publish(PriceUpdated.of({ symbol: tick.symbol }), { event_type: 'price.updated', symbol: tick.symbol, price, timestamp })
+      .then(() => this.metrics.priceEvents.inc())
+      .catch((error: unknown) => this.metrics.publishFailures.labels((error as { code?: string }).code ?? 'unknown').inc());
   }
 
   #onFeedProblem(message: string, details: { code?: number | string; final?: boolean; cause?: unknown }): void {
@@ -257,6 +287,12 @@ export class BrokerService {
     this.#log[details.final ? 'error' : 'warn']({ code: details.code, err: details.cause }, `feed: ${message}`);
     this.#notices.notice(BrokerNotice.Feed, message, {});
   }
+}
+
+/** A price as seed 004's decimal string ("189.31"): never in exponent notation. */
+function decimal(n: number): string {
+  const text = String(n);
+  return /e/i.test(text) ? n.toFixed(8).replace(/\.?0+$/, '') : text;
 }
 
 /**

@@ -4,7 +4,7 @@
 // the embedded single-process mode.
 import { connectCommands, type CommandLink } from '../transports/commands.ts';
 import type { RedisConfig } from '../core/config.ts';
-import { BROKER_LEASES_KEY, lastValueKey, orderClaimKey } from '../core/keys.ts';
+import { BROKER_LEASES_KEY, lastValueKey, orderClaimKey, positionsKey } from '../core/keys.ts';
 
 /** One holder's claim on a ticker. `expiresAt` is epoch ms, or null for no expiry. */
 export interface RegistrationLease {
@@ -31,8 +31,13 @@ export interface BrokerStore {
    * client_order_id the idempotency key across all of them, as a venue makes it for one.
    */
   claimOrder(clientOrderId: string, broker: string): Promise<string>;
+  /** Adds `delta` shares to a strategy's position in a symbol; resolves with the new position. */
+  addPosition(strategyId: string, symbol: string, delta: number): Promise<number>;
   close(): Promise<void>;
 }
+
+/** A strategy's positions outlive its last fill by this long. */
+export const POSITIONS_TTL_MS = 7 * 24 * 3600 * 1000;
 
 // The lease set (BROKER_LEASES_KEY) has a hash tag of its own so that, on a cluster, it lives
 // on one shard and can be read with one command. Last values are one key per ticker, spread
@@ -130,6 +135,14 @@ export class RedisBrokerStore implements BrokerStore {
     return (await this.#client.send<string | null>(['GET', key], key)) ?? broker;
   }
 
+  async addPosition(strategyId: string, symbol: string, delta: number): Promise<number> {
+    const key = positionsKey(strategyId);
+    // HINCRBY is atomic: brokers of a group that fill the same strategy's orders add up.
+    const qty = await this.#client.send<number>(['HINCRBY', key, symbol, String(delta)], key);
+    await this.#client.send(['PEXPIRE', key, String(POSITIONS_TTL_MS)], key);
+    return Number(qty);
+  }
+
   async close(): Promise<void> {
     await this.#client.close();
   }
@@ -153,6 +166,7 @@ export class MemoryBrokerStore implements BrokerStore {
   readonly #leases = new Map<string, RegistrationLease>();
   readonly #last = new Map<string, string>();
   readonly #claims = new Map<string, string>();
+  readonly #positions = new Map<string, number>();
 
   acquire(lease: RegistrationLease): Promise<void> {
     this.#leases.set(member(lease.ticker, lease.holder), lease);
@@ -179,6 +193,12 @@ export class MemoryBrokerStore implements BrokerStore {
   claimOrder(clientOrderId: string, broker: string): Promise<string> {
     if (!this.#claims.has(clientOrderId)) this.#claims.set(clientOrderId, broker);
     return Promise.resolve(this.#claims.get(clientOrderId) ?? broker);
+  }
+  addPosition(strategyId: string, symbol: string, delta: number): Promise<number> {
+    const key = `${strategyId}\u0000${symbol}`;
+    const qty = (this.#positions.get(key) ?? 0) + delta;
+    this.#positions.set(key, qty);
+    return Promise.resolve(qty);
   }
   close(): Promise<void> {
     return Promise.resolve();

@@ -84,6 +84,17 @@ export const OrderRequestSchema = z
   .refine((o) => o.type !== 'limit' || o.limit_price !== undefined, { message: 'a limit order needs limit_price', path: ['limit_price'] })
   .refine((o) => o.type !== 'market' || o.limit_price === undefined, { message: 'a market order takes no limit_price', path: ['limit_price'] });
 
+/**
+ * A request to cancel an open order, by the client_order_id it was placed with. The venue's
+ * answer comes on the ticker's channel as an order update: `canceled`, or
+ * `order_cancel_rejected` with its reason (Alpaca's trade_updates events).
+ */
+export const OrderCancelSchema = z.object({
+  client_order_id: z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits, "_", ".", ":" and "-"'),
+  symbol: tickerInput,
+  client_id: z.string().min(1).max(128).optional(),
+});
+
 /** What the broker refused and why: bad registrations, tickers over the limit, feed failures. */
 export const BrokerErrorSchema = z.object({
   code: z.string().min(1).max(64),
@@ -94,12 +105,19 @@ export const BrokerErrorSchema = z.object({
 });
 
 export type OrderRequestMessage = z.output<typeof OrderRequestSchema>;
+export type OrderCancelMessage = z.output<typeof OrderCancelSchema>;
 export type BrokerErrorMessage = z.output<typeof BrokerErrorSchema>;
 
 export const OrderRequests = defineChannel({
   name: 'ORDER_REQUESTS',
   schema: OrderRequestSchema,
   description: "Orders bots ask the broker to place; every resulting update is published on the ticker's channel as an `order` message.",
+});
+
+export const OrderCancels = defineChannel({
+  name: 'ORDER_CANCELS',
+  schema: OrderCancelSchema,
+  description: "Open orders bots ask the broker to cancel; the venue's answer (canceled, or order_cancel_rejected with its reason) is published on the ticker's channel.",
 });
 
 export const BrokerErrors = defineChannel({
@@ -112,5 +130,6 @@ export const brokerCatalog = defineCatalog('broker', 'Market-data broker channel
   BrokerRegistration,
   TickerUpdates,
   OrderRequests,
+  OrderCancels,
   BrokerErrors,
 });

@@ -44,6 +44,11 @@ export const PriceUpdateEventSchema = z.object({
   timestamp: z.iso.datetime({ offset: true, local: true }),
 });
 
+export type SignalEvent = z.output<typeof SignalEventSchema>;
+export type OrderEvent = z.output<typeof OrderEventSchema>;
+export type PositionEvent = z.output<typeof PositionEventSchema>;
+export type PriceUpdateEvent = z.output<typeof PriceUpdateEventSchema>;
+
 const bare = 'bare' as const;
 
 export const SignalsGenerated = defineChannel({ name: 'signals.generated', schema: SignalEventSchema, wire: bare, description: 'A strategy generated signals.' });

@@ -135,6 +135,16 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   alertClaimTtlSeconds: 3600,
   /** Inbox entries read per round trip while catching a client up. */
   inboxReadCount: 200,
+  /** How long a browser's client_order_id stays claimed: a resend within a day is not placed again. */
+  webOrderClaimTtlSeconds: 24 * 3600,
+  /** Ticker updates a `history` request reads at most (newest first; the ticker's history keeps about 1,000). */
+  maxHistory: 1000,
+  /** Shares one order from a browser may ask for at most. */
+  maxOrderQty: 1_000_000,
+  /** Symbols one backtest from a browser may name. */
+  maxBacktestSymbols: 50,
+  /** A gateway without Redis remembers this many browser order ids (newest) against resends. */
+  memoryOrderClaims: 10_000,
 });
 
 /** Operator endpoints (/health, /metrics) of the services. */

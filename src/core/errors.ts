@@ -63,6 +63,8 @@ export const ErrorCode = {
   DuplicateJob: 'TB_ERR_DUPLICATE_JOB',
   /** Jobs: no record of this job (never submitted, or older than 24 hours). */
   UnknownJob: 'TB_ERR_UNKNOWN_JOB',
+  /** Gateway: a client_order_id another user already placed (the same user's resend is answered `duplicate: true`). */
+  DuplicateOrder: 'TB_ERR_DUPLICATE_ORDER',
   /**
    * A publish carried a fencing token that is no longer the holder of its lease (another
    * broker took the ticker over); Redis refused it, and nothing was written.
@@ -108,6 +110,7 @@ const RETRYABLE: Readonly<Record<ErrorCode, boolean>> = Object.freeze({
   TB_ERR_SLOW_CONSUMER: false,
   TB_ERR_DUPLICATE_JOB: false,
   TB_ERR_UNKNOWN_JOB: false,
+  TB_ERR_DUPLICATE_ORDER: false,
   TB_ERR_FENCED: false,
   TB_ERR_LISTEN: false,
 });

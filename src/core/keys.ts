@@ -68,6 +68,20 @@ export function orderClaimKey(clientOrderId: string): string {
   return `${KEY_PREFIX}order:{${clientOrderId}}`;
 }
 
+/**
+ * An order placed from a browser, claimed by the gateway that forwards it (`SET NX`): its
+ * value is the user, so a resend is answered without placing it again and only its owner
+ * may cancel it. Hash-tagged by the client_order_id, so claims spread.
+ */
+export function webOrderClaimKey(clientOrderId: string): string {
+  return `${KEY_PREFIX}web-order:{${clientOrderId}}`;
+}
+
+/** A strategy's (a bot's client_id) position per symbol: a hash symbol → whole shares, kept by the broker from fills. */
+export function positionsKey(strategyId: string): string {
+  return `${KEY_PREFIX}positions:{${strategyId}}`;
+}
+
 /** Where the latest beat of every instance is kept: field = instance, value = JSON. */
 export const HEARTBEATS_KEY = `${KEY_PREFIX}{health}:heartbeats`;
 
@@ -153,6 +167,8 @@ export const KEY_SPACE: readonly KeySpec[] = Object.freeze(
       persistent: false,
     },
     { pattern: orderClaimKey('<client_order_id>'), type: 'string `<broker>`', writtenBy: 'brokers, before placing an order', lifetime: '24 hours', persistent: false },
+    { pattern: webOrderClaimKey('<client_order_id>'), type: 'string `<user>`', writtenBy: 'gateways, before forwarding an order from a browser', lifetime: '24 hours', persistent: false },
+    { pattern: positionsKey('<strategy_id>'), type: 'hash symbol → shares', writtenBy: 'brokers, on each fill', lifetime: "7 days after the strategy's last fill", persistent: false },
     { pattern: fenceCounterKey('TICKER_UPDATES_<T>'), type: 'counter', writtenBy: 'brokers, on taking a lease', lifetime: '24 hours after the last lease taken', persistent: false },
     {
       pattern: BROKER_MEMBERS_KEY,

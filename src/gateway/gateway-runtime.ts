@@ -8,6 +8,7 @@ import { cleanUpWithin } from '../core/background.ts';
 import type { RedisConfig } from '../core/config.ts';
 import type { HealthReport } from '../ops/ops-server.ts';
 import { RedisBrokerStore } from '../broker/broker-store.ts';
+import { JobService } from '../jobs/job-service.ts';
 import { JobStore } from '../jobs/job-store.ts';
 import { connectCommands, type CommandLink } from '../transports/commands.ts';
 import { Gateway, type GatewayOptions } from './gateway.ts';
@@ -78,7 +79,7 @@ export async function startGatewayRuntime(options: GatewayRuntimeOptions): Promi
       ...settings,
       bus,
       ...(lastValue ? { lastValue: async (symbol: string) => parseJson(await lastValue.lastValue(symbol)) } : {}),
-      ...(records ? { jobOwner: async (jobId: string) => (await records.get(jobId))?.user_id } : {}),
+      ...(records ? { jobOwner: async (jobId: string) => (await records.get(jobId))?.user_id, jobService: new JobService(bus, records) } : {}),
       ...(link && redis ? { alerts: { redis: link, cluster: redis.cluster !== undefined } } : {}),
       ...(health ? { health: () => health(started) } : {}),
     });

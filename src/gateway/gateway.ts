@@ -16,8 +16,10 @@ import { GATEWAY_CLIENT_PREFIX } from '../catalogs/broker.ts';
 import { GATEWAY_DEFAULTS } from '../core/defaults.ts';
 import { OpsServer, type HealthReport, type Route } from '../ops/ops-server.ts';
 import type { CommandLink } from '../transports/commands.ts';
+import type { JobService } from '../jobs/job-service.ts';
 import { AlertPreferences } from './alert-preferences.ts';
 import { AlertRouter } from './alert-router.ts';
+import { DeskRequests } from './desk-requests.ts';
 import type { TokenOptions } from './auth.ts';
 import { Flusher, type BatchTiming } from './flush.ts';
 import { GatewayMetrics } from './gateway-metrics.ts';
@@ -87,9 +89,16 @@ export interface GatewayOptions {
    * routing alerts and job results to inboxes, and the `inbox`, `alerts` and `ack` requests.
    */
   alerts?: { readonly redis: CommandLink; readonly cluster: boolean };
+  /**
+   * Without JWT, take orders (place, cancel) from clients: trusted networks only (`tickbus up`
+   * turns it on for its local desk). With JWT the token's `orders` claim decides. @default false
+   */
+  allowOrders?: boolean;
+  /** Submits and cancels backtests for clients (`backtest`, `backtest_cancel`); with `jobOwner`. */
+  jobService?: JobService;
 }
 
-type Settings = Required<Omit<GatewayOptions, 'allowedOrigins' | 'auth' | 'lastValue' | 'routes' | 'clientId' | 'health' | 'jobOwner' | 'alerts'>> & GatewayOptions;
+type Settings = Required<Omit<GatewayOptions, 'allowedOrigins' | 'auth' | 'lastValue' | 'routes' | 'clientId' | 'health' | 'jobOwner' | 'alerts' | 'jobService'>> & GatewayOptions;
 
 export class Gateway {
   readonly clientId: string;
@@ -130,6 +139,7 @@ export class Gateway {
       channels: [],
       maxReplay: d.maxReplay,
       leaseTtlSeconds: d.leaseTtlSeconds,
+      allowOrders: false,
       ...options,
     };
     const o = this.#options;
@@ -194,6 +204,14 @@ export class Gateway {
         maxReplay: o.maxReplay,
         resumed: (result) => metrics.resumes.labels(result).inc(),
         caughtUp: (session, room) => flusher.caughtUp(session, room),
+      }),
+      desk: new DeskRequests({
+        bus: o.bus,
+        redis: o.alerts?.redis,
+        cluster: o.alerts?.cluster ?? false,
+        authenticated: o.auth !== undefined,
+        allowOrders: o.allowOrders,
+        jobs: o.jobService && o.jobOwner ? { service: o.jobService, ownerOf: o.jobOwner } : undefined,
       }),
       connectionsOf: (user) => this.#byUser.get(user),
       errorSent: (code) => metrics.errors.labels(code).inc(),

@@ -38,7 +38,16 @@ export type ClientOp =
   /** The user's alert preferences (published on tickstock.jobs.alerts). */
   | { op: 'alerts'; action?: 'subscribe' | 'unsubscribe'; symbols?: string[]; patterns?: string[]; min_confidence?: number; user?: string; id?: string | number }
   /** The inbox entries up to and including this id are read: removed from the inbox. */
-  | { op: 'ack'; inbox: string; user?: string; id?: string | number };
+  | { op: 'ack'; inbox: string; user?: string; id?: string | number }
+  /** Place an order through the broker (ORDER_REQUESTS); `client_order_id` is the idempotency key. Needs the token's `orders` claim, or a gateway with allowOrders. */
+  | { op: 'order'; client_order_id: string; symbol: string; side: 'buy' | 'sell'; qty: number; type: 'market' | 'limit'; limit_price?: number; time_in_force?: 'day' | 'gtc' | 'ioc' | 'fok'; user?: string; id?: string | number }
+  /** Cancel an open order this user placed (ORDER_CANCELS). */
+  | { op: 'cancel'; client_order_id: string; symbol: string; user?: string; id?: string | number }
+  /** The newest updates (at most `limit`, 1,000) of a ticker's history, to draw a chart from. */
+  | { op: 'history'; symbol: string; limit?: number; id?: string | number }
+  /** Submit a backtest job for this user (its progress: subscribe `jobs`). */
+  | { op: 'backtest'; symbols: string[]; patterns: string[]; start_date: string; end_date: string; parameters?: Record<string, unknown>; job_id?: string; user?: string; id?: string | number }
+  | { op: 'backtest_cancel'; job_id: string; user?: string; id?: string | number };
 
 /** One update inside a batch. `symbol` for ticker channels; `position` where the channel has history. */
 export interface Update {
@@ -72,6 +81,13 @@ export type ServerMessage =
   | { type: 'ok'; op: 'subscribe' | 'unsubscribe'; keys: string[]; failed: string[]; id: string | number }
   /** The reply to `alerts` and `ack`, with or without an id. */
   | { type: 'ok'; op: 'alerts' | 'ack'; id?: string | number }
+  /**
+   * The reply to the desk's requests, with or without an id: `order` and `cancel` with
+   * `client_order_id` and `symbol` (`duplicate: true`: placed before, not again); `history`
+   * with `symbol` and `updates` (oldest first, as in a batch); `backtest` and
+   * `backtest_cancel` with `job_id` and `status`.
+   */
+  | { type: 'ok'; op: 'order' | 'cancel' | 'history' | 'backtest' | 'backtest_cancel'; id?: string | number; [field: string]: unknown }
   /** One entry of the user's inbox: an alert (a pattern event) or a job result. Acknowledge by its id. */
   | { type: 'inbox'; id: string; kind: string; data: unknown }
   | { type: 'notice'; code: string; message: string; dropped?: number }

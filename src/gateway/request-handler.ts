@@ -13,6 +13,7 @@ import { TickerUpdates } from '../catalogs/broker.ts';
 import { InboxNotices, USER_ID } from '../catalogs/system.ts';
 import { AlertJobs } from '../catalogs/tickstock.ts';
 import type { AlertPreferences } from './alert-preferences.ts';
+import type { DeskRequests } from './desk-requests.ts';
 import type { InboxRelay } from './inbox.ts';
 import { JobRelay } from './job-relay.ts';
 import { parseRequest, type AckRequest, type AlertsRequest, type RequestId, type SubscribeRequest, type UnsubscribeRequest } from './requests.ts';
@@ -31,6 +32,7 @@ interface Target {
 type Outcome =
   | { type: 'ok'; op: 'subscribe' | 'unsubscribe'; keys: string[]; failed: string[] }
   | { type: 'done'; op: 'alerts' | 'ack' }
+  | { type: 'reply'; op: 'order' | 'cancel' | 'history' | 'backtest' | 'backtest_cancel'; fields: Record<string, unknown> }
   | { type: 'pong'; t: number | undefined }
   | { type: 'error'; code: ErrorCode; message: string };
 
@@ -61,6 +63,8 @@ export interface RequestHandlerOptions {
   readonly resumer: Resumer;
   /** The alert preferences and inboxes; undefined when the gateway has no Redis to keep them in. */
   readonly alerts: { readonly preferences: AlertPreferences; readonly inbox: InboxRelay } | undefined;
+  /** Orders, history, backtests (desk-requests.ts). */
+  readonly desk: DeskRequests;
   /** The open connections of a user (with JWT), for the per-user room limit. */
   readonly connectionsOf: (user: string) => ReadonlySet<Session> | undefined;
   /** An error reply, by code (for the metrics). */
@@ -95,6 +99,8 @@ export class RequestHandler {
       case 'done':
         // Nothing else answers these: the `ok` goes out with or without an id.
         return session.send({ type: 'ok', op: outcome.op, ...(id === undefined ? {} : { id }) });
+      case 'reply':
+        return session.send({ type: 'ok', op: outcome.op, ...outcome.fields, ...(id === undefined ? {} : { id }) });
     }
   }
 
@@ -124,6 +130,16 @@ export class RequestHandler {
           return { id, outcome: await this.#alerts(session, request) };
         case 'ack':
           return { id, outcome: await this.#ack(session, request) };
+        case 'history':
+          return { id, outcome: await this.#options.desk.handle(session.grants, request, undefined) };
+        case 'order':
+        case 'cancel':
+        case 'backtest':
+        case 'backtest_cancel': {
+          const who = this.#userOf(session, request.user, `{"op":"${request.op}","user":"<user id>",…}`);
+          if ('type' in who) return { id, outcome: who };
+          return { id, outcome: await this.#options.desk.handle(session.grants, request, who.user) };
+        }
       }
     } catch (error) {
       return { id, outcome: this.#failure(session, error, request.op) };

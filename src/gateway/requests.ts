@@ -60,13 +60,61 @@ const Alerts = z.object({
 /** The inbox entries up to and including this id are read: remove them. */
 const Ack = z.object({ op: z.literal('ack'), inbox: z.string().max(48), user: z.string().max(128).optional(), id: RequestId.optional() });
 
-const BY_OP = { subscribe: Subscribe, unsubscribe: Unsubscribe, ping: Ping, alerts: Alerts, ack: Ack } as const;
+/** An order id as the broker takes it (catalogs/broker.ts): the page's idempotency key. */
+const ClientOrderId = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits, "_", ".", ":" and "-"');
+
+/** An order to place through the broker (ORDER_REQUESTS): whole shares, as seed 004's positions count them. */
+const Order = z
+  .object({
+    op: z.literal('order'),
+    client_order_id: ClientOrderId,
+    symbol: z.string().max(64),
+    side: z.enum(['buy', 'sell']),
+    qty: z.number().int().positive().max(GATEWAY_DEFAULTS.maxOrderQty),
+    type: z.enum(['market', 'limit']),
+    limit_price: z.number().positive().finite().optional(),
+    time_in_force: z.enum(['day', 'gtc', 'ioc', 'fok']).optional(),
+    user: z.string().max(128).optional(),
+    id: RequestId.optional(),
+  })
+  .refine((o) => o.type !== 'limit' || o.limit_price !== undefined, { message: 'a limit order needs limit_price', path: ['limit_price'] })
+  .refine((o) => o.type !== 'market' || o.limit_price === undefined, { message: 'a market order takes no limit_price', path: ['limit_price'] });
+
+/** Cancel an open order this user placed. */
+const Cancel = z.object({ op: z.literal('cancel'), client_order_id: ClientOrderId, symbol: z.string().max(64), user: z.string().max(128).optional(), id: RequestId.optional() });
+
+/** The newest updates of a ticker's history (to draw a chart from). */
+const History = z.object({ op: z.literal('history'), symbol: z.string().max(64), limit: z.number().int().min(1).max(GATEWAY_DEFAULTS.maxHistory).optional(), id: RequestId.optional() });
+
+/** A backtest job for this user (seed 003's request; job_id optional). */
+const Backtest = z.object({
+  op: z.literal('backtest'),
+  symbols: z.array(z.string().max(64)).min(1).max(GATEWAY_DEFAULTS.maxBacktestSymbols),
+  patterns: z.array(z.string().min(1).max(64)).min(1).max(64),
+  start_date: z.iso.date(),
+  end_date: z.iso.date(),
+  parameters: z.record(z.string(), z.unknown()).optional(),
+  job_id: z.string().min(1).max(128).optional(),
+  user: z.string().max(128).optional(),
+  id: RequestId.optional(),
+});
+
+/** Cancel one of this user's backtest jobs. */
+const BacktestCancel = z.object({ op: z.literal('backtest_cancel'), job_id: z.string().min(1).max(128), user: z.string().max(128).optional(), id: RequestId.optional() });
+
+const BY_OP = { subscribe: Subscribe, unsubscribe: Unsubscribe, ping: Ping, alerts: Alerts, ack: Ack, order: Order, cancel: Cancel, history: History, backtest: Backtest, backtest_cancel: BacktestCancel } as const;
 
 export type SubscribeRequest = z.output<typeof Subscribe>;
 export type UnsubscribeRequest = z.output<typeof Unsubscribe>;
 export type AlertsRequest = z.output<typeof Alerts>;
 export type AckRequest = z.output<typeof Ack>;
-export type ClientRequest = SubscribeRequest | UnsubscribeRequest | z.output<typeof Ping> | AlertsRequest | AckRequest;
+export type OrderRequest = z.output<typeof Order>;
+export type CancelRequest = z.output<typeof Cancel>;
+export type HistoryRequest = z.output<typeof History>;
+export type BacktestRequest = z.output<typeof Backtest>;
+export type BacktestCancelRequest = z.output<typeof BacktestCancel>;
+export type DeskRequest = OrderRequest | CancelRequest | HistoryRequest | BacktestRequest | BacktestCancelRequest;
+export type ClientRequest = SubscribeRequest | UnsubscribeRequest | z.output<typeof Ping> | AlertsRequest | AckRequest | DeskRequest;
 
 export type RequestId = z.output<typeof RequestId>;
 
@@ -89,7 +137,7 @@ export function parseRequest(text: string): ParsedRequest {
   if (fields.id !== undefined && !idRead.success) return bad(undefined, '"id" must be a number or a string of at most 128 characters.');
   const op = fields.op;
   const schema = typeof op === 'string' && Object.hasOwn(BY_OP, op) ? BY_OP[op as keyof typeof BY_OP] : undefined;
-  if (!schema) return bad(id, `Unknown op "${preview(String(op))}": use subscribe, unsubscribe, ping, alerts or ack.`);
+  if (!schema) return bad(id, `Unknown op "${preview(String(op))}": use subscribe, unsubscribe, ping, alerts, ack, order, cancel, history, backtest or backtest_cancel.`);
   const read = schema.safeParse(value);
   if (!read.success) {
     const issues = read.error.issues.slice(0, 3).map((i) => (i.path.length > 0 ? `"${i.path.join('.')}": ${i.message}` : i.message));

@@ -26,6 +26,11 @@ export interface Grants {
   readonly channels: ReadonlySet<string> | undefined;
   /** The token's subject: whose jobs this connection may follow. */
   readonly user?: string | undefined;
+  /**
+   * The token's `orders` claim: the symbols this user may place and cancel orders for
+   * (`true` in the token: "*"). Undefined: no claim, so no orders with JWT on.
+   */
+  readonly orders?: ReadonlySet<string> | undefined;
 }
 
 export type SessionHealth = 'ok' | 'conflating' | 'dropping';

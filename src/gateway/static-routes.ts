@@ -10,6 +10,8 @@ const STATIC: Record<string, { file: string; type: string }> = {
   '/': { file: `${PUBLIC_DIR}index.html`, type: 'text/html; charset=utf-8' },
   '/app.js': { file: `${PUBLIC_DIR}app.js`, type: 'text/javascript; charset=utf-8' },
   '/tickbus-client.js': { file: `${PUBLIC_DIR}tickbus-client.js`, type: 'text/javascript; charset=utf-8' },
+  '/candles.js': { file: `${PUBLIC_DIR}candles.js`, type: 'text/javascript; charset=utf-8' },
+  '/positions.js': { file: `${PUBLIC_DIR}positions.js`, type: 'text/javascript; charset=utf-8' },
   '/style.css': { file: `${PUBLIC_DIR}style.css`, type: 'text/css; charset=utf-8' },
 };
 

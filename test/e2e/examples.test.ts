@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { startBrokerRuntime, type BrokerRuntime } from '../../src/broker/broker-runtime.ts';
 import { SimFeed } from '../../src/broker/feeds/sim-feed.ts';
 import { BROKER_LEASES_KEY as LEASES_KEY } from '../../src/core/keys.ts';
-import { createBus, TickerUpdates, type OrderUpdate, type TickBus } from '../../src/index.ts';
+import { createBus, TickerUpdates, tradingEvents, type OrderUpdate, type TickBus } from '../../src/index.ts';
 import { startRedis, type RedisServer } from '../harness/redis-server.ts';
 import { silentLogger } from '../harness/quiet.ts';
 import { Inbox, sleep, waitFor } from '../harness/wait.ts';
@@ -94,6 +94,13 @@ describe('examples', () => {
     await bus.subscribe(TickerUpdates.of({ ticker: 'AAPL' }), (update) => {
       if (update.type === 'order' && update.order_data?.event === 'fill') fills.push(update);
     });
+    // Seed 004's events: validated by the catalog on the way in, so a wrong type would not arrive.
+    const signals = new Inbox<tradingEvents.SignalEvent>();
+    const executed = new Inbox<tradingEvents.OrderEvent>();
+    const positionEvents = new Inbox<tradingEvents.PositionEvent>();
+    await bus.subscribe(tradingEvents.SignalsGenerated, signals.push);
+    await bus.subscribe(tradingEvents.OrdersExecuted, executed.push);
+    await bus.subscribe(tradingEvents.PositionsUpdated, positionEvents.push);
 
     const bot = run('examples/ma-crossover-bot.ts', ['--redis-url', server.url, '--fast', '2', '--slow', '4', '--max-orders', '2']);
     const code = await bot.exit();
@@ -121,6 +128,15 @@ describe('examples', () => {
       orders.map((m) => [m[2], '10', m[3]]),
     );
     assert.ok(fills.items.every((f) => String(f.order_data?.client_order_id).startsWith(`ma-crossover-${bot.child.pid}-`)));
+
+    // The third seed system: a signal per decision, a run of orders per batch, a position per fill.
+    const strategy = `ma-crossover-${bot.child.pid}`;
+    await signals.waitFor(2, 'signals.generated');
+    await executed.waitFor(2, 'orders.executed');
+    await positionEvents.waitFor(2, 'positions.updated');
+    assert.ok(signals.items.every((e) => e.strategy_id === strategy && e.symbols[0] === 'AAPL' && e.num_signals === 1));
+    assert.deepEqual(executed.items.map((e) => [e.strategy_id, e.num_orders, e.num_accepted, e.num_rejected]), [[strategy, 1, 1, 0], [strategy, 1, 1, 0]]);
+    assert.deepEqual(positionEvents.items.map((e) => [e.strategy_id, e.action, e.qty_change, e.new_qty]), [[strategy, 'fill', 10, 10], [strategy, 'fill', -10, 0]]);
 
     // Its lease is released: the broker stops streaming a ticker no one holds.
     await waitFor(() => broker?.service.tickers.length === 0, 'the broker to stop streaming AAPL');

@@ -75,6 +75,12 @@ export class AlpacaServer {
   symbolLimit: number;
   /** Price of the fills the server reports for market orders. */
   fillPrice = 100;
+  /** When false, accepted limit orders rest (stay `new`) until cancelled, instead of filling. */
+  fillLimitOrders = true;
+  /** Orders accepted, by their id, with their current status (for GET by client_order_id and DELETE). */
+  readonly placed = new Map<string, Record<string, unknown>>();
+  /** Every DELETE /v2/orders/{id} received, by order id. */
+  readonly cancels: string[] = [];
 
   readonly #http: Server;
   readonly #dataWss = new WebSocketServer({ noServer: true, perMessageDeflate: false, autoPong: false });
@@ -399,6 +405,10 @@ export class AlpacaServer {
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const raw = Buffer.concat(chunks).toString('utf8');
+      if (req.method === 'GET' || req.method === 'DELETE') {
+        this.#onOrderLookup(req, res);
+        return;
+      }
       if (req.method !== 'POST' || req.url !== '/v2/orders') {
         reply(res, 404, { code: 40410000, message: 'endpoint not found' });
         return;
@@ -424,18 +434,56 @@ export class AlpacaServer {
         return;
       }
       const order = newOrder(body as Record<string, string>);
+      this.placed.set(String(order.id), order);
       reply(res, 200, order);
       this.#later(() => {
         this.pushTradeUpdate('new', { ...order, status: 'new', updated_at: new Date().toISOString() });
-        this.#later(() => this.#fill(order));
+        if (this.fillLimitOrders || order.type !== 'limit') this.#later(() => this.#fill(order));
       });
     });
+  }
+
+  /** GET /v2/orders:by_client_order_id and DELETE /v2/orders/{id}, as Alpaca documents them. */
+  #onOrderLookup(req: IncomingMessage, res: ServerResponse): void {
+    if (req.headers['apca-api-key-id'] !== this.keyId || req.headers['apca-api-secret-key'] !== this.secretKey) {
+      reply(res, 401, { code: 40110000, message: 'request is not authorized' });
+      return;
+    }
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (req.method === 'GET' && url.pathname === '/v2/orders:by_client_order_id') {
+      const wanted = url.searchParams.get('client_order_id');
+      const order = [...this.placed.values()].find((o) => o.client_order_id === wanted);
+      if (order) reply(res, 200, order);
+      else reply(res, 404, { code: 40410000, message: 'order not found' });
+      return;
+    }
+    const id = req.method === 'DELETE' ? /^\/v2\/orders\/([^/]+)$/.exec(url.pathname)?.[1] : undefined;
+    if (id === undefined) {
+      reply(res, 404, { code: 40410000, message: 'endpoint not found' });
+      return;
+    }
+    this.cancels.push(id);
+    const order = this.placed.get(id);
+    if (!order) {
+      reply(res, 404, { code: 40410000, message: 'order not found' });
+      return;
+    }
+    if (order.status !== 'accepted' && order.status !== 'new') {
+      reply(res, 422, { code: 42210000, message: `order is ${String(order.status)}: not cancelable` });
+      return;
+    }
+    const now = new Date().toISOString();
+    const canceled = { ...order, status: 'canceled', canceled_at: now, updated_at: now };
+    this.placed.set(id, canceled);
+    res.writeHead(204).end();
+    this.#later(() => this.pushTradeUpdate('canceled', canceled));
   }
 
   #fill(order: Record<string, unknown>): void {
     const price = typeof order.limit_price === 'string' ? order.limit_price : String(this.fillPrice);
     const now = new Date().toISOString();
     const filled = { ...order, status: 'filled', filled_qty: order.qty, filled_avg_price: price, filled_at: now, updated_at: now };
+    this.placed.set(String(order.id), filled);
     this.pushTradeUpdate('fill', filled, { execution_id: randomUUID(), price, qty: order.qty, position_qty: order.qty, timestamp: now });
   }
 

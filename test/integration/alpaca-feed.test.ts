@@ -176,8 +176,8 @@ describe('AlpacaFeed market-data stream', () => {
     assert.deepEqual(sink.trades, [
       { symbol: 'AAPL', price: 100, volume: 5, timestamp: t },
       { symbol: 'AMD', price: 133.5, volume: 7, timestamp: t },
-      { symbol: 'AMD', price: (133.85 + 135.77) / 2, volume: 0, timestamp: t },
-      { symbol: 'AAPL', price: 134.65, volume: 205, timestamp: t },
+      { symbol: 'AMD', price: (133.85 + 135.77) / 2, volume: 0, timestamp: t, kind: 'quote' },
+      { symbol: 'AAPL', price: 134.65, volume: 205, timestamp: t, kind: 'bar' },
       { symbol: 'AAPL', price: 101, volume: 1, timestamp: t },
     ]);
   });

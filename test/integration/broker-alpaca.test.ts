@@ -69,4 +69,67 @@ describe('broker on the Alpaca feed', () => {
     assert.equal(rejected?.event, 'rejected');
     assert.match(String(rejected?.reason), /insufficient buying power/);
   });
+
+  it("cancels an open order with Alpaca's DELETE /v2/orders/{id}, and reports a refused cancel", async () => {
+    alpaca.orderOutcome = 'accept';
+    alpaca.fillLimitOrders = false;
+    const msgs = await raw.collect('TICKER_UPDATES_NVDA');
+    const orders = () => msgs.filter((m) => m.envelope.data.type === 'order').map((m) => m.envelope.data.order_data as Record<string, unknown>);
+    await raw.send('ORDER_REQUESTS', { client_order_id: 'alp-c1', symbol: 'NVDA', side: 'buy', qty: 3, type: 'limit', limit_price: 1.5, time_in_force: 'gtc' });
+    await waitFor(() => orders().some((o) => o.client_order_id === 'alp-c1' && o.event === 'new'), 'the order resting at Alpaca');
+    await raw.send('ORDER_CANCELS', { client_order_id: 'alp-c1', symbol: 'NVDA' });
+    await waitFor(() => orders().some((o) => o.client_order_id === 'alp-c1' && o.event === 'canceled'), 'the canceled update');
+    const id = [...alpaca.placed.values()].find((o) => o.client_order_id === 'alp-c1')?.id;
+    assert.deepEqual(alpaca.cancels, [id], 'one DELETE, by Alpaca\'s own order id');
+    // Canceled already: Alpaca answers 422, reported as order_cancel_rejected with its message.
+    await raw.send('ORDER_CANCELS', { client_order_id: 'alp-c1', symbol: 'NVDA' });
+    await waitFor(() => orders().some((o) => o.event === 'order_cancel_rejected'), 'the refused cancel');
+    assert.match(String(orders().find((o) => o.event === 'order_cancel_rejected')?.reason), /not cancelable/);
+    // Never placed: Alpaca does not know it (404).
+    await raw.send('ORDER_CANCELS', { client_order_id: 'alp-none', symbol: 'NVDA' });
+    await waitFor(() => orders().some((o) => o.event === 'order_cancel_rejected' && o.client_order_id === 'alp-none'), 'the unknown order refused');
+    assert.match(String(orders().find((o) => o.client_order_id === 'alp-none')?.reason), /not found/);
+  });
+});
+
+describe("broker on the Alpaca feed with quotes: seed 004's price.updated is the quotes' mid", () => {
+  let redis: RedisServer;
+  let alpaca: AlpacaServer;
+  let runtime: BrokerRuntime;
+  let raw: RawClient;
+
+  before(async () => {
+    redis = await startRedis();
+    alpaca = await AlpacaServer.start();
+    runtime = await startBrokerRuntime({ redisUrl: redis.url, feed: new AlpacaFeed(alpacaConfigFromEnv(alpaca.env()), { logger: silentLogger, quotes: true }), logger: silentLogger, priceEvents: true });
+    raw = await RawClient.connect(redis.url);
+  });
+  after(async () => {
+    await raw.close();
+    await runtime.stop();
+    await alpaca.close();
+    await redis.stop();
+  });
+
+  it('publishes trade prices until quotes come, then only the mid of each quote, as decimal strings', async () => {
+    const events = await raw.collect('price.updated.*');
+    await raw.send('BROKER_REGISTRATION', { action: 'subscribe', ticker: 'AMD' });
+    await waitFor(() => alpaca.subscription()?.quotes.includes('AMD') === true, 'the AMD subscription');
+    const t = '2024-07-24T07:56:00Z';
+    alpaca.push([AlpacaServer.trade('AMD', 133.5, 7, t)]);
+    await waitFor(() => events.length === 1, 'the trade price');
+    alpaca.push([{ T: 'q', S: 'AMD', bx: 'O', bp: 133.85, bs: 4, ax: 'R', ap: 135.75, as: 5, c: ['R'], z: 'A', t }, AlpacaServer.trade('AMD', 140, 1, t), { T: 'q', S: 'AMD', bx: 'O', bp: 134, bs: 4, ax: 'R', ap: 134.5, as: 5, c: ['R'], z: 'A', t }]);
+    await waitFor(() => events.length === 3, 'the two quote mids');
+    const bare = events.map((e) => e.envelope as unknown as Record<string, unknown>);
+    assert.deepEqual(
+      bare.map((e) => [e.event_type, e.symbol, e.price]),
+      [
+        ['price.updated', 'AMD', '133.5'],
+        ['price.updated', 'AMD', '134.8'],
+        ['price.updated', 'AMD', '134.25'],
+      ],
+      'the trade after the first quote is left out',
+    );
+    assert.ok(bare.every((e) => /Z$|[+-]\d\d:\d\d$/.test(String(e.timestamp))));
+  });
 });

@@ -5,7 +5,7 @@
 // protocols, and the subscription state.
 import { BusError, ClosedError, ErrorCode, NotConnectedError, preview } from '../../core/errors.ts';
 import { createLogger, LogThrottle, type Logger } from '../../core/logger.ts';
-import type { FeedSink, FeedState, MarketDataFeed, OrderRequest } from './feed.ts';
+import type { CancelRequest, FeedSink, FeedState, MarketDataFeed, OrderRequest } from './feed.ts';
 import { ALPACA_DEFAULTS, positive, resolveSocketTiming, type AlpacaConfig, type AlpacaFeedOptions } from './alpaca/alpaca-config.ts';
 import { AlpacaOrderClient } from './alpaca/alpaca-orders.ts';
 import type { DropReason } from './alpaca/alpaca-socket.ts';
@@ -141,6 +141,22 @@ export class AlpacaFeed implements MarketDataFeed {
     const sending = this.#sendOrder(request).finally(() => this.#orders.delete(sending));
     this.#orders.add(sending);
     return sending;
+  }
+
+  /** Cancels through the REST API; the `canceled` update comes on the trading stream, a refusal here. */
+  cancelOrder(request: CancelRequest): Promise<void> {
+    if (this.#stopping) return Promise.reject(new ClosedError('Alpaca feed'));
+    if (!this.#sink) return Promise.reject(new NotConnectedError('The Alpaca feed is not started: call start() before cancelOrder().'));
+    const sending = this.#sendCancel(request).finally(() => this.#orders.delete(sending));
+    this.#orders.add(sending);
+    return sending;
+  }
+
+  async #sendCancel(request: CancelRequest): Promise<void> {
+    const outcome = await this.#orderClient.cancel(request);
+    if (outcome.accepted) return;
+    const sink = this.#sink;
+    if (sink) await this.#deliver(() => sink.order(outcome.rejected), 'order');
   }
 
   async #sendOrder(request: OrderRequest): Promise<void> {

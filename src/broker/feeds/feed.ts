@@ -10,6 +10,8 @@ export interface TradeTick {
   readonly volume: number;
   /** ISO-8601 time of the trade at the source. */
   readonly timestamp: string;
+  /** What the price is: a trade's (the default), a quote's mid (volume 0), or a bar's close. */
+  readonly kind?: 'trade' | 'quote' | 'bar';
 }
 
 /** An order request as the broker accepts it from the bus (see catalogs/broker.ts). */
@@ -21,6 +23,12 @@ export interface OrderRequest {
   readonly type: 'market' | 'limit';
   readonly limit_price?: number | undefined;
   readonly time_in_force: 'day' | 'gtc' | 'ioc' | 'fok';
+}
+
+/** Which open order to cancel: the client_order_id it was placed with, and its symbol. */
+export interface CancelRequest {
+  readonly client_order_id: string;
+  readonly symbol: string;
 }
 
 /**
@@ -65,4 +73,9 @@ export interface MarketDataFeed {
   stop(): Promise<void>;
   /** Sends an order to the venue; its updates arrive through sink.order(). */
   placeOrder(request: OrderRequest): Promise<void>;
+  /**
+   * Asks the venue to cancel an open order; the outcome arrives through sink.order():
+   * `canceled`, or `order_cancel_rejected` with its reason (filled already, unknown, …).
+   */
+  cancelOrder(request: CancelRequest): Promise<void>;
 }

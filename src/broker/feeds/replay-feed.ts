@@ -11,7 +11,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { ConfigError } from '../../core/errors.ts';
 import { csvParser, parseJsonLine } from '../../core/trade-file.ts';
-import type { FeedSink, FeedState, MarketDataFeed, OrderRequest, TradeTick } from './feed.ts';
+import type { CancelRequest, FeedSink, FeedState, MarketDataFeed, OrderRequest, TradeTick } from './feed.ts';
 import { SimVenue } from './sim-venue.ts';
 import { FEED_DEFAULTS } from './feed-names.ts';
 
@@ -108,6 +108,10 @@ export class ReplayFeed implements MarketDataFeed {
       return;
     }
     await this.#venue.place(request, price);
+  }
+
+  cancelOrder(request: CancelRequest): Promise<void> {
+    return this.#venue.cancel(request);
   }
 
   async #open(): Promise<void> {

@@ -1,7 +1,7 @@
 // The default feed: a seeded, deterministic random walk per ticker (same seed and ticker,
 // same path), with log-normal trade sizes, at a configurable rate; and a simulated venue
 // that fills orders against the simulated price. Tickers are added and removed in place.
-import type { FeedSink, FeedState, MarketDataFeed, OrderRequest } from './feed.ts';
+import type { CancelRequest, FeedSink, FeedState, MarketDataFeed, OrderRequest } from './feed.ts';
 import { gaussian, hashString, mulberry32 } from './random.ts';
 import { SimVenue } from './sim-venue.ts';
 import { FEED_DEFAULTS } from './feed-names.ts';
@@ -80,6 +80,10 @@ export class SimFeed implements MarketDataFeed {
 
   async placeOrder(request: OrderRequest): Promise<void> {
     await this.#venue.place(request, this.priceOf(request.symbol));
+  }
+
+  cancelOrder(request: CancelRequest): Promise<void> {
+    return this.#venue.cancel(request);
   }
 
   get openOrders(): number {

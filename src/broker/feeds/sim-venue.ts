@@ -2,7 +2,7 @@
 // rests limit orders until the price crosses them. Order objects and events follow
 // Alpaca's shapes (amounts as strings), so bots see the same thing as with the real venue.
 import { randomUUID } from 'node:crypto';
-import type { OrderEvent, OrderRequest } from './feed.ts';
+import type { CancelRequest, OrderEvent, OrderRequest } from './feed.ts';
 
 interface RestingOrder {
   readonly request: OrderRequest;
@@ -59,6 +59,26 @@ export class SimVenue {
     const list = this.#resting.get(request.symbol) ?? [];
     list.push({ request, order });
     this.#resting.set(request.symbol, list);
+  }
+
+  /**
+   * Cancels a resting order: `canceled`; one that is not resting (filled, canceled, never
+   * placed here) gets `order_cancel_rejected` with the reason, as Alpaca answers.
+   */
+  async cancel(request: CancelRequest): Promise<void> {
+    const list = this.#resting.get(request.symbol) ?? [];
+    const at = list.findIndex((r) => r.request.client_order_id === request.client_order_id);
+    const resting = list[at];
+    if (!resting) {
+      const known = this.#clientIds.has(request.client_order_id);
+      const order = { client_order_id: request.client_order_id, symbol: request.symbol, status: known ? 'closed' : 'unknown' };
+      await this.#event('order_cancel_rejected', order, known ? 'the order is not open (filled or canceled already)' : 'no such order at this venue');
+      return;
+    }
+    list.splice(at, 1);
+    if (list.length === 0) this.#resting.delete(request.symbol);
+    const now = new Date().toISOString();
+    await this.#event('canceled', { ...resting.order, status: 'canceled', canceled_at: now, updated_at: now });
   }
 
   /** A new price for a symbol: fill the resting orders it crosses. */

@@ -30,6 +30,7 @@ export interface BrokerCliOptions {
   heartbeatMs?: string;
   /** `broker` has the flag; `up` may add it (runtimeOptions reads it for both). */
   forwardTicks?: boolean;
+  priceEvents?: boolean;
 }
 
 export function addBrokerOptions(cmd: Command): Command {
@@ -64,6 +65,7 @@ export function registerBroker(program: Command): void {
     .option('--sender <name>', 'the sender written into every update', 'broker_service')
     .option('--failover-ms <ms>', "how long a dead broker's tickers wait before another takes them (its lease)", String(BROKER_DEFAULTS.groupLeaseMs))
     .option('--heartbeat-ms <ms>', `interval of the heartbeat \`tickbus health\` reads (a beat expires after ${HEARTBEAT_TTL_INTERVALS})`, String(HEARTBEAT_DEFAULTS.intervalMs))
+    .option('--price-events', "also publish each price as seed 004's price.updated.{symbol} (bare JSON, the price as a decimal string)")
     .option('--forward-ticks', 'also publish each price as a raw tick on tickstock:market:ticks, for a pattern library (`tickbus patterns`; docs/tickstock.md)')
     .addHelpText(
       'after',
@@ -121,6 +123,7 @@ export async function runtimeOptions(options: BrokerCliOptions, redisUrl: string
     ...(options.failoverMs === undefined ? {} : { leaseMs: number(options.failoverMs, '--failover-ms', 100) }),
     ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: number(options.heartbeatMs, '--heartbeat-ms', 100) }),
     ...(options.forwardTicks === true ? { forwardTicks: true } : {}),
+    ...(options.priceEvents === true ? { priceEvents: true } : {}),
   };
 }
 

@@ -26,6 +26,7 @@ export interface GatewayCliOptions {
   channel?: string[];
   jwtSecretEnv?: string;
   jwtPublicKey?: string;
+  allowOrders?: boolean;
 }
 
 export function addGatewayOptions(cmd: Command): Command {
@@ -44,7 +45,8 @@ export function addGatewayOptions(cmd: Command): Command {
     .option('--origin <list>', 'allowed browser origins (repeat or comma-separate); default any', list)
     .option('--channel <list>', 'catalog channels to expose besides ticker updates, e.g. tickstock.events.patterns', list)
     .option('--jwt-secret-env <name>', 'require HS256 JWTs signed with the secret in this environment variable')
-    .option('--jwt-public-key <file>', 'require RS256 JWTs verified with this PEM public key');
+    .option('--jwt-public-key <file>', 'require RS256 JWTs verified with this PEM public key')
+    .option('--allow-orders', 'without JWT, let clients place and cancel orders (trusted networks only; with JWT the token\'s "orders" claim decides)');
 }
 
 function batchTiming(value: string): BatchTiming {
@@ -78,6 +80,7 @@ export function gatewayOptions(options: GatewayCliOptions): Omit<GatewayOptions,
     allowedOrigins: options.origin,
     channels: options.channel ?? [],
     auth,
+    allowOrders: options.allowOrders === true,
   };
 }
 

@@ -74,7 +74,7 @@ Examples:
       let runtime;
       try {
         // The gateway serves /health and /metrics for both, on --port.
-        runtime = await startBrokerRuntime({ ...(await runtimeOptions({ ...options, forwardTicks: tickstock || options.forwardTicks === true }, redisShown, logger)), opsPort: undefined, connectTimeoutMs: DEFAULTS.serviceConnectTimeoutMs });
+        runtime = await startBrokerRuntime({ ...(await runtimeOptions({ ...options, forwardTicks: tickstock || options.forwardTicks === true, priceEvents: true }, redisShown, logger)), opsPort: undefined, connectTimeoutMs: DEFAULTS.serviceConnectTimeoutMs });
       } catch (error) {
         await cleanUpWithin([() => backend.stop()]);
         throw exitSoonAfter(startupFailure(error, redisShown));
@@ -85,6 +85,8 @@ Examples:
         // On the broker's bus, with its last-value cache; job progress needs the job records in Redis.
         gatewayRuntime = await startGatewayRuntime({
           ...settings,
+          // The local desk places orders on the simulated venue out of the box; with JWT the token's claim decides.
+          allowOrders: true,
           channels: tickstock ? [...new Set([...(settings.channels ?? []), ...UP_TICKSTOCK_CHANNELS])] : settings.channels,
           logger,
           port,

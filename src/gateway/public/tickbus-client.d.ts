@@ -39,6 +39,32 @@ export interface AlertPrefs {
   user?: string;
 }
 
+/** An order from a client (the gateway forwards it to ORDER_REQUESTS). */
+export interface ClientOrder {
+  /** The idempotency key: a resend with the same id is answered `duplicate: true`, never placed twice. */
+  client_order_id: string;
+  symbol: string;
+  side: 'buy' | 'sell';
+  /** Whole shares. */
+  qty: number;
+  type: 'market' | 'limit';
+  limit_price?: number;
+  time_in_force?: 'day' | 'gtc' | 'ioc' | 'fok';
+  /** Without JWT only: whose. */
+  user?: string;
+}
+
+export interface BacktestSubmission {
+  symbols: string[];
+  patterns: string[];
+  /** YYYY-MM-DD. */
+  start_date: string;
+  end_date: string;
+  parameters?: Record<string, unknown>;
+  job_id?: string;
+  user?: string;
+}
+
 export declare class TickbusClient {
   /** One gateway's /ws URL, or several: after a lost connection the next one is tried, and the client resumes there. */
   constructor(url: string | string[], options?: ClientOptions);
@@ -73,6 +99,15 @@ export declare class TickbusClient {
   /** Follows the user's inbox; resumes after the last entry on a new connection. */
   subscribeInbox(options?: { user?: string; autoAck?: boolean; since?: string }): void;
   unsubscribeInbox(): void;
+  /** Follows the user's backtest jobs: progress and results as `update` events. */
+  subscribeJobs(options?: { user?: string }): void;
+  /** Places an order; resolves with the `ok` (`duplicate: true` for a resend of the same client_order_id). */
+  placeOrder(order: ClientOrder): Promise<{ client_order_id: string; symbol: string; duplicate?: true }>;
+  cancelOrder(order: { client_order_id: string; symbol: string; user?: string }): Promise<{ client_order_id: string; symbol: string }>;
+  /** The newest updates of a ticker's history (at most 1,000), oldest first. */
+  history<D = unknown>(symbol: string, limit?: number): Promise<{ symbol: string; updates: Update<D>[] }>;
+  submitBacktest(request: BacktestSubmission): Promise<{ job_id: string; status: string }>;
+  cancelBacktest(jobId: string, user?: string): Promise<{ job_id: string; status: string }>;
   /** Removes the inbox entries up to and including `id`. */
   ack(id: string): void;
   unsubscribe(symbols: string[]): void;

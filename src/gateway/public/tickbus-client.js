@@ -50,6 +50,8 @@ export class TickbusClient {
     /** @type {string | undefined} */ this.lastInboxId = undefined;
     /** True once the gateway confirmed the inbox subscription on this connection. */
     this.inboxSubscribed = false;
+    /** The user's jobs followed, if any (whose, without JWT). */
+    /** @type {{ user?: string } | undefined} */ this.jobs = undefined;
     this._requests = new Map();
     this._nextRequest = 1;
     this._ackTimer = undefined;
@@ -174,6 +176,54 @@ export class TickbusClient {
     this.inbox = undefined;
     this.inboxSubscribed = false;
     this._send({ op: 'unsubscribe', inbox: true });
+  }
+
+  /**
+   * Follows the user's backtest jobs (progress and results arrive as `update` events on
+   * their channels); resubscribed after a lost connection.
+   * @param {{ user?: string }} [options]
+   */
+  subscribeJobs(options = {}) {
+    this.jobs = { ...(options.user === undefined ? {} : { user: options.user }) };
+    this._send({ op: 'subscribe', jobs: true, ...this.jobs });
+  }
+
+  /**
+   * Places an order through the gateway (needs the token's "orders" claim, or a gateway
+   * started with --allow-orders). `client_order_id` is the idempotency key: send the same
+   * one again after a lost connection and the gateway answers `duplicate: true` instead of
+   * placing it twice. Resolves with the `ok` (`client_order_id`, `symbol`, `duplicate?`).
+   * @param {{ client_order_id: string, symbol: string, side: 'buy' | 'sell', qty: number, type: 'market' | 'limit', limit_price?: number, time_in_force?: string, user?: string }} order
+   */
+  placeOrder(order) {
+    return this._request({ op: 'order', ...order });
+  }
+
+  /** Cancels an open order this user placed. @param {{ client_order_id: string, symbol: string, user?: string }} order */
+  cancelOrder(order) {
+    return this._request({ op: 'cancel', ...order });
+  }
+
+  /**
+   * The newest updates of a ticker's history (oldest first, as in a batch), to draw a chart from.
+   * @param {string} symbol @param {number} [limit] at most 1,000
+   * @returns {Promise<{ symbol: string, updates: Update[] }>}
+   */
+  history(symbol, limit) {
+    return this._request({ op: 'history', symbol, ...(limit === undefined ? {} : { limit }) });
+  }
+
+  /**
+   * Submits a backtest for this user; resolves with `job_id` and `status`.
+   * @param {{ symbols: string[], patterns: string[], start_date: string, end_date: string, parameters?: object, job_id?: string, user?: string }} request
+   */
+  submitBacktest(request) {
+    return this._request({ op: 'backtest', ...request });
+  }
+
+  /** Cancels one of this user's backtests; resolves with `status`. @param {string} jobId @param {string} [user] */
+  cancelBacktest(jobId, user) {
+    return this._request({ op: 'backtest_cancel', job_id: jobId, ...(user === undefined ? {} : { user }) });
   }
 
   /** Removes the inbox entries up to and including `id` (cumulative). @param {string} id */
@@ -308,6 +358,7 @@ export class TickbusClient {
         }
         for (const { filter, channels } of groups.values()) this._send({ op: 'subscribe', channels, since: this._since(channels), ...(filter ? { filter: { symbols: filter } } : {}) });
         this._sendInbox();
+        if (this.jobs) this._send({ op: 'subscribe', jobs: true, ...this.jobs });
         clearInterval(this._pinger);
         const ping = () => this._send({ op: 'ping', t: Date.now() });
         ping();

@@ -106,16 +106,16 @@ export class MarketDataStream {
   #onItem(m: Record<string, unknown>): Promise<void> | undefined {
     switch (m.T) {
       case 't':
-        return this.#tick(m, m.p, m.s);
+        return this.#tick(m, m.p, m.s, 'trade');
       case 'q': {
         if (!this.#kinds.includes('quotes')) return undefined;
         const { bp, ap } = m;
         // A one-sided quote (a price of 0) has no meaningful mid.
         if (!isNumber(bp) || !isNumber(ap) || bp <= 0 || ap <= 0) return undefined;
-        return this.#tick(m, (bp + ap) / 2, 0);
+        return this.#tick(m, (bp + ap) / 2, 0, 'quote');
       }
       case 'b':
-        return this.#kinds.includes('bars') ? this.#tick(m, m.c, m.v) : undefined;
+        return this.#kinds.includes('bars') ? this.#tick(m, m.c, m.v, 'bar') : undefined;
       case 'success':
         this.#onSuccess(m.msg);
         return undefined;
@@ -131,7 +131,7 @@ export class MarketDataStream {
     }
   }
 
-  #tick(m: Record<string, unknown>, price: unknown, volume: unknown): Promise<void> | undefined {
+  #tick(m: Record<string, unknown>, price: unknown, volume: unknown, kind: 'trade' | 'quote' | 'bar'): Promise<void> | undefined {
     const { S: symbol, t: timestamp } = m;
     if (typeof symbol !== 'string' || typeof timestamp !== 'string' || !isNumber(price) || price < 0 || !isNumber(volume) || volume < 0) {
       this.#hooks.malformed(JSON.stringify(m));
@@ -139,7 +139,7 @@ export class MarketDataStream {
     }
     // After an unsubscribe, prints already in flight must not reach a broker that dropped the ticker.
     if (!this.#subscription.wants(symbol)) return undefined;
-    return this.#hooks.trade({ symbol, price, volume, timestamp });
+    return this.#hooks.trade(kind === 'trade' ? { symbol, price, volume, timestamp } : { symbol, price, volume, timestamp, kind });
   }
 
   #onSuccess(msg: unknown): void {
