@@ -34,12 +34,12 @@ export interface OrderDeskOptions {
 }
 
 export class OrderDesk {
-  readonly #o: OrderDeskOptions;
+  readonly #options: OrderDeskOptions;
   /** client_order_id → the client_id (strategy) that placed it, for its updates and positions; bounded, oldest out first. */
   readonly #owners = new Map<string, string>();
 
   constructor(options: OrderDeskOptions) {
-    this.#o = options;
+    this.#options = options;
   }
 
   #remember(clientOrderId: string, clientId: string | undefined): void {
@@ -53,10 +53,10 @@ export class OrderDesk {
 
   /** Asks the venue to cancel an open order; its answer (or the failure to ask) is an order update. */
   async cancel(request: OrderCancelMessage): Promise<void> {
-    const { group, metrics } = this.#o;
+    const { group, metrics } = this.#options;
     if (group && !(await group.routes(request.symbol))) return;
     try {
-      await this.#o.feed.cancelOrder(request);
+      await this.#options.feed.cancelOrder(request);
       metrics.orders.labels('cancel_routed').inc();
     } catch (error) {
       metrics.orders.labels('cancel_rejected').inc();
@@ -72,7 +72,7 @@ export class OrderDesk {
 
   /** Routes an order request to the venue, or publishes its refusal. */
   async request(order: OrderRequestMessage): Promise<void> {
-    const { group, metrics } = this.#o;
+    const { group, metrics } = this.#options;
     // In a group every broker hears every order: the one streaming the ticker routes it
     // (or, for a ticker nobody streams, the one the split would give it to).
     if (group && !(await group.routes(order.symbol))) return;
@@ -80,12 +80,12 @@ export class OrderDesk {
       // Placed by one broker whichever (or how many) took it: see BrokerStore.claimOrder. A
       // resend to the same broker goes on to its venue, which refuses the duplicate itself.
       const me = group?.memberId ?? 'broker';
-      if ((await this.#o.store.claimOrder(order.client_order_id, me)) !== me) {
+      if ((await this.#options.store.claimOrder(order.client_order_id, me)) !== me) {
         metrics.orders.labels('duplicate').inc();
         return;
       }
       this.#remember(order.client_order_id, order.client_id);
-      await this.#o.feed.placeOrder(order);
+      await this.#options.feed.placeOrder(order);
       metrics.orders.labels('routed').inc();
     } catch (error) {
       metrics.orders.labels('rejected').inc();
@@ -103,9 +103,9 @@ export class OrderDesk {
   event(event: OrderEvent): void | Promise<void> {
     let ref: TickerRef;
     try {
-      ref = this.#o.channelOf(event.symbol);
+      ref = this.#options.channelOf(event.symbol);
     } catch {
-      this.#o.notices.notice(BrokerNotice.InvalidOrder, `The venue reported an order update for an invalid symbol "${preview(event.symbol, BROKER_DEFAULTS.symbolPreviewChars)}".`, {});
+      this.#options.notices.notice(BrokerNotice.InvalidOrder, `The venue reported an order update for an invalid symbol "${preview(event.symbol, BROKER_DEFAULTS.symbolPreviewChars)}".`, {});
       return;
     }
     const clientOrderId = typeof event.order.client_order_id === 'string' ? event.order.client_order_id : undefined;
@@ -118,7 +118,7 @@ export class OrderDesk {
       ...(event.execution === undefined ? {} : { execution: event.execution }),
     };
     if (event.event === 'fill' || event.event === 'partial_fill') this.#positionMoved(event, ref.params.ticker, clientId ?? NO_STRATEGY);
-    return this.#o.batcher.enqueue({ channel: ref, data: { type: 'order' as const, symbol: ref.params.ticker, timestamp: event.timestamp, order_data } }, 'order');
+    return this.#options.batcher.enqueue({ channel: ref, data: { type: 'order' as const, symbol: ref.params.ticker, timestamp: event.timestamp, order_data } }, 'order');
   }
 
   /**
@@ -127,7 +127,7 @@ export class OrderDesk {
    * own execution (price and qty), or of a fraction of a share, moves nothing and is counted.
    */
   #positionMoved(event: OrderEvent, symbol: string, strategy: string): void {
-    const { metrics, store, positionUpdated } = this.#o;
+    const { metrics, store, positionUpdated } = this.#options;
     const qty = Number(event.execution?.qty);
     const price = event.execution?.price;
     const side = event.order.side;

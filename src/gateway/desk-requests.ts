@@ -83,11 +83,11 @@ class OrderClaims {
 }
 
 export class DeskRequests {
-  readonly #o: DeskOptions;
+  readonly #options: DeskOptions;
   readonly #claims: OrderClaims;
 
   constructor(options: DeskOptions) {
-    this.#o = options;
+    this.#options = options;
     this.#claims = new OrderClaims(options.redis);
   }
 
@@ -121,13 +121,13 @@ export class DeskRequests {
 
   /** May this connection trade the symbol: the token's `orders` claim with JWT, the gateway's flag without. */
   #mayTrade(grants: Grants, symbol: string): DeskOutcome | undefined {
-    if (this.#o.authenticated) {
+    if (this.#options.authenticated) {
       const orders = grants.orders;
       if (!orders) return refuse(ErrorCode.Forbidden, 'Your token does not allow orders (it has no "orders" claim).');
       if (!orders.has('*') && !orders.has(symbol)) return refuse(ErrorCode.Forbidden, `Your token does not allow orders for ${symbol}.`);
       return undefined;
     }
-    if (!this.#o.allowOrders) return refuse(ErrorCode.Forbidden, 'This gateway takes no orders: without JWT it must be started with --allow-orders (trusted networks only), or with JWT and an "orders" claim.');
+    if (!this.#options.allowOrders) return refuse(ErrorCode.Forbidden, 'This gateway takes no orders: without JWT it must be started with --allow-orders (trusted networks only), or with JWT and an "orders" claim.');
     return undefined;
   }
 
@@ -152,13 +152,13 @@ export class DeskRequests {
     };
     let receivers: number | undefined;
     try {
-      receivers = (await this.#o.bus.publish(OrderRequests, order)).receivers;
+      receivers = (await this.#options.bus.publish(OrderRequests, order)).receivers;
     } catch (error) {
       // Not sent: the same id may be tried again.
       await this.#claims.release(op.client_order_id, user).catch(() => undefined);
       throw error;
     }
-    if (receivers === 0 && !this.#o.cluster) {
+    if (receivers === 0 && !this.#options.cluster) {
       await this.#claims.release(op.client_order_id, user);
       return refuse(ErrorCode.NotConnected, 'No broker is listening on ORDER_REQUESTS: the order was not placed (start one: tickbus broker, or tickbus up).');
     }
@@ -171,7 +171,7 @@ export class DeskRequests {
     const denied = this.#mayTrade(grants, symbol);
     if (denied) return denied;
     if ((await this.#claims.ownerOf(op.client_order_id)) !== user) return refuse(ErrorCode.Forbidden, `No order "${preview(op.client_order_id, 60)}" of yours was placed through a gateway.`);
-    await this.#o.bus.publish(OrderCancels, { client_order_id: op.client_order_id, symbol, client_id: webClientId(user) });
+    await this.#options.bus.publish(OrderCancels, { client_order_id: op.client_order_id, symbol, client_id: webClientId(user) });
     return { type: 'reply', op: 'cancel', fields: { client_order_id: op.client_order_id, symbol } };
   }
 
@@ -179,7 +179,7 @@ export class DeskRequests {
   async #history(grants: Grants, op: HistoryRequest): Promise<DeskOutcome> {
     const symbol = this.#symbol(grants, op.symbol);
     if (typeof symbol !== 'string') return symbol;
-    const redis = this.#o.redis;
+    const redis = this.#options.redis;
     if (!redis) return { type: 'reply', op: 'history', fields: { symbol, updates: [], available: false } };
     const channel = TickerUpdates.of({ ticker: symbol }).name;
     const key = streamKey(channel);
@@ -196,7 +196,7 @@ export class DeskRequests {
   }
 
   async #backtest(grants: Grants, op: BacktestRequest, user: string): Promise<DeskOutcome> {
-    const jobs = this.#o.jobs;
+    const jobs = this.#options.jobs;
     if (!jobs) return refuse(ErrorCode.UnknownChannel, 'This gateway runs no backtests (it has no job records in Redis).');
     const symbols: string[] = [];
     for (const raw of op.symbols) {
@@ -217,7 +217,7 @@ export class DeskRequests {
   }
 
   async #backtestCancel(op: BacktestCancelRequest, user: string): Promise<DeskOutcome> {
-    const jobs = this.#o.jobs;
+    const jobs = this.#options.jobs;
     if (!jobs) return refuse(ErrorCode.UnknownChannel, 'This gateway runs no backtests (it has no job records in Redis).');
     const owner = await jobs.ownerOf(op.job_id);
     if (owner === undefined) return refuse(ErrorCode.UnknownJob, `No job "${preview(op.job_id, 60)}".`);
