@@ -2,8 +2,9 @@
 // go out together in one frame per flush. Two ways to time flushes:
 // - adaptive (the default): a flush goes out on the next turn of the event loop after the
 //   first update since the last one, so a quiet gateway adds no delay; the next flush waits
-//   until the flushes have cost at most `flushBudget` of the time (measured, smoothed), and
-//   never longer than `batchMs`. Light load: updates leave within a turn; heavy load: they
+//   until the flushes have cost at most `flushBudget` of the time (their CPU time, smoothed:
+//   wall time would count the turns another process had the core, and a busy machine would
+//   push every gap to the cap), and never longer than `batchMs`. Light load: updates leave within a turn; heavy load: they
 //   coalesce into fewer, larger frames, each update waiting at most the batch window.
 // - interval: every `batchMs`, whatever the load.
 // With batching off only a conflating (slow) client queues, and it is flushed on the next turn.
@@ -36,7 +37,7 @@ export class Flusher {
   #timer: NodeJS.Timeout | undefined;
   #scheduled = false;
   #stopped = false;
-  /** Adaptive: when the last flush ended, and the smoothed cost of a flush (ms of the event loop). */
+  /** Adaptive: when the last flush ended, and the smoothed cost of a flush (ms of CPU). */
   #lastFlushEnd = 0;
   #flushCostMs = 0;
 
@@ -78,11 +79,11 @@ export class Flusher {
   readonly #run = (): void => {
     this.#scheduled = false;
     if (this.#stopped) return;
-    const start = performance.now();
+    const cpu = process.cpuUsage();
     this.flush();
-    const end = performance.now();
-    this.#lastFlushEnd = end;
-    this.#flushCostMs += COST_SMOOTHING * (end - start - this.#flushCostMs);
+    const spent = process.cpuUsage(cpu);
+    this.#lastFlushEnd = performance.now();
+    this.#flushCostMs += COST_SMOOTHING * ((spent.user + spent.system) / 1000 - this.#flushCostMs);
   };
 
   /** A member queued updates: it is flushed next time. */
