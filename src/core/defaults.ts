@@ -77,9 +77,11 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   /** How flushes are timed: 'adaptive' (at once when quiet, coalesced under load) or 'interval'. */
   batchTiming: 'adaptive',
   /**
-   * Adaptive timing: flushes may take this share of the event loop's time; the next flush
-   * waits until they have. 0.2 keeps p99 under 100 ms at 50,000 deliveries/s to 1,000
-   * clients on this project's 2-core benchmark machine (docs/benchmarks.md).
+   * Adaptive timing: flushes may take this share of the time (in CPU); the next flush waits
+   * until they have. Lower trades latency for CPU: at 0.2, 50,000 deliveries/s to 1,000
+   * clients on the 2-core benchmark machine ran at p50 26 ms, p99 141 ms and 0.41x
+   * Socket.IO's CPU per delivery, against 143 / 252 ms and 0.25x with a 250 ms interval
+   * (docs/benchmarks.md).
    */
   flushBudget: 0.2,
   /** A client's send buffer above which its updates are conflated (only the latest price per symbol): 1 MiB. */
