@@ -13,16 +13,13 @@
 // ticker, and AAPL's filter is shown on its indicators, which every bar has.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { WebSocket } from 'ws';
 import { createClient } from 'redis';
 import { startRedis, type RedisServer } from '../harness/redis-server.ts';
 import { CliProcess, runCli } from '../harness/cli.ts';
 import { waitFor } from '../harness/wait.ts';
+import { GatewayClient, type GatewayMessage as Msg } from '../harness/gateway-client.ts';
 import { jobKey, userMessagesKey } from '../../src/core/keys.ts';
 
-type Msg = { type: string; id?: unknown; key?: string; code?: string; [k: string]: unknown };
-type Update = { channel: string; data: Record<string, unknown> & { symbol?: string } };
-type InboxFrame = { id: string; kind: string; data: Record<string, unknown> };
 type Redis = ReturnType<typeof createClient>;
 
 const TICKERS = ['AAPL', 'MSFT', 'NVDA', 'GOOGL', 'AMZN', 'META', 'TSLA', 'AMD', 'INTC', 'IBM', 'ORCL', 'NFLX'];
@@ -36,35 +33,12 @@ const RESULTS = 'tickstock.events.backtesting.results';
 /** A pattern needs a closed bar, and bars are 5 s: generous for a loaded machine. */
 const PATTERN_WAIT_MS = 40_000;
 
-class Client {
-  readonly ws: WebSocket;
-  readonly messages: Msg[] = [];
-  readonly opened: Promise<void>;
-  constructor(url: string) {
-    this.ws = new WebSocket(url);
-    this.ws.on('message', (data: Buffer) => this.messages.push(JSON.parse(data.toString('utf8')) as Msg));
-    this.opened = new Promise((resolve, reject) => this.ws.once('open', () => resolve()).once('error', reject));
-  }
-  send(op: unknown): void {
-    this.ws.send(JSON.stringify(op));
-  }
-  async reply(id: unknown): Promise<Msg> {
-    const isReply = (m: Msg) => m.id === id && (m.type === 'ok' || (m.type === 'error' && m.key === undefined));
-    await waitFor(() => this.messages.some(isReply), `the reply to ${String(id)}`, 10_000);
-    const reply = this.messages.find(isReply) as Msg;
+/** The harness client, whose every awaited reply here must be an `ok`. */
+class Client extends GatewayClient {
+  override async reply(id: unknown): Promise<Msg> {
+    const reply = await super.reply(id);
     assert.equal(reply.type, 'ok', JSON.stringify(reply));
     return reply;
-  }
-  updates(channel?: string): Update[] {
-    const all = this.messages.filter((m) => m.type === 'batch').flatMap((m) => m.updates as Update[]);
-    return channel === undefined ? all : all.filter((u) => u.channel === channel);
-  }
-  /** The channels the gateway's welcome says it exposes. */
-  exposed(): string[] {
-    return (this.messages.find((m) => m.type === 'welcome')?.channels as string[] | undefined) ?? [];
-  }
-  inbox(): InboxFrame[] {
-    return this.messages.filter((m) => m.type === 'inbox') as unknown as InboxFrame[];
   }
 }
 

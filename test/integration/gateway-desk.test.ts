@@ -8,7 +8,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { SignJWT } from 'jose';
-import { WebSocket } from 'ws';
 import { createClient } from 'redis';
 import { startBrokerRuntime, type BrokerRuntime } from '../../src/broker/broker-runtime.ts';
 import { SimFeed } from '../../src/broker/feeds/sim-feed.ts';
@@ -18,43 +17,22 @@ import { positionsKey, streamKey, webOrderClaimKey } from '../../src/core/keys.t
 import { resolveRedisConfig } from '../../src/core/config.ts';
 import { startRedis, type RedisServer } from '../harness/redis-server.ts';
 import { waitFor } from '../harness/wait.ts';
+import { GatewayClient, type GatewayMessage as Msg } from '../harness/gateway-client.ts';
 import { silentLogger } from '../harness/quiet.ts';
 
-type Msg = { type: string; id?: unknown; key?: string; code?: string; [k: string]: unknown };
 type OrderData = { client_order_id?: string; event?: string; client_id?: string; status?: string; reason?: string; [k: string]: unknown };
 
 const SECRET = 'a-test-secret-that-is-long-enough-1234';
 const token = (claims: Record<string, unknown>, sub: string) =>
   new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').setSubject(sub).sign(new TextEncoder().encode(SECRET));
 
-class Client {
-  readonly ws: WebSocket;
-  readonly messages: Msg[] = [];
-  readonly opened: Promise<void>;
-  constructor(url: string) {
-    this.ws = new WebSocket(url);
-    this.ws.on('message', (data: Buffer) => this.messages.push(JSON.parse(data.toString('utf8')) as Msg));
-    this.opened = new Promise((resolve, reject) => this.ws.once('open', () => resolve()).once('error', reject));
-  }
-  send(...ops: unknown[]): void {
-    // Several requests in one write: a double click reaches the gateway in the same turn.
-    for (const op of ops) this.ws.send(JSON.stringify(op));
-  }
-  async reply(id: unknown): Promise<Msg> {
-    const isReply = (m: Msg) => m.id === id && (m.type === 'ok' || m.type === 'pong' || (m.type === 'error' && m.key === undefined));
-    await waitFor(() => this.messages.some(isReply), `the reply to ${String(id)}`, 10_000);
-    return this.messages.find(isReply) as Msg;
-  }
+/** The harness client, and the order updates it got (of one client_order_id, if named). */
+class Client extends GatewayClient {
   orders(id?: string): OrderData[] {
-    const all = this.messages
-      .filter((m) => m.type === 'batch')
-      .flatMap((m) => m.updates as Array<{ data: { type: string; order_data?: OrderData } }>)
+    const all = this.updates()
       .filter((u) => u.data.type === 'order')
       .map((u) => u.data.order_data as OrderData);
     return id === undefined ? all : all.filter((o) => o.client_order_id === id);
-  }
-  close(): void {
-    this.ws.close();
   }
 }
 

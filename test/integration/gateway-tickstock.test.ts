@@ -15,10 +15,10 @@ import { ALERT_PREFS_KEY, userMessagesKey } from '../../src/core/keys.ts';
 import { startRedis, type RedisServer } from '../harness/redis-server.ts';
 import { sleep, waitFor } from '../harness/wait.ts';
 import { silentLogger } from '../harness/quiet.ts';
+import { GatewayClient as Client } from '../harness/gateway-client.ts';
 import { resolveRedisConfig } from '../../src/core/config.ts';
 import { TickbusClient } from '../../src/gateway/public/tickbus-client.js';
 
-type Msg = { type: string; id?: unknown; key?: string; code?: string; [k: string]: unknown };
 type Update = { channel: string; data: { symbol: string; [k: string]: unknown } };
 
 const SECRET = 'a-test-secret-that-is-long-enough-1234';
@@ -27,30 +27,6 @@ const token = (claims: Record<string, unknown>, sub?: string) => {
   return (sub === undefined ? jwt : jwt.setSubject(sub)).sign(new TextEncoder().encode(SECRET));
 };
 
-class Client {
-  readonly ws: WebSocket;
-  readonly messages: Msg[] = [];
-  readonly opened: Promise<void>;
-  constructor(url: string) {
-    this.ws = new WebSocket(url);
-    this.ws.on('message', (data: Buffer) => this.messages.push(JSON.parse(data.toString('utf8')) as Msg));
-    this.opened = new Promise((resolve, reject) => this.ws.once('open', () => resolve()).once('error', reject));
-  }
-  send(op: unknown): void {
-    this.ws.send(typeof op === 'string' ? op : JSON.stringify(op));
-  }
-  async reply(id: unknown): Promise<Msg> {
-    const isReply = (m: Msg) => m.id === id && (m.type === 'ok' || (m.type === 'error' && m.key === undefined));
-    await waitFor(() => this.messages.some(isReply), `the reply to ${String(id)}`, 5_000);
-    return this.messages.find(isReply) as Msg;
-  }
-  updates(): Update[] {
-    return this.messages.filter((m) => m.type === 'batch').flatMap((m) => m.updates as Update[]);
-  }
-  inbox(): Array<{ id: string; kind: string; data: Record<string, unknown> }> {
-    return this.messages.filter((m) => m.type === 'inbox') as unknown as Array<{ id: string; kind: string; data: Record<string, unknown> }>;
-  }
-}
 
 const pattern = (symbol: string, name: string, confidence: number, at = 1_700_000_000 + Math.random()) => ({ event_type: 'pattern_detected', pattern: name, symbol, timestamp: at, confidence, timeframe: '1min' });
 
