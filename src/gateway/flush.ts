@@ -4,8 +4,9 @@
 //   first update since the last one, so a quiet gateway adds no delay; the next flush waits
 //   until the flushes have cost at most `flushBudget` of the time (their CPU time, smoothed:
 //   wall time would count the turns another process had the core, and a busy machine would
-//   push every gap to the cap), and never longer than `batchMs`. Light load: updates leave within a turn; heavy load: they
-//   coalesce into fewer, larger frames, each update waiting at most the batch window.
+//   push every gap to the cap), and never longer than `batchMs`. Light load: updates leave
+//   within a turn; heavy load: they coalesce into fewer, larger frames, each update waiting
+//   at most the batch window.
 // - interval: every `batchMs`, whatever the load.
 // With batching off only a conflating (slow) client queues, and it is flushed on the next turn.
 import { performance } from 'node:perf_hooks';
