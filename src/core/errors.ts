@@ -258,7 +258,7 @@ export class ConfigError extends BusError {
 export class PositionError extends BusError {
   override name = 'PositionError';
   constructor(what: string, position: unknown) {
-    super(ErrorCode.InvalidPosition, `${what} must be a position such as 1700000000000-0 (a message's position), got "${preview(String(position))}".`);
+    super(ErrorCode.InvalidPosition, `${what} must be a position such as 1700000000000-0 (a message's position), got "${preview(describe(position))}".`);
   }
 }
 
@@ -310,6 +310,22 @@ export class ListenError extends BusError {
     this.port = port;
     this.host = host;
     this.reason = reason;
+  }
+}
+
+/**
+ * Any value as text for a message, without running code of its own: `String(value)` calls
+ * the value's toString, which an object from the wire or a handler's throw may replace, or
+ * null out (`{"toString": null}` made String() throw, and a request got no reply).
+ */
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (value instanceof Error) return value.message;
+  if (value === null || typeof value !== 'object') return typeof value === 'symbol' ? 'a symbol' : typeof value === 'function' ? 'a function' : `${value as number | boolean | bigint | undefined}`;
+  try {
+    return JSON.stringify(value) ?? Object.prototype.toString.call(value);
+  } catch {
+    return Object.prototype.toString.call(value);
   }
 }
 
