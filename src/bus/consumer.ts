@@ -18,7 +18,7 @@ import { hostname } from 'node:os';
 import type { Channel } from '../core/channel.ts';
 import { streamKey } from '../core/keys.ts';
 import { backoffDelay, resolveReconnect } from '../core/config.ts';
-import { BusError, ClosedError, DeadLetteredError, ErrorCode, HandlerError, MissingGroupError, NotConnectedError, describe, preview, TransportError } from '../core/errors.ts';
+import { BusError, ClosedError, DeadLetteredError, ErrorCode, HandlerError, MissingGroupError, NotConnectedError, describeValue, preview, TransportError } from '../core/errors.ts';
 import { ErrorEventLog } from '../core/logger.ts';
 import { TypedEmitter } from '../core/typed-emitter.ts';
 import type { StreamEntry, StreamLink } from '../transports/transport.ts';
@@ -325,7 +325,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
   /** The handler failed: retry later, or dead-letter after the last attempt. */
   async #failed(entry: StreamEntry, attempt: number, cause: unknown): Promise<Outcome> {
     this.#ctx.metrics.handlerFailed.labels(this.#def.template).inc();
-    const error = new HandlerError(`Handler for "${preview(this.channel)}" failed on ${entry.id} (attempt ${attempt} of ${this.#opts.maxAttempts}): ${describe(cause)}`, { cause, channel: this.channel });
+    const error = new HandlerError(`Handler for "${preview(this.channel)}" failed on ${entry.id} (attempt ${attempt} of ${this.#opts.maxAttempts}): ${describeValue(cause)}`, { cause, channel: this.channel });
     this.emit('error', error);
     if (attempt >= this.#opts.maxAttempts) {
       await this.#deadLetter(entry, attempt, error);

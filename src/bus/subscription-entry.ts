@@ -4,7 +4,7 @@
 // Each handler has its own lanes: one that throws or falls behind is reported, the others go on.
 import type { Channel } from '../core/channel.ts';
 import type { ChannelResolver } from '../core/catalog.ts';
-import { ChannelParamError, HandlerBacklogError, HandlerError, describe, preview, type BusError } from '../core/errors.ts';
+import { ChannelParamError, HandlerBacklogError, HandlerError, describeValue, preview, type BusError } from '../core/errors.ts';
 import { compareStreamIds } from '../core/stream-id.ts';
 import type { BusContext } from './context.ts';
 import { DeliveryLanes } from './delivery-lane.ts';
@@ -45,7 +45,7 @@ export function createEntry(ctx: BusContext, target: SubscriptionTarget, handler
   const template = target.channel?.template;
   const failed = (error: unknown, channel: string): void => {
     metrics.handlerFailed.labels(template ?? 'unknown').inc();
-    const message = describe(error);
+    const message = describeValue(error);
     report(new HandlerError(`Handler for "${preview(channel)}" failed: ${message}`, { cause: error, channel }));
   };
   const dropped = (channel: string): void => {

@@ -258,7 +258,7 @@ export class ConfigError extends BusError {
 export class PositionError extends BusError {
   override name = 'PositionError';
   constructor(what: string, position: unknown) {
-    super(ErrorCode.InvalidPosition, `${what} must be a position such as 1700000000000-0 (a message's position), got "${preview(describe(position))}".`);
+    super(ErrorCode.InvalidPosition, `${what} must be a position such as 1700000000000-0 (a message's position), got "${preview(describeValue(position))}".`);
   }
 }
 
@@ -318,7 +318,7 @@ export class ListenError extends BusError {
  * the value's toString, which an object from the wire or a handler's throw may replace, or
  * null out (`{"toString": null}` made String() throw, and a request got no reply).
  */
-export function describe(value: unknown): string {
+export function describeValue(value: unknown): string {
   if (typeof value === 'string') return value;
   if (value instanceof Error) return value.message;
   if (value === null || typeof value !== 'object') return typeof value === 'symbol' ? 'a symbol' : typeof value === 'function' ? 'a function' : `${value as number | boolean | bigint | undefined}`;

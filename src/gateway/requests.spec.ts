@@ -1,10 +1,10 @@
 // parseRequest never throws, whatever a frame holds: a hostile op (an object whose toString
 // is null made String() throw, and the request got no reply) is a bad request with its id.
-import { describe as suite, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseRequest } from './requests.ts';
 
-suite('parseRequest', () => {
+describe('parseRequest', () => {
   it('answers an op that is an object with no usable toString as a bad request, with its id', () => {
     for (const op of [{ toString: null }, { toString: null, valueOf: null }, [{ toString: null }], { toString: 'x' }]) {
       const parsed = parseRequest(JSON.stringify({ op, id: 7 }));

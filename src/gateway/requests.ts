@@ -3,7 +3,7 @@
 // first, on its own, so that even a malformed request is answered with its id.
 import { z } from 'zod';
 import { GATEWAY_DEFAULTS } from '../core/defaults.ts';
-import { ErrorCode, describe, preview } from '../core/errors.ts';
+import { ErrorCode, describeValue, preview } from '../core/errors.ts';
 
 /** A request id: echoed in the reply, so bounded (a 60 KB id would be echoed in every reply). */
 const RequestId = z.union([z.string().max(128), z.number().finite()]);
@@ -137,11 +137,11 @@ export function parseRequest(text: string): ParsedRequest {
   if (fields.id !== undefined && !idRead.success) return bad(undefined, '"id" must be a number or a string of at most 128 characters.');
   const op = fields.op;
   const schema = typeof op === 'string' && Object.hasOwn(BY_OP, op) ? BY_OP[op as keyof typeof BY_OP] : undefined;
-  if (!schema) return bad(id, `Unknown op "${preview(describe(op))}": use subscribe, unsubscribe, ping, alerts, ack, order, cancel, history, backtest or backtest_cancel.`);
+  if (!schema) return bad(id, `Unknown op "${preview(describeValue(op))}": use subscribe, unsubscribe, ping, alerts, ack, order, cancel, history, backtest or backtest_cancel.`);
   const read = schema.safeParse(value);
   if (!read.success) {
     const issues = read.error.issues.slice(0, 3).map((i) => (i.path.length > 0 ? `"${i.path.join('.')}": ${i.message}` : i.message));
-    return bad(id, `Bad ${describe(op)} request: ${preview(issues.join('; '), 200)}`);
+    return bad(id, `Bad ${describeValue(op)} request: ${preview(issues.join('; '), 200)}`);
   }
   return { ok: true, id, request: read.data };
 }
