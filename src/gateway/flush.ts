@@ -63,7 +63,7 @@ export class Flusher {
     clearTimeout(this.#timer);
   }
 
-  /** Adaptive timing: how long the next flush waits after the last, in ms (for tests and metrics). */
+  /** Adaptive timing: how long the next flush waits after the last, in ms (read by the spec). */
   get adaptiveGapMs(): number {
     return Math.min(this.#batchMs, (this.#flushCostMs * (1 - this.#flushBudget)) / this.#flushBudget);
   }

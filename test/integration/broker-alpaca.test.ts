@@ -11,30 +11,39 @@ import { RawClient } from '../harness/raw-client.ts';
 import { silentLogger } from '../harness/quiet.ts';
 import { waitFor } from '../harness/wait.ts';
 
-describe('broker on the Alpaca feed', () => {
-  let redis: RedisServer;
-  let alpaca: AlpacaServer;
-  let runtime: BrokerRuntime;
-  let raw: RawClient;
+interface AlpacaBroker {
+  redis: RedisServer;
+  alpaca: AlpacaServer;
+  runtime: BrokerRuntime;
+  raw: RawClient;
+}
 
+/** A redis-server, the Alpaca stand-in and a broker on it, for the tests of one suite. */
+function alpacaBroker(options: { quotes?: boolean; priceEvents?: boolean } = {}): AlpacaBroker {
+  const f = {} as AlpacaBroker;
   before(async () => {
-    redis = await startRedis();
-    alpaca = await AlpacaServer.start();
-    runtime = await startBrokerRuntime({ redisUrl: redis.url, feed: new AlpacaFeed(alpacaConfigFromEnv(alpaca.env()), { logger: silentLogger }), logger: silentLogger });
-    raw = await RawClient.connect(redis.url);
+    f.redis = await startRedis();
+    f.alpaca = await AlpacaServer.start();
+    f.runtime = await startBrokerRuntime({ redisUrl: f.redis.url, feed: new AlpacaFeed(alpacaConfigFromEnv(f.alpaca.env()), { logger: silentLogger, quotes: options.quotes }), logger: silentLogger, priceEvents: options.priceEvents });
+    f.raw = await RawClient.connect(f.redis.url);
   });
   after(async () => {
-    await raw.close();
-    await runtime.stop();
-    await alpaca.close();
-    await redis.stop();
+    await f.raw.close();
+    await f.runtime.stop();
+    await f.alpaca.close();
+    await f.redis.stop();
   });
+  return f;
+}
+
+describe('broker on the Alpaca feed', () => {
+  const f = alpacaBroker();
 
   it('turns a registration into an Alpaca subscription, and trades into price updates', async () => {
-    const msgs = await raw.collect('TICKER_UPDATES_*');
-    await raw.send('BROKER_REGISTRATION', { action: 'subscribe', ticker: 'AAPL' });
-    await waitFor(() => alpaca.subscription()?.trades.includes('AAPL') === true, 'Alpaca to see the AAPL subscription');
-    alpaca.push([
+    const msgs = await f.raw.collect('TICKER_UPDATES_*');
+    await f.raw.send('BROKER_REGISTRATION', { action: 'subscribe', ticker: 'AAPL' });
+    await waitFor(() => f.alpaca.subscription()?.trades.includes('AAPL') === true, 'Alpaca to see the AAPL subscription');
+    f.alpaca.push([
       { T: 't', S: 'AAPL', i: 1, x: 'V', p: 162.92, s: 3, c: ['@'], z: 'C', t: '2023-04-06T11:54:26.838232225Z' },
       { T: 't', S: 'AAPL', i: 2, x: 'V', p: 162.95, s: 7, c: ['@'], z: 'C', t: '2023-04-06T11:54:27.000000000Z' },
     ]);
@@ -46,24 +55,24 @@ describe('broker on the Alpaca feed', () => {
         { type: 'price', price: 162.95, volume: 7, symbol: 'AAPL', timestamp: '2023-04-06T11:54:27.000000000Z' },
       ],
     );
-    await raw.send('BROKER_REGISTRATION', { action: 'unsubscribe', ticker: 'AAPL' });
-    await waitFor(() => alpaca.subscription()?.trades.includes('AAPL') === false, 'Alpaca to see the unsubscribe');
+    await f.raw.send('BROKER_REGISTRATION', { action: 'unsubscribe', ticker: 'AAPL' });
+    await waitFor(() => f.alpaca.subscription()?.trades.includes('AAPL') === false, 'Alpaca to see the unsubscribe');
   });
 
   it('places orders with Alpaca and publishes their updates, rejections included', async () => {
-    const msgs = await raw.collect('TICKER_UPDATES_MSFT');
+    const msgs = await f.raw.collect('TICKER_UPDATES_MSFT');
     const orders = () => msgs.filter((m) => m.envelope.data.type === 'order').map((m) => m.envelope.data.order_data as Record<string, unknown>);
-    await raw.send('ORDER_REQUESTS', { client_order_id: 'alp-1', symbol: 'MSFT', side: 'buy', qty: 2, type: 'limit', limit_price: 300.5, time_in_force: 'day' });
+    await f.raw.send('ORDER_REQUESTS', { client_order_id: 'alp-1', symbol: 'MSFT', side: 'buy', qty: 2, type: 'limit', limit_price: 300.5, time_in_force: 'day' });
     await waitFor(() => orders().some((o) => o.event === 'fill'), 'a fill from Alpaca');
-    const post = alpaca.orders[0];
-    assert.equal(post?.headers['apca-api-key-id'], alpaca.keyId);
+    const post = f.alpaca.orders[0];
+    assert.equal(post?.headers['apca-api-key-id'], f.alpaca.keyId);
     assert.deepEqual(post?.body, { symbol: 'MSFT', qty: '2', side: 'buy', type: 'limit', time_in_force: 'day', limit_price: '300.5', client_order_id: 'alp-1' });
     assert.ok(orders().every((o) => o.client_order_id === 'alp-1'));
     const fill = orders().find((o) => o.event === 'fill');
     assert.deepEqual(Object.keys(fill?.execution as object).sort(), ['execution_id', 'position_qty', 'price', 'qty'], "the fill's own execution is kept");
 
-    alpaca.orderOutcome = 'insufficient-buying-power';
-    await raw.send('ORDER_REQUESTS', { client_order_id: 'alp-2', symbol: 'MSFT', side: 'buy', qty: 1000000, type: 'market', time_in_force: 'day' });
+    f.alpaca.orderOutcome = 'insufficient-buying-power';
+    await f.raw.send('ORDER_REQUESTS', { client_order_id: 'alp-2', symbol: 'MSFT', side: 'buy', qty: 1000000, type: 'market', time_in_force: 'day' });
     await waitFor(() => orders().some((o) => o.client_order_id === 'alp-2'), 'the rejection');
     const rejected = orders().find((o) => o.client_order_id === 'alp-2');
     assert.equal(rejected?.event, 'rejected');
@@ -71,54 +80,38 @@ describe('broker on the Alpaca feed', () => {
   });
 
   it("cancels an open order with Alpaca's DELETE /v2/orders/{id}, and reports a refused cancel", async () => {
-    alpaca.orderOutcome = 'accept';
-    alpaca.fillLimitOrders = false;
-    const msgs = await raw.collect('TICKER_UPDATES_NVDA');
+    f.alpaca.orderOutcome = 'accept';
+    f.alpaca.fillLimitOrders = false;
+    const msgs = await f.raw.collect('TICKER_UPDATES_NVDA');
     const orders = () => msgs.filter((m) => m.envelope.data.type === 'order').map((m) => m.envelope.data.order_data as Record<string, unknown>);
-    await raw.send('ORDER_REQUESTS', { client_order_id: 'alp-c1', symbol: 'NVDA', side: 'buy', qty: 3, type: 'limit', limit_price: 1.5, time_in_force: 'gtc' });
+    await f.raw.send('ORDER_REQUESTS', { client_order_id: 'alp-c1', symbol: 'NVDA', side: 'buy', qty: 3, type: 'limit', limit_price: 1.5, time_in_force: 'gtc' });
     await waitFor(() => orders().some((o) => o.client_order_id === 'alp-c1' && o.event === 'new'), 'the order resting at Alpaca');
-    await raw.send('ORDER_CANCELS', { client_order_id: 'alp-c1', symbol: 'NVDA' });
+    await f.raw.send('ORDER_CANCELS', { client_order_id: 'alp-c1', symbol: 'NVDA' });
     await waitFor(() => orders().some((o) => o.client_order_id === 'alp-c1' && o.event === 'canceled'), 'the canceled update');
-    const id = [...alpaca.placed.values()].find((o) => o.client_order_id === 'alp-c1')?.id;
-    assert.deepEqual(alpaca.cancels, [id], 'one DELETE, by Alpaca\'s own order id');
+    const id = [...f.alpaca.placed.values()].find((o) => o.client_order_id === 'alp-c1')?.id;
+    assert.deepEqual(f.alpaca.cancels, [id], 'one DELETE, by Alpaca\'s own order id');
     // Canceled already: Alpaca answers 422, reported as order_cancel_rejected with its message.
-    await raw.send('ORDER_CANCELS', { client_order_id: 'alp-c1', symbol: 'NVDA' });
+    await f.raw.send('ORDER_CANCELS', { client_order_id: 'alp-c1', symbol: 'NVDA' });
     await waitFor(() => orders().some((o) => o.event === 'order_cancel_rejected'), 'the refused cancel');
     assert.match(String(orders().find((o) => o.event === 'order_cancel_rejected')?.reason), /not cancelable/);
     // Never placed: Alpaca does not know it (404).
-    await raw.send('ORDER_CANCELS', { client_order_id: 'alp-none', symbol: 'NVDA' });
+    await f.raw.send('ORDER_CANCELS', { client_order_id: 'alp-none', symbol: 'NVDA' });
     await waitFor(() => orders().some((o) => o.event === 'order_cancel_rejected' && o.client_order_id === 'alp-none'), 'the unknown order refused');
     assert.match(String(orders().find((o) => o.client_order_id === 'alp-none')?.reason), /not found/);
   });
 });
 
 describe("broker on the Alpaca feed with quotes: seed 004's price.updated is the quotes' mid", () => {
-  let redis: RedisServer;
-  let alpaca: AlpacaServer;
-  let runtime: BrokerRuntime;
-  let raw: RawClient;
-
-  before(async () => {
-    redis = await startRedis();
-    alpaca = await AlpacaServer.start();
-    runtime = await startBrokerRuntime({ redisUrl: redis.url, feed: new AlpacaFeed(alpacaConfigFromEnv(alpaca.env()), { logger: silentLogger, quotes: true }), logger: silentLogger, priceEvents: true });
-    raw = await RawClient.connect(redis.url);
-  });
-  after(async () => {
-    await raw.close();
-    await runtime.stop();
-    await alpaca.close();
-    await redis.stop();
-  });
+  const f = alpacaBroker({ quotes: true, priceEvents: true });
 
   it('publishes trade prices until quotes come, then only the mid of each quote, as decimal strings', async () => {
-    const events = await raw.collect('price.updated.*');
-    await raw.send('BROKER_REGISTRATION', { action: 'subscribe', ticker: 'AMD' });
-    await waitFor(() => alpaca.subscription()?.quotes.includes('AMD') === true, 'the AMD subscription');
+    const events = await f.raw.collect('price.updated.*');
+    await f.raw.send('BROKER_REGISTRATION', { action: 'subscribe', ticker: 'AMD' });
+    await waitFor(() => f.alpaca.subscription()?.quotes.includes('AMD') === true, 'the AMD subscription');
     const t = '2024-07-24T07:56:00Z';
-    alpaca.push([AlpacaServer.trade('AMD', 133.5, 7, t)]);
+    f.alpaca.push([AlpacaServer.trade('AMD', 133.5, 7, t)]);
     await waitFor(() => events.length === 1, 'the trade price');
-    alpaca.push([{ T: 'q', S: 'AMD', bx: 'O', bp: 133.85, bs: 4, ax: 'R', ap: 135.75, as: 5, c: ['R'], z: 'A', t }, AlpacaServer.trade('AMD', 140, 1, t), { T: 'q', S: 'AMD', bx: 'O', bp: 134, bs: 4, ax: 'R', ap: 134.5, as: 5, c: ['R'], z: 'A', t }]);
+    f.alpaca.push([{ T: 'q', S: 'AMD', bx: 'O', bp: 133.85, bs: 4, ax: 'R', ap: 135.75, as: 5, c: ['R'], z: 'A', t }, AlpacaServer.trade('AMD', 140, 1, t), { T: 'q', S: 'AMD', bx: 'O', bp: 134, bs: 4, ax: 'R', ap: 134.5, as: 5, c: ['R'], z: 'A', t }]);
     await waitFor(() => events.length === 3, 'the two quote mids');
     const bare = events.map((e) => e.envelope as unknown as Record<string, unknown>);
     assert.deepEqual(
