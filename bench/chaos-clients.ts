@@ -29,8 +29,13 @@ for (let i = 0; i < Number(count); i++) {
     if (u.symbol && u.position) record.symbols[u.symbol]?.push(u.position);
   });
   client.on('snapshot', (m: { key: string }) => record.symbols[m.key]?.push('!snapshot'));
-  client.on('subscribed', (m: { key: string; resume?: string }) => record.symbols[m.key]?.push(`!sub:${m.resume ?? '?'}`));
-  client.on('notice', (m: { code?: string; dropped?: number }) => all(`!notice:${m.code ?? '?'}:${m.dropped ?? 0}`));
+  // `gap`: the gateway could not replay all that was missed, and says so.
+  client.on('subscribed', (m: { key: string; resume?: string; gap?: boolean }) => record.symbols[m.key]?.push(`!sub:${m.resume ?? '?'}${m.gap ? ':gap' : ''}`));
+  client.on('notice', (m: { code?: string; dropped?: number; key?: string }) => {
+    const marker = `!notice:${m.code ?? '?'}:${m.dropped ?? 0}`;
+    if (m.key !== undefined) record.symbols[m.key]?.push(marker);
+    else all(marker);
+  });
   client.on('error', (m: { code?: string; key?: string }) => {
     if (m.key && record.symbols[m.key]) record.symbols[m.key]?.push(`!error:${m.code ?? '?'}`);
     else all(`!error:${m.code ?? '?'}`);

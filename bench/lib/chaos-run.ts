@@ -788,7 +788,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
  * Judges what the browser-like clients saw against the streams (`entries`, as the recorder
  * read them): a client that got position b after a, with entries between them it never got,
  * had a gap; the gap was reported if the gateway told it so in between (a snapshot, a resume
- * answered `snapshot`, a notice of dropped updates). A position seen twice is a duplicate,
+ * answered `snapshot` or with `gap`, a notice of dropped updates or of a room it missed). A position seen twice is a duplicate,
  * one below the highest seen a reorder. Whatever was published before `cutoffMs` must have
  * arrived by the end; a client with no update at all missed what came after `clientsFrom`.
  */
@@ -836,7 +836,8 @@ export function analyseHistory(
         if (high === undefined && next !== null) return;
         const missed = missedBetween(symbol, high, next);
         if (missed === 0) return;
-        const reported = markers.some((m) => m === '!snapshot' || m === '!sub:snapshot' || (m.startsWith('!notice:') && !m.endsWith(':0')));
+        // Told: a snapshot, a resume that says `gap`, a notice of dropped updates or of a room the gateway itself missed.
+        const reported = markers.some((m) => m === '!snapshot' || m.startsWith('!sub:snapshot') || m.endsWith(':gap') || m.startsWith('!notice:TB_ERR_STREAM_TRIMMED:') || (m.startsWith('!notice:') && !m.endsWith(':0')));
         if (reported) {
           history.gapsReported++;
           history.missedReported += missed;

@@ -5,7 +5,6 @@
 // stream link, opened on first use; a transport without streams has no history.
 import type { ChannelParams, ChannelRef } from '../core/channel.ts';
 import { streamKey } from '../core/keys.ts';
-import { backoffDelay, resolveReconnect } from '../core/config.ts';
 import { BusError, ConfigError, PositionError } from '../core/errors.ts';
 import type { InferOutput, StandardSchemaV1 } from '../core/schema.ts';
 import { isStreamId } from '../core/stream-id.ts';
@@ -37,8 +36,8 @@ export type HistoryPage<T extends string, S extends StandardSchemaV1> =
   | { status: 'gap'; oldest: string | undefined; messages: Array<HistoryMessage<T, S>>; more: boolean }
   | { status: 'unavailable' };
 
-/** Tries at reading history on a resume before reporting the failure. */
-const CATCH_UP_ATTEMPTS = 5;
+/** Tries at reading history for a resume asked at subscribe time before answering `unavailable`. */
+export const CATCH_UP_ATTEMPTS = 5;
 /** History entries read per round trip on a resume. */
 export const REPLAY_BATCH = 1_000;
 
@@ -72,14 +71,11 @@ async function anchoredRead(link: StreamLink, key: string, after: string, count:
 export class HistoryReader {
   readonly #ctx: BusContext;
   readonly #inbound: InboundReader;
-  /** The owner's state: a closed subscriber stops retrying. */
-  readonly #isClosed: () => boolean;
   #streams: Promise<StreamLink | undefined> | undefined;
 
-  constructor(ctx: BusContext, inbound: InboundReader, isClosed: () => boolean) {
+  constructor(ctx: BusContext, inbound: InboundReader) {
     this.#ctx = ctx;
     this.#inbound = inbound;
-    this.#isClosed = isClosed;
   }
 
   /**
@@ -114,18 +110,7 @@ export class HistoryReader {
     return { result: { status: 'complete', channel, after, replayed }, cursor };
   }
 
-  /** Runs a read of history, again with back-off when it fails (a Redis that just restarted answers LOADING for a while). */
-  async retrying<T>(read: () => Promise<T>): Promise<T> {
-    const reconnect = resolveReconnect(this.#ctx.reconnect);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await read();
-      } catch (error) {
-        if (attempt >= CATCH_UP_ATTEMPTS - 1 || this.#isClosed()) throw error;
-        await new Promise((r) => setTimeout(r, backoffDelay(attempt, reconnect)));
-      }
-    }
-  }
+
 
   /** See Subscriber.history. */
   async history<T extends string, S extends StandardSchemaV1>(target: ChannelRef<T, S>, after: string, limit: number = REPLAY_BATCH): Promise<HistoryPage<T, S>> {

@@ -13,7 +13,7 @@ import type { SubscribeLink } from '../transports/transport.ts';
 import type { BusContext } from './context.ts';
 import type { ConsumeOptions, Consumer } from './consumer.ts';
 import { createConsumer, startOwned } from './consume.ts';
-import { HistoryReader, REPLAY_BATCH, type HistoryMessage, type HistoryPage, type ResumeResult } from './history-reader.ts';
+import { CATCH_UP_ATTEMPTS, HistoryReader, REPLAY_BATCH, type HistoryMessage, type HistoryPage, type ResumeResult } from './history-reader.ts';
 import { InboundReader, toDelivered, type Delivered, type Inbound } from './inbound.ts';
 import { PositionGuard } from './position-guard.ts';
 import { arrive, createEntry, deliver, releaseHeld, resolveFor, type SubscriptionEntry as Entry } from './subscription-entry.ts';
@@ -78,6 +78,10 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
   #connecting: Promise<void> | undefined;
   #closed = false;
   #retryTimer: NodeJS.Timeout | undefined;
+  /** Entries whose catch-up is running (it retries until done). */
+  readonly #catchingUp = new Set<Entry>();
+  /** Catch-ups waiting to try again: close() wakes them. */
+  readonly #pauses = new Set<() => void>();
   readonly #consumers = new Set<Consumer>();
   readonly #inbound: InboundReader;
   readonly #history: HistoryReader;
@@ -89,7 +93,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     this.#link = ctx.transport.createSubscribeLink((channel, payload, pattern) => this.#onMessage(channel, payload, pattern));
     const report = (error: BusError) => this.emit('error', error);
     this.#inbound = new InboundReader(ctx, report);
-    this.#history = new HistoryReader(ctx, this.#inbound, () => this.#closed);
+    this.#history = new HistoryReader(ctx, this.#inbound);
     this.#positionGuard = new PositionGuard(ctx, this.#history, report, () => this.#closed);
     const { logger, metrics } = ctx;
     const errors = new ErrorEventLog(logger, 'subscriber error');
@@ -179,7 +183,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     if (resumeAfter !== undefined) {
       // Subscribed first, history read second: a message published in between is both
       // live (held) and in history, and the positions remove the duplicate.
-      resume = history ? await this.#catchUp(entry, [[key, resumeAfter]]).then((r) => r[0] as ResumeResult) : { status: 'unavailable', channel: key, after: resumeAfter };
+      resume = history ? ((await this.#catchUp(entry, [[key, resumeAfter]], CATCH_UP_ATTEMPTS))[0] ?? { status: 'unavailable', channel: key, after: resumeAfter }) : { status: 'unavailable', channel: key, after: resumeAfter };
     }
     return { kind, key, resume, unsubscribe: () => this.#remove(entry) };
   }
@@ -247,6 +251,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#retryTimer);
+    for (const wake of [...this.#pauses]) wake();
     for (const kind of ['exact', 'pattern'] as const) for (const key of this.#table.keys(kind)) for (const e of this.#table.clear(kind, key)) e.lanes.close();
     await this.#connecting?.catch(() => undefined);
     await this.#link.close();
@@ -303,10 +308,12 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
     for (const kind of ['exact', 'pattern'] as const) {
       for (const key of this.#table.keys(kind)) {
         for (const e of this.#table.handlers(kind, key) ?? []) {
-          if (!e.held || !e.positions) continue;
+          // One already catching up (a reconnection during its back-off) goes on by itself.
+          if (!e.held || !e.positions || this.#catchingUp.has(e)) continue;
           const results = await this.#catchUp(e, [...e.positions]);
           for (const r of results) {
             if (r.status === 'gap') this.#ctx.logger.warn({ channel: r.channel, after: r.after, oldest: r.oldest }, 'missed messages are older than the history; resumed live only');
+            else if (r.status === 'unavailable') this.#ctx.logger.warn({ channel: r.channel, after: r.after }, 'could not read the history to catch up; resumed live only');
             this.emit('resumed', r);
           }
         }
@@ -316,23 +323,54 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
 
   /**
    * Replays what each channel's history holds after the given positions, then releases the
-   * live messages held meanwhile, skipping those already replayed.
+   * live messages held meanwhile, skipping those already replayed. A read that fails is tried
+   * again with back-off, the live messages still held: releasing them first would move the
+   * positions past what was never read, a gap nobody hears of. It gives up (each channel not
+   * caught up is `unavailable`, and the held messages go) after `attempts`, when the held
+   * messages reach the per-channel limit, or when the subscriber closes.
    */
-  async #catchUp(entry: Entry, from: Array<[string, string]>): Promise<ResumeResult[]> {
+  async #catchUp(entry: Entry, from: Array<[string, string]>, attempts = Number.POSITIVE_INFINITY): Promise<ResumeResult[]> {
     entry.held ??= [];
-    const results: ResumeResult[] = [];
+    this.#catchingUp.add(entry);
+    const results = new Map<string, ResumeResult>();
+    const reconnect = resolveReconnect(this.#ctx.reconnect);
     try {
-      for (const [channel, after] of from) {
-        if (this.#closed) break;
-        // Again from the last position delivered, when a try failed part of the way.
-        results.push(await this.#history.retrying(() => this.#replay(entry, channel, entry.positions?.get(channel) ?? after)));
+      for (let attempt = 0; !this.#closed; attempt++) {
+        try {
+          for (const [channel, after] of from) {
+            if (this.#closed) break;
+            if (results.has(channel)) continue;
+            // From the last position delivered, when a try failed part of the way.
+            results.set(channel, await this.#replay(entry, channel, entry.positions?.get(channel) ?? after));
+          }
+          break;
+        } catch (error) {
+          this.emit('error', error instanceof BusError ? error : new TransportError(String(error), { cause: error }));
+          if (attempt + 1 >= attempts || (entry.held?.length ?? 0) >= this.#ctx.limits.maxPendingPerChannel) {
+            for (const [channel, after] of from) if (!results.has(channel)) results.set(channel, { status: 'unavailable', channel, after: entry.positions?.get(channel) ?? after });
+            break;
+          }
+          await this.#pause(backoffDelay(attempt, reconnect));
+        }
       }
-    } catch (error) {
-      this.emit('error', error instanceof BusError ? error : new TransportError(String(error), { cause: error }));
     } finally {
+      this.#catchingUp.delete(entry);
       releaseHeld(entry);
     }
-    return results;
+    return [...results.values()];
+  }
+
+  /** Waits before another try at history; close() cuts it short. */
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.#pauses.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.#pauses.add(wake);
+    });
   }
 
   async #replay(entry: Entry, channel: string, after: string): Promise<ResumeResult> {

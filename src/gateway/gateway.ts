@@ -9,8 +9,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Registry } from 'prom-client';
 import type { WebSocket } from 'ws';
-import { ConfigError, preview } from '../core/errors.ts';
+import { ConfigError, ErrorCode, preview } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
+import type { ResumeResult } from '../bus/subscriber.ts';
 import type { TickBus } from '../bus/tick-bus.ts';
 import { GATEWAY_CLIENT_PREFIX } from '../catalogs/broker.ts';
 import { GATEWAY_DEFAULTS } from '../core/defaults.ts';
@@ -216,6 +217,7 @@ export class Gateway {
       connectionsOf: (user) => this.#byUser.get(user),
       errorSent: (code) => metrics.errors.labels(code).inc(),
     });
+    o.bus.subscriber.on('resumed', this.#roomResumed);
     this.#ops = new OpsServer({ port: o.port, host: o.host, registry: o.bus.context.metrics.registry, health: o.health ?? (() => this.health()), routes: withDashboard(o.routes) });
     acceptUpgrades(this.#ops.server, {
       maxFrameBytes: o.maxFrameBytes,
@@ -270,6 +272,7 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
+    this.#options.bus.subscriber.off('resumed', this.#roomResumed);
     this.#flusher.stop();
     clearInterval(this.#pingTimer);
     for (const s of this.#sessions) s.close(1001, 'gateway shutting down');
@@ -281,6 +284,21 @@ export class Gateway {
     await this.#ops.close();
     this.#metrics.unregister();
   }
+
+  /**
+   * The gateway's own subscription came back from a lost Redis link and history could not
+   * give it everything it missed (trimmed, or unreadable for too long): its clients in that
+   * room are told, once, so that a gap never passes unnoticed.
+   */
+  readonly #roomResumed = (result: ResumeResult): void => {
+    if (result.status === 'complete') return;
+    const why = result.status === 'gap' ? 'are no longer in its history' : 'could not be read from its history';
+    for (const room of this.#rooms.onChannel(result.channel)) {
+      const message = `The gateway lost its Redis link: updates of ${room.key} after ${result.after} ${why}. Resubscribe with "since" to fill what history still holds.`;
+      for (const member of room.members) if (member instanceof Session) member.send({ type: 'notice', code: ErrorCode.StreamTrimmed, key: room.key, message });
+    }
+    this.#options.logger.warn({ channel: result.channel, after: result.after, status: result.status }, 'gateway: a room missed updates history could not fill; its clients were told');
+  };
 
   /** A client is connected (its upgrade accepted): its session, until its socket closes. */
   #connected(ws: WebSocket, grants: Grants, expiresAt: number | undefined): void {

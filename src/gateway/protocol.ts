@@ -90,6 +90,11 @@ export type ServerMessage =
   | { type: 'ok'; op: 'order' | 'cancel' | 'history' | 'backtest' | 'backtest_cancel'; id?: string | number; [field: string]: unknown }
   /** One entry of the user's inbox: an alert (a pattern event) or a job result. Acknowledge by its id. */
   | { type: 'inbox'; id: string; kind: string; data: unknown }
-  | { type: 'notice'; code: string; message: string; dropped?: number }
+  /**
+   * Something this connection should know: updates dropped for a slow reader (`dropped`), or
+   * updates of a room (`key`) that the gateway itself missed (its Redis link was lost and
+   * history could not fill it: resubscribe with `since`, or take the next update as the state).
+   */
+  | { type: 'notice'; code: string; message: string; dropped?: number; key?: string }
   | { type: 'error'; code: string; message: string; key?: string; id?: string | number }
   | { type: 'pong'; t?: number; id?: string | number };

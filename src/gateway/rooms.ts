@@ -214,6 +214,11 @@ export class RoomRegistry {
     return this.#rooms.get(key);
   }
 
+  /** The rooms fed by one Redis channel (usually one; none when nobody watches it). */
+  onChannel(name: string): Room[] {
+    return [...this.#rooms.values()].filter((room) => room.ref.name === name);
+  }
+
   /** The rooms a member is in, by key. A snapshot for that moment: ask again after an await. */
   roomsOf(member: RoomMember): ReadonlyMap<string, Room> {
     return this.#memberships.get(member) ?? NO_ROOMS;

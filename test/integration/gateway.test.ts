@@ -296,6 +296,27 @@ describe('gateway', () => {
     assert.equal(a.of('snapshot').length, 0);
   });
 
+  it('tells the clients of a room when the gateway itself lost updates that history no longer holds (a notice with the key)', async () => {
+    const { url } = await gateway();
+    const ref = TickerUpdates.of({ ticker: 'LOSTROOM' });
+    const a = raw(url);
+    await a.opened;
+    a.send({ op: 'subscribe', symbols: ['LOSTROOM'] });
+    await a.next('subscribed');
+    await pub.publish(ref, price('LOSTROOM', 1));
+    await waitFor(() => a.updates().length === 1, 'the first update');
+    // The gateway's position goes with the stream (a Redis restarted without persistence),
+    // then its Redis link drops: its catch-up finds a gap, and the client hears of it.
+    server.cli('DEL', `tickbus:{${ref.name}}:stream`);
+    server.cli('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    const notice = await a.next('notice', (m) => m.key === 'LOSTROOM');
+    assert.equal(notice.code, 'TB_ERR_STREAM_TRIMMED');
+    assert.match(String(notice.message), /Resubscribe with "since"/);
+    // And the room goes on live.
+    await pub.publish(ref, price('LOSTROOM', 2));
+    await waitFor(() => a.updates().length === 2, 'live again after the notice');
+  });
+
   it('issue 14 fault 7: a "since" that is no stream id is refused with a typed error before subscribing, with nothing of Redis in it', async () => {
     const { url, gw } = await gateway();
     const a = raw(url);

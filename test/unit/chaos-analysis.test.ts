@@ -30,6 +30,12 @@ describe('chaos run: the history judge', () => {
     assert.deepEqual([notice.gapsReported, notice.missedReported, notice.gapsUnreported], [1, 2, 0]);
   });
 
+  it('counts a resume answered with `gap`, and a notice that the gateway itself missed a room, as reported; a notice of nothing dropped is not', () => {
+    assert.deepEqual([judge([pos(0), '!sub:live:gap', pos(3), ...ids.slice(4)]).gapsReported, judge([pos(0), '!sub:live:gap', pos(3), ...ids.slice(4)]).gapsUnreported], [1, 0]);
+    assert.equal(judge([pos(0), '!notice:TB_ERR_STREAM_TRIMMED:0', pos(3), ...ids.slice(4)]).gapsReported, 1);
+    assert.equal(judge([pos(0), '!notice:TB_ERR_SLOW_CONSUMER:0', pos(3), ...ids.slice(4)]).gapsUnreported, 1);
+  });
+
   it('finds a client that stalled: entries before the cut-off that never arrived', () => {
     const h = judge(ids.slice(0, 6), 1008);
     assert.deepEqual([h.gapsUnreported, h.missedUnreported], [1, 2]);
