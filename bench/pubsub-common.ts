@@ -10,9 +10,11 @@ import { TICKERS, parseDeliveryWorker, type DeliveryWorkerConfig, type Mode } fr
 
 /**
  * raw: node-redis; tickbus: a channel without history (like for like with raw);
- * tickbus-history: the same channel with a bounded history, as TickerUpdates has.
+ * tickbus-history: the same channel with a bounded history, as TickerUpdates has;
+ * tickbus-traced: tickbus with an OpenTelemetry SDK registered in both processes (a span per
+ * publish and per handling, the trace context in each envelope).
  */
-export const IMPLS = ['raw', 'tickbus', 'tickbus-history'] as const;
+export const IMPLS = ['raw', 'tickbus', 'tickbus-history', 'tickbus-traced'] as const;
 export type Impl = (typeof IMPLS)[number];
 
 /** A seed-style price update (seed 001), as the broker publishes it. */
@@ -90,7 +92,7 @@ export function timedPriceMessage(i: number): PriceMessage & { sent_at: number }
 // ---- worker options ------------------------------------------------------------------
 
 export const WORKER_OPTIONS = {
-  impl: { type: 'string', description: 'raw (node-redis), tickbus or tickbus-history.', value: 'impl' },
+  impl: { type: 'string', description: 'raw (node-redis), tickbus, tickbus-history or tickbus-traced.', value: 'impl' },
   mode: { type: 'string', description: 'throughput or latency.', value: 'mode' },
   url: { type: 'string', description: 'Redis URL.', value: 'url' },
   warmup: { type: 'string', description: 'Unmeasured messages before the measured ones.', value: 'N' },

@@ -7,6 +7,7 @@ import { createClient } from 'redis';
 import { createBus } from '../src/index.ts';
 import { servePublisher, type Sender } from './lib/publisher.ts';
 import { BENCH_CATALOGS, parseWorkerConfig, priceMessage, rawChannel, tickbusChannels, timedPriceMessage, type WorkerConfig } from './pubsub-common.ts';
+import { registerTracing } from './lib/tracing-sdk.ts';
 
 async function rawSender(cfg: WorkerConfig): Promise<Sender> {
   const client = createClient({ url: cfg.url, commandOptions: { timeout: 0 } });
@@ -28,8 +29,9 @@ async function rawSender(cfg: WorkerConfig): Promise<Sender> {
 }
 
 /** tickbus and tickbus-history: the same code, on a channel without or with history. */
-async function tickbusSender(cfg: WorkerConfig & { impl: 'tickbus' | 'tickbus-history' }): Promise<Sender> {
+async function tickbusSender(cfg: WorkerConfig & { impl: 'tickbus' | 'tickbus-history' | 'tickbus-traced' }): Promise<Sender> {
   const { prices, timed } = tickbusChannels(cfg.impl);
+  if (cfg.impl === 'tickbus-traced') registerTracing();
   const bus = createBus({ redis: { url: cfg.url }, catalogs: BENCH_CATALOGS, sender: 'bench-publisher' });
   bus.on('error', (error) => {
     throw error;

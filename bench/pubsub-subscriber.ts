@@ -9,6 +9,7 @@ import { createBus } from '../src/index.ts';
 import { TICKERS } from './lib/delivery.ts';
 import { serveReceiver, type Close, type Receiver } from './lib/receiver.ts';
 import { BENCH_CATALOGS, parseWorkerConfig, rawChannel, tickbusChannels, type PriceMessage, type WorkerConfig } from './pubsub-common.ts';
+import { registerTracing } from './lib/tracing-sdk.ts';
 
 async function rawSubscriber(cfg: WorkerConfig, sink: Receiver): Promise<Close> {
   const client = createClient({ url: cfg.url, commandOptions: { timeout: 0 } });
@@ -25,8 +26,9 @@ async function rawSubscriber(cfg: WorkerConfig, sink: Receiver): Promise<Close> 
   return () => client.close();
 }
 
-async function tickbusSubscriber(cfg: WorkerConfig & { impl: 'tickbus' | 'tickbus-history' }, sink: Receiver): Promise<Close> {
+async function tickbusSubscriber(cfg: WorkerConfig & { impl: 'tickbus' | 'tickbus-history' | 'tickbus-traced' }, sink: Receiver): Promise<Close> {
   const { prices, timed } = tickbusChannels(cfg.impl);
+  if (cfg.impl === 'tickbus-traced') registerTracing();
   const bus = createBus({ redis: { url: cfg.url }, catalogs: BENCH_CATALOGS, sender: 'bench-subscriber' });
   bus.on('error', (error) => sink.error(error.message));
   for (const ticker of TICKERS) {

@@ -24,7 +24,7 @@ const OPTIONS = {
   window: { type: 'string', value: 'N', default: '512', description: 'Publishes in flight at most (every implementation).' },
   warmup: { type: 'string', value: 'N', default: '10000', description: 'Unmeasured messages before each run (latency runs send them at the rate).' },
   only: { type: 'string', value: 'which', default: 'both', description: 'throughput, latency or both.' },
-  impl: { type: 'string', value: 'which', default: 'all', description: `raw, tickbus (no history), tickbus-history (the same channels keeping the newest ${HISTORY_MAX_LEN.toLocaleString('en-US')} messages per ticker) or all (one alone: for profiling).` },
+  impl: { type: 'string', value: 'which', default: 'all', description: `raw, tickbus (no history), tickbus-history (the same channels keeping the newest ${HISTORY_MAX_LEN.toLocaleString('en-US')} messages per ticker), tickbus-traced (tickbus with an OpenTelemetry SDK registered) or all (one alone: for profiling).` },
   profile: { type: 'boolean', description: 'Write V8 CPU profiles of the workers to artifacts/profiles/ (slows them; not for the figures).' },
   check: { type: 'boolean', description: 'Exit with code 3 when a target is missed.' },
   out: { type: 'string', value: 'file', default: 'artifacts/bench-pubsub.json', description: 'Where to write the JSON results.' },
@@ -35,6 +35,8 @@ const TARGETS = { throughputRatio: 0.9, tickbusP99Ms: 2 } as const;
 /** The pairs whose ratios the report shows: tickbus against raw, history against none. */
 const VS_RAW = ['tickbus', 'raw'] as const;
 const VS_NO_HISTORY = ['tickbus-history', 'tickbus'] as const;
+/** The cost of tracing on (an SDK registered) against the same channels with none. */
+const VS_UNTRACED = ['tickbus-traced', 'tickbus'] as const;
 
 const WORKERS: DeliveryWorkers<'subscriber'> = {
   publisher: new URL('./pubsub-publisher.ts', import.meta.url),
@@ -135,6 +137,11 @@ function report(s: Settings, results: Partial<Record<Impl, ImplResult>>): { rati
       ratios.historyThroughput = vsNone;
       console.log(`${history}: throughput ${fixed(vsNone)}x; CPU per message: ${cpuRatios(ratios, 'history', results, VS_NO_HISTORY, 'throughput')}`);
     }
+    const traced = pairRatio(results, VS_UNTRACED, 'throughput', (t) => t.deliveredPerSec);
+    if (traced !== undefined) {
+      ratios.tracedThroughput = traced;
+      console.log(`tickbus-traced/tickbus (tracing on): throughput ${fixed(traced)}x; CPU per message: ${cpuRatios(ratios, 'traced', results, VS_UNTRACED, 'throughput')}`);
+    }
   }
   if (s.modes.includes('latency')) {
     console.log(`\nLatency: ${int(s.rate)} msg/s for ${s.seconds} s, publish call to handler, ms (median of ${s.rounds})`);
@@ -159,6 +166,11 @@ function report(s: Settings, results: Partial<Record<Impl, ImplResult>>): { rati
       ratios.historyP50 = p50;
       ratios.historyP99 = p99;
       console.log(`${history}: p50 ${fixed(p50)}x, p99 ${fixed(p99)}x; CPU per message at ${int(s.rate)} msg/s: ${cpuRatios(ratios, 'historyLatency', results, VS_NO_HISTORY, 'latency')}`);
+    }
+    const tracedP99 = pairRatio(results, VS_UNTRACED, 'latency', (l) => l.latencyMs.p99);
+    if (tracedP99 !== undefined) {
+      ratios.tracedP99 = tracedP99;
+      console.log(`tickbus-traced/tickbus (tracing on): p99 ${fixed(tracedP99)}x; CPU per message at ${int(s.rate)} msg/s: ${cpuRatios(ratios, 'tracedLatency', results, VS_UNTRACED, 'latency')}`);
     }
   }
   return { ratios, targetsMet };

@@ -10,6 +10,7 @@ import { BusError, ClosedError, ErrorCode, FencedError, LinkClosedError } from '
 import type { Logger } from '../core/logger.ts';
 import { LogThrottle } from '../core/logger.ts';
 import { errorCode, errorText } from '../core/background.ts';
+import { activeTraceContext, newTraceContext } from '../core/tracing.ts';
 import type { BrokerMetrics } from './broker-metrics.ts';
 import type { BrokerStore } from './broker-store.ts';
 
@@ -83,6 +84,10 @@ export class UpdateBatcher {
 
   /** `companion`: a message to publish right after this one, in the same batch (the forwarded tick). */
   enqueue(item: BatchItem, type: 'price' | 'order', lastValueOf?: string, companion?: BatchItem): void | Promise<void> {
+    // With tracing on, an order's update published later joins the order's trace; a price
+    // begins its own (the feed's timers run in whatever context started the ticker).
+    const traceContext = type === 'order' ? activeTraceContext() : newTraceContext();
+    if (traceContext !== undefined && item.traceContext === undefined) item = { ...item, traceContext };
     this.#queue.push({ item, type, enqueuedAt: performance.now(), lastValueOf, companion });
     if (!this.#scheduled) {
       this.#scheduled = true;

@@ -29,6 +29,7 @@ import type { MessageContext } from './message-context.ts';
 import { resolveConsumerSettings, type ConsumeOptions, type ConsumerSettings } from './consumer-settings.ts';
 import { DeadLetterWriter, type DeadLetter } from './dead-letters.ts';
 import { TrimWatch } from './trim-watch.ts';
+import { inProcessSpan, tracingOn } from '../core/tracing.ts';
 
 export type { ConsumeOptions } from './consumer-settings.ts';
 export type { DeadLetter } from './dead-letters.ts';
@@ -292,7 +293,7 @@ export class Consumer<D = unknown, P = Readonly<Record<string, string>>> extends
     };
     let result: unknown;
     try {
-      result = this.#handler(read.data as D, context);
+      result = tracingOn() ? inProcessSpan(this.#def.template, this.channel, decoded, () => this.#handler(read.data as D, context), { 'messaging.consumer.group.name': this.group, 'tickbus.attempt': attempt }) : this.#handler(read.data as D, context);
     } catch (cause) {
       return this.#failed(entry, attempt, cause);
     }

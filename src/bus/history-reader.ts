@@ -124,7 +124,7 @@ export class HistoryReader {
       if (e.payload === undefined) continue;
       let d = this.#decode({ channel: target.channel, params: target.params }, target.name, undefined, e, true);
       if (d instanceof Promise) d = await d;
-      if (!(d instanceof BusError)) messages.push(d as HistoryMessage<T, S>);
+      if (!(d instanceof BusError)) messages.push(d as unknown as HistoryMessage<T, S>);
     }
     if (read.gap) return { status: 'gap', oldest: read.oldest, messages, more: read.more };
     return { status: 'complete', messages, more: read.more };
@@ -140,7 +140,7 @@ export class HistoryReader {
     let result = this.#decode({ channel: target.channel, params: target.params }, target.name, undefined, entry, false);
     if (result instanceof Promise) result = await result;
     if (result instanceof BusError) throw result;
-    return result as HistoryMessage<T, S>;
+    return result as unknown as HistoryMessage<T, S>;
   }
 
   /** Does the channel's history hold an entry at exactly this position? False without streams. */

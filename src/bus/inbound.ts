@@ -63,6 +63,9 @@ export class InboundReader {
 export interface Delivered {
   data: unknown;
   context: MessageContext;
+  /** The envelope's W3C trace context, as written (core/tracing.ts reads it). */
+  traceparent: unknown;
+  tracestate: unknown;
 }
 
 /**
@@ -75,5 +78,7 @@ export function toDelivered(metrics: BusMetrics, accepted: Accepted, target: Res
   return {
     data: accepted.data,
     context: { channel, pattern, params: target.params, timestamp: envelope.timestamp, sender: envelope.sender, id: envelope.id, position, replayed },
+    traceparent: envelope.traceparent,
+    tracestate: envelope.tracestate,
   };
 }

@@ -12,6 +12,7 @@ import { EnvelopeWriter, exceedsBytes } from '../core/envelope.ts';
 import { BusError, ClosedError, ConfigError, DecodeError, ErrorCode, NotConnectedError } from '../core/errors.ts';
 import { check, validationError, type CheckResult, type InferInput, type StandardSchemaV1 } from '../core/schema.ts';
 import { TypedEmitter } from '../core/typed-emitter.ts';
+import { endWith, failSpan, startPublishSpan, traceFieldsOf, tracingOn, type TraceContext } from '../core/tracing.ts';
 import type { Outbound, PublishLink, PublishReceipt, StreamWrite } from '../transports/transport.ts';
 import type { BusContext } from './context.ts';
 import { FallbackBuffer, type Buffered } from './fallback-buffer.ts';
@@ -41,6 +42,11 @@ export interface BatchItem {
    * TB_ERR_FENCED and nothing is written. For channels with a stream (history or durable).
    */
   fence?: string;
+  /**
+   * With tracing on: the trace this message belongs to (an OpenTelemetry context captured
+   * where it was made, when a queue stands between that and the publish). @default the active context
+   */
+  traceContext?: TraceContext;
 }
 
 export class Publisher extends TypedEmitter<PublisherEvents> {
@@ -142,6 +148,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       }
       const checked = check(channel.schema, data);
       if (checked instanceof Promise) return this.#publishAsync(name, channel, checked);
+      if (tracingOn()) return this.#publishTraced(name, channel, checked, undefined, undefined);
       payload = this.#payload(name, channel, checked);
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
@@ -155,6 +162,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
    */
   async publishBatch(items: readonly BatchItem[]): Promise<PublishReceipt[]> {
     if (this.#closed) throw new ClosedError('publisher');
+    if (tracingOn()) return this.#publishBatchTraced(items);
     const messages: Array<{ name: string; channel: Channel; payload: string; fence: string | undefined }> = [];
     for (const item of items) {
       const target = item.channel;
@@ -203,8 +211,38 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   }
 
   async #publishAsync(name: string, channel: Channel, checked: Promise<CheckResult<unknown>>): Promise<PublishReceipt> {
-    const payload = this.#payload(name, channel, await checked);
-    return this.#send(name, channel, payload);
+    const result = await checked;
+    if (tracingOn()) return this.#publishTraced(name, channel, result, undefined, undefined);
+    return this.#send(name, channel, this.#payload(name, channel, result));
+  }
+
+  /** One message with tracing on: a producer span, its trace context in the envelope. */
+  #publishTraced(name: string, channel: Channel, checked: CheckResult<unknown>, fence: string | undefined, parent: TraceContext | undefined): Promise<PublishReceipt> {
+    const span = startPublishSpan(channel.template, name, parent);
+    let payload: string;
+    try {
+      payload = this.#payload(name, channel, checked, channel.wire === 'envelope' ? traceFieldsOf(span) : undefined);
+    } catch (error) {
+      failSpan(span, error);
+      throw error;
+    }
+    return endWith(span, this.#send(name, channel, payload, fence), (r) => (r.position === undefined ? { 'tickbus.receipt': r.status } : { 'tickbus.receipt': r.status, 'tickbus.position': r.position }));
+  }
+
+  /** publishBatch with tracing on: validated first (one invalid, none sent), then a span each, in order. */
+  async #publishBatchTraced(items: readonly BatchItem[]): Promise<PublishReceipt[]> {
+    const checkedItems: Array<{ name: string; channel: Channel; checked: CheckResult<unknown>; item: BatchItem }> = [];
+    for (const item of items) {
+      const target = item.channel;
+      const concrete = typeof target === 'object' && target.kind === 'ref' ? target : this.#target(target);
+      const channel = concrete.channel;
+      if (item.fence !== undefined && channel.retention === undefined) throw new ConfigError(`A fenced publish needs a channel with a stream (history or durable); "${concrete.name}" has none.`);
+      let checked = check(channel.schema, item.data);
+      if (checked instanceof Promise) checked = await checked;
+      if (checked.issues) this.#payload(concrete.name, channel, checked); // throws the validation error
+      checkedItems.push({ name: concrete.name, channel, checked, item });
+    }
+    return Promise.all(checkedItems.map((c) => this.#publishTraced(c.name, c.channel, c.checked, c.item.fence, c.item.traceContext)));
   }
 
   /** The stream write of a fenced publish: one object per channel while its token lasts. */
@@ -346,14 +384,14 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   }
 
   /** The wire payload of a validated message; throws the validation or size error. */
-  #payload(name: string, channel: Channel, result: CheckResult<unknown>): string {
+  #payload(name: string, channel: Channel, result: CheckResult<unknown>, traced?: ReturnType<typeof traceFieldsOf>): string {
     if (result.issues) {
       const error = validationError(result.issues, name);
       this.#ctx.metrics.countPublishFailed(channel.template, error.code);
       throw error;
     }
     // A durable message carries an id, the same on every delivery, for handlers to de-duplicate.
-    const payload = channel.delivery === 'durable' && channel.wire === 'envelope' ? this.#writer.writeWithId(result.value, randomUUID()) : this.#writer.write(channel.wire, result.value);
+    const payload = channel.delivery === 'durable' && channel.wire === 'envelope' ? this.#writer.writeWithId(result.value, randomUUID(), traced) : this.#writer.write(channel.wire, result.value, traced);
     if (exceedsBytes(payload, this.#ctx.limits.maxMessageBytes)) {
       this.#ctx.metrics.countPublishFailed(channel.template, ErrorCode.MessageTooLarge);
       throw new DecodeError(

@@ -6,6 +6,7 @@ import type { Channel } from '../core/channel.ts';
 import type { ChannelResolver } from '../core/catalog.ts';
 import { ChannelParamError, HandlerBacklogError, HandlerError, describeValue, preview, type BusError } from '../core/errors.ts';
 import { compareStreamIds } from '../core/stream-id.ts';
+import { inProcessSpan, tracingOn } from '../core/tracing.ts';
 import type { BusContext } from './context.ts';
 import { DeliveryLanes } from './delivery-lane.ts';
 import type { Delivered } from './inbound.ts';
@@ -53,6 +54,8 @@ export function createEntry(ctx: BusContext, target: SubscriptionTarget, handler
     report(new HandlerBacklogError(`Handler for "${preview(channel)}" is ${limits.maxPendingPerChannel} messages behind; dropped the oldest.`, { channel }));
   };
   const history = target.channel?.hasHistory === true;
+  // With tracing on, the handler runs in a span that continues the publisher's trace.
+  const run = (m: Delivered): unknown => (tracingOn() ? inProcessSpan(template ?? m.context.channel, m.context.channel, m, () => handler(m.data, m.context), m.context.replayed ? { 'tickbus.replayed': true } : undefined) : handler(m.data, m.context));
   return {
     kind: target.kind,
     key: target.key,
@@ -60,7 +63,7 @@ export function createEntry(ctx: BusContext, target: SubscriptionTarget, handler
     fixed: target.fixed,
     positions: history ? new Map() : undefined,
     held: history && holdForResume ? [] : undefined,
-    lanes: new DeliveryLanes<Delivered>((m) => handler(m.data, m.context), { onError: (error, m) => failed(error, m.context.channel), onDrop: (m) => dropped(m.context.channel) }, limits.maxPendingPerChannel),
+    lanes: new DeliveryLanes<Delivered>(run, { onError: (error, m) => failed(error, m.context.channel), onDrop: (m) => dropped(m.context.channel) }, limits.maxPendingPerChannel),
   };
 }
 

@@ -2,11 +2,13 @@
 // "sender": "<service>"}, exactly as seed 001 shows, so Python services read and write it.
 // Two optional fields follow seed 001's three: `id`, a message id that durable channels
 // always carry (handlers de-duplicate with it), and `position`, the stream entry id of a
-// message on a channel with history (a subscriber resumes after it). Readers that know
-// only the seed's three fields ignore them.
+// message on a channel with history (a subscriber resumes after it). With tracing on (an
+// OpenTelemetry SDK registered), `traceparent` and `tracestate` carry the W3C trace context
+// (core/tracing.ts). Readers that know only the seed's three fields ignore them.
 import { DecodeError, ErrorCode, preview } from './errors.ts';
 import type { WireFormat } from './channel.ts';
 import { isStreamId } from './stream-id.ts';
+import type { TraceFields } from './tracing.ts';
 
 export interface Envelope<T = unknown> {
   data: T;
@@ -16,6 +18,9 @@ export interface Envelope<T = unknown> {
   id?: string;
   /** The stream position, on channels with history (added by Redis as it publishes). */
   position?: string;
+  /** W3C trace context of the publish (with tracing on). */
+  traceparent?: string;
+  tracestate?: string;
 }
 
 /** What a decoded payload yields before schema validation. */
@@ -25,6 +30,9 @@ export interface DecodedPayload {
   sender: string | undefined;
   id: string | undefined;
   position: string | undefined;
+  /** As written, unchecked: core/tracing.ts reads it (a malformed one is ignored, never rejected). */
+  traceparent?: unknown;
+  tracestate?: unknown;
 }
 
 /** The UTF-8 size of a string, computed only when the cheap bounds cannot decide. */
@@ -98,15 +106,17 @@ export class EnvelopeWriter {
     this.#tail = `","sender":${JSON.stringify(sender)}}`;
   }
 
-  write(wire: WireFormat, data: unknown): string {
+  /** A message's payload; a bare one leaves the trace context out (its format is someone else's). */
+  write(wire: WireFormat, data: unknown, traced?: TraceFields): string {
     const json = JSON.stringify(data);
     if (wire === 'bare') return json;
+    if (traced) return '{"data":' + json + ',"timestamp":"' + this.#iso() + this.#tail.slice(0, -1) + traceJson(traced) + '}';
     return '{"data":' + json + ',"timestamp":"' + this.#iso() + this.#tail;
   }
 
   /** An envelope with a message id (`id` goes last: Redis appends `position` after it). */
-  writeWithId(data: unknown, id: string): string {
-    return '{"data":' + JSON.stringify(data) + ',"timestamp":"' + this.#iso() + this.#tail.slice(0, -1) + ',"id":' + JSON.stringify(id) + '}';
+  writeWithId(data: unknown, id: string, traced?: TraceFields): string {
+    return '{"data":' + JSON.stringify(data) + ',"timestamp":"' + this.#iso() + this.#tail.slice(0, -1) + (traced ? traceJson(traced) : '') + ',"id":' + JSON.stringify(id) + '}';
   }
 
   #iso(): string {
@@ -117,4 +127,8 @@ export class EnvelopeWriter {
     }
     return this.#lastIso;
   }
+}
+
+function traceJson(traced: TraceFields): string {
+  return ',"traceparent":' + JSON.stringify(traced.traceparent) + (traced.tracestate === undefined ? '' : ',"tracestate":' + JSON.stringify(traced.tracestate));
 }

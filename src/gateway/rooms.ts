@@ -10,6 +10,7 @@ import type { Subscription } from '../bus/subscriber.ts';
 import type { TickBus } from '../bus/tick-bus.ts';
 import { BrokerRegistration } from '../catalogs/broker.ts';
 import type { Logger } from '../core/logger.ts';
+import { markSpan, tracingOn } from '../core/tracing.ts';
 import { makeItem, type RoomIdentity, type RoomItem } from './room-updates.ts';
 
 /**
@@ -301,6 +302,8 @@ export class RoomRegistry {
     const keyField = room.ref.channel.keyField;
     room.subscription = await this.#options.bus.subscribe(room.ref, (data, ctx) => {
       if (room.members.size === 0) return;
+      // With tracing on: the moment the update is handed to the room's clients, in the publisher's trace.
+      if (tracingOn()) markSpan(`deliver ${room.ref.channel.template}`, { 'tickbus.room': room.key, 'tickbus.members': room.members.size, ...(ctx.position === undefined ? {} : { 'tickbus.position': ctx.position }) });
       const item = makeItem(room, data, ctx.position);
       if (keyField !== undefined && room.filteredCount > 0) {
         // Only the members that asked for this symbol are visited; the others are counted.

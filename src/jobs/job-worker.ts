@@ -19,6 +19,7 @@ import type { TickBus } from '../bus/tick-bus.ts';
 import { BacktestJobs, BacktestProgress, BacktestResults, SystemJobs } from '../catalogs/tickstock.ts';
 import type { DataOf } from '../core/channel.ts';
 import type { JobStatus, JobStore } from './job-store.ts';
+import { SpanKind, inSpan, tracingOn } from '../core/tracing.ts';
 
 export type BacktestJob = DataOf<typeof BacktestJobs>;
 
@@ -159,7 +160,9 @@ export class JobWorker {
       await this.#progress(job.job_id, 0, 'started');
       let results: Record<string, unknown> | undefined;
       try {
-        results = await this.#options.handler({ job, attempt: ctx.attempt, signal: controller.signal, progress: (p, m) => this.#progress(job.job_id, p, m) });
+        const run = () => this.#options.handler({ job, attempt: ctx.attempt, signal: controller.signal, progress: (p, m) => this.#progress(job.job_id, p, m) });
+        // With tracing on, the run is a span in the submitter's trace (the queue's process span is its parent).
+        results = await (tracingOn() ? inSpan('job backtest', SpanKind.INTERNAL, { 'tickbus.job_id': job.job_id, 'tickbus.attempt': ctx.attempt }, undefined, run) : run());
       } catch (error) {
         // Shutting down is not cancelling: throw, so the job stays pending for another worker.
         if (this.#closing) throw error;
