@@ -54,6 +54,8 @@ function payloadSchema(ch: Channel): Json {
     id: { type: 'string', description: ch.delivery === 'durable' ? 'The message id (a UUID), always present on durable channels: handlers de-duplicate with it.' : 'An optional message id.' },
   };
   if (ch.hasHistory) properties.position = { type: 'string', pattern: '^[0-9]+-[0-9]+$', description: 'The stream entry id of this message in the channel history: resume after it.' };
+  properties.traceparent = { type: 'string', pattern: '^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$', description: 'W3C trace context of the publish, when the publisher traces (OpenTelemetry); a malformed one is ignored.' };
+  properties.tracestate = { type: 'string', description: 'W3C tracestate that goes with traceparent, when there is one.' };
   return { type: 'object', required: ['data', 'timestamp', 'sender'], properties };
 }
 
