@@ -72,6 +72,8 @@ export const ErrorCode = {
   Fenced: 'TB_ERR_FENCED',
   /** A service could not listen on its HTTP port (taken by another process, or not allowed). */
   Listen: 'TB_ERR_LISTEN',
+  /** Redis refused a command, key or channel to this connection's ACL user (NOPERM): a permission to grant, not a fault to wait out. */
+  NoPermission: 'TB_ERR_NO_PERMISSION',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -113,6 +115,7 @@ const RETRYABLE: Readonly<Record<ErrorCode, boolean>> = Object.freeze({
   TB_ERR_DUPLICATE_ORDER: false,
   TB_ERR_FENCED: false,
   TB_ERR_LISTEN: false,
+  TB_ERR_NO_PERMISSION: false,
 });
 
 /** Whether an error of this code may succeed if tried again unchanged (see RETRYABLE). */
@@ -277,6 +280,17 @@ export class TransportError extends BusError {
  */
 export class MissingGroupError extends TransportError {
   override name = 'MissingGroupError';
+}
+
+/**
+ * Redis answered NOPERM: the ACL user lacks a command, key or channel permission. Not
+ * retryable: the same call meets the same ACL until an operator grants it.
+ */
+export class PermissionError extends BusError {
+  override name = 'PermissionError';
+  constructor(message: string, options: BusErrorOptions = {}) {
+    super(ErrorCode.NoPermission, message, options);
+  }
 }
 
 /** The publisher's fallback buffer is full and its policy is 'reject': the message was not kept. */

@@ -151,9 +151,11 @@ export class RequestHandler {
    * internals) is logged here, and the client is told only that it happened.
    */
   #failure(session: Session, error: unknown, what: string): Extract<Outcome, { type: 'error' }> {
-    const ours = error instanceof BusError && !error.retryable;
-    if (!ours) this.#options.logger.warn({ err: error, session: session.id, op: what }, 'gateway: request failed');
     const code = error instanceof BusError ? error.code : ErrorCode.Transport;
+    // A refusal by Redis's ACL names the gateway's Redis user and address: for the operator's log only.
+    const ours = error instanceof BusError && !error.retryable && code !== ErrorCode.NoPermission;
+    if (!ours) this.#options.logger.warn({ err: error, session: session.id, op: what }, 'gateway: request failed');
+    if (code === ErrorCode.NoPermission) return refuse(code, 'The gateway is not allowed to do this on its Redis (its ACL user lacks a permission); the operator can grant it.');
     return refuse(code, ours ? error.message : 'The gateway could not complete this request (Redis is unavailable); try again.');
   }
 

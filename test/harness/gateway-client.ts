@@ -5,7 +5,7 @@ import { WebSocket } from 'ws';
 import { waitFor } from './wait.ts';
 
 export type GatewayMessage = { type: string; id?: unknown; key?: string; code?: string; [k: string]: unknown };
-export type GatewayUpdate = { channel: string; data: Record<string, unknown> & { symbol?: string } };
+export type GatewayUpdate = { channel: string; position?: string; replayed?: boolean; data: Record<string, unknown> & { symbol?: string } };
 export type InboxFrame = { id: string; kind: string; data: Record<string, unknown> };
 
 export class GatewayClient {

@@ -12,10 +12,11 @@ import { BrokerErrors } from '../../src/catalogs/broker.ts';
 import { startRedis, type RedisServer } from '../harness/redis-server.ts';
 import { CliProcess, runCli } from '../harness/cli.ts';
 import { Inbox, waitFor } from '../harness/wait.ts';
+import { GatewayClient } from '../harness/gateway-client.ts';
 import { silentLogger } from '../harness/quiet.ts';
 
 const ACL_FILE = fileURLToPath(new URL('../../ops/redis/tickbus.acl', import.meta.url));
-const ROLES = ['broker', 'bot', 'worker', 'tail'] as const;
+const ROLES = ['broker', 'bot', 'worker', 'gateway', 'tail'] as const;
 type Role = (typeof ROLES)[number];
 
 /** The file's users, with a password per role for the test instead of its placeholders. */
@@ -109,12 +110,14 @@ describe('least-privilege ACL users', () => {
       await assert.rejects(bus.publish(TickerUpdates.of({ ticker: 'ACLB' }), { type: 'price', timestamp: new Date().toISOString(), price: 1 }), (error: unknown) => {
         assert.ok(error instanceof BusError, String(error));
         assert.match(error.message, /the ACL of user "tickbus-bot" lacks the command "XADD" \(\+xadd\)/);
+        assert.deepEqual([error.code, error.retryable], ['TB_ERR_NO_PERMISSION', false], 'a permission to grant, not a fault to wait out');
         return true;
       });
       // A plain pub/sub channel that is not its own: PUBLISH is allowed, the channel is not.
       await assert.rejects(bus.publish(BrokerErrors, { code: 'X', message: 'forged', timestamp: new Date().toISOString() }), (error: unknown) => {
         assert.ok(error instanceof BusError, String(error));
         assert.match(error.message, /the ACL of user "tickbus-bot" lacks the channel of this command \(&<channel>, or a pattern that covers it\)/);
+        assert.equal(error.code, 'TB_ERR_NO_PERMISSION');
         return true;
       });
     } finally {
@@ -148,6 +151,69 @@ describe('least-privilege ACL users', () => {
     assert.match(as('worker', 'PUBLISH', 'TICKER_UPDATES_ACLW', 'x'), /^NOPERM .*channels/);
     assert.match(as('worker', 'ZADD', 'tickbus:{broker}:leases', '1', 'x'), /^NOPERM .*keys/);
     assert.match(as('worker', 'SET', 'tickbus:last:{ACLW}', 'x'), /^NOPERM .*keys/);
+  });
+
+  it('a gateway serves its clients under its user (rooms, a resume from history, alert preferences, an alert in the inbox), and cannot publish prices or orders', async () => {
+    server.cli('ACL', 'LOG', 'RESET');
+    const broker = new CliProcess(['broker', '--port', '0', '--rate', '50'], { REDIS_URL: url('broker') });
+    // --allow-orders, which this user does not cover (its orders are refused by Redis, below).
+    const gateway = new CliProcess(['gateway', '--port', '0', '--batch-ms', '0', '--allow-orders'], { REDIS_URL: url('gateway') });
+    let client: GatewayClient | undefined;
+    let again: GatewayClient | undefined;
+    try {
+      await broker.waitFor(/metrics (http:\/\/\S+)\/metrics/);
+      const [, ws, ops] = await gateway.waitFor(/websocket (ws:\/\/\S+)\s+health (http:\/\/\S+)\/health/);
+      client = new GatewayClient(ws as string);
+      await client.opened;
+      // A room: the gateway subscribes and registers its lease; the broker streams.
+      client.send({ op: 'subscribe', symbols: ['ACLG'], id: 1 });
+      await client.reply(1);
+      await waitFor(() => (client?.updates().length ?? 0) >= 3, 'prices of ACLG through the gateway', 20_000);
+      // Alert preferences (HSET, and a PUBLISH on tickstock.jobs.alerts), then an alert routed to the inbox (the router's script).
+      client.send({ op: 'alerts', user: 'aclu', symbols: ['ACLG'], id: 2 });
+      assert.equal((await client.reply(2)).type, 'ok');
+      client.send({ op: 'subscribe', inbox: true, user: 'aclu', id: 3 });
+      await client.reply(3);
+      await new Promise((r) => setTimeout(r, 200));
+      server.cli('PUBLISH', 'tickstock.events.patterns', JSON.stringify({ event_type: 'pattern_detected', pattern: 'Doji', symbol: 'ACLG', timestamp: 1_700_000_000, confidence: 0.9, timeframe: '1min' }));
+      await waitFor(() => client?.inbox().length === 1, 'the alert in the inbox, live', 10_000);
+      // A backtest submitted for the user (its record, its index, the queue), then cancelled.
+      client.send({ op: 'backtest', symbols: ['ACLG'], patterns: ['Doji'], start_date: '2024-01-01', end_date: '2024-01-05', user: 'aclu', id: 5 });
+      const submitted = await client.reply(5);
+      assert.equal(submitted.status, 'submitted', JSON.stringify(submitted));
+      client.send({ op: 'backtest_cancel', job_id: submitted.job_id, user: 'aclu', id: 6 });
+      const cancelled = await client.reply(6);
+      assert.equal(cancelled.status, 'cancelled', JSON.stringify(cancelled));
+      // A client back with its last position: the gap from history (XRANGE under the gateway's user).
+      const last = client.updates().at(-1)?.position;
+      client.close();
+      await new Promise((r) => setTimeout(r, 300));
+      again = new GatewayClient(ws as string);
+      await again.opened;
+      again.send({ op: 'subscribe', symbols: ['ACLG'], since: { ACLG: last }, id: 4 });
+      await again.reply(4);
+      const subscribed = again.messages.find((m) => m.type === 'subscribed');
+      assert.equal(subscribed?.resume, 'replayed', JSON.stringify(subscribed));
+      const metrics = await (await fetch(`${ops}/metrics`)).text();
+      assert.doesNotMatch(metrics, /^tickbus_(background_failures|publish_failures)_total\{[^}]*\} [1-9]/m);
+      assert.deepEqual(refusals().filter((r) => r.startsWith('tickbus-gateway')), [], 'Redis refused the gateway nothing (ACL LOG)');
+      // An order from a browser needs ORDER_REQUESTS, which this user lacks: refused with its
+      // code, and the client is not told the gateway's Redis user or address.
+      again.send({ op: 'order', symbol: 'ACLG', side: 'buy', qty: 1, type: 'market', client_order_id: 'acl-web-1', user: 'aclu', id: 7 });
+      const refused = await again.reply(7);
+      assert.equal(refused.code, 'TB_ERR_NO_PERMISSION', JSON.stringify(refused));
+      assert.doesNotMatch(String(refused.message), /redis:\/\/|tickbus-gateway|NOPERM/);
+    } finally {
+      client?.close();
+      again?.close();
+      assert.equal(await gateway.stop(), 0, gateway.stderr);
+      assert.equal(await broker.stop(), 0, broker.stderr);
+    }
+    assert.match(as('gateway', 'PUBLISH', 'TICKER_UPDATES_ACLG', 'x'), /^NOPERM/);
+    assert.match(as('gateway', 'PUBLISH', 'ORDER_REQUESTS', 'x'), /^NOPERM/);
+    assert.match(as('gateway', 'SET', 'tickbus:last:{ACLG}', 'x'), /^NOPERM .*keys/);
+    assert.match(as('gateway', 'XADD', 'tickbus:{TICKER_UPDATES_ACLG}:stream', '*', 'payload', 'x'), /^NOPERM .*keys/);
+    assert.match(as('gateway', 'ZADD', 'tickbus:{broker}:leases', '1', 'x'), /^NOPERM .*keys/);
   });
 
   it('a broker cannot touch keys outside tickbus:*, even from a script', () => {

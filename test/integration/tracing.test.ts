@@ -11,7 +11,7 @@ import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type Re
 import { startBrokerRuntime, type BrokerRuntime } from '../../src/broker/broker-runtime.ts';
 import { SimFeed } from '../../src/broker/feeds/sim-feed.ts';
 import { Gateway } from '../../src/gateway/gateway.ts';
-import { TickerUpdates, createBotClient, createBus, defineCatalog, defineChannel, IDENTIFIER, type TickBus } from '../../src/index.ts';
+import { TickerUpdates, createBotClient, createBus, defineCatalog, defineChannel, IDENTIFIER } from '../../src/index.ts';
 import { startRedis, type RedisServer } from '../harness/redis-server.ts';
 import { silentLogger } from '../harness/quiet.ts';
 import { GatewayClient } from '../harness/gateway-client.ts';
@@ -89,7 +89,7 @@ describe('OpenTelemetry traces (in-memory exporter)', () => {
     closers.push(() => bus.close(), () => pub.close(), () => gw.close());
     const { url } = await gw.listen();
     const client = new GatewayClient(url.replace('http', 'ws') + '/ws');
-    closers.push(async () => client.close());
+    closers.push(() => Promise.resolve(client.close()));
     await client.opened;
     client.send({ op: 'subscribe', symbols: ['TRACED'] });
     await waitFor(() => client.messages.some((m) => m.type === 'subscribed'), 'subscribed');

@@ -5,6 +5,7 @@ import { NotConnectedError } from '../../core/errors.ts';
 import type { RedisConfig } from '../../core/config.ts';
 import { DEFAULTS } from '../../core/defaults.ts';
 import { openConn, type RedisConn } from './redis-conn.ts';
+import { translateRedisError } from './redis-link.ts';
 
 export interface RedisCommandsOptions {
   /** CLIENT SETNAME. */
@@ -42,9 +43,11 @@ export class RedisCommands {
     return commands;
   }
 
-  /** One command, routed by `key` on a cluster (undefined: any node). */
+  /** One command, routed by `key` on a cluster (undefined: any node); a failure comes back as the bus's typed error. */
   send<T>(args: string[], key: string | undefined): Promise<T> {
-    return this.#conn.send<T>(args, key);
+    return this.#conn.send<T>(args, key).catch((error: unknown) => {
+      throw translateRedisError(error, this.redis);
+    });
   }
 
   async close(): Promise<void> {

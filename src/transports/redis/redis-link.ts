@@ -2,7 +2,7 @@
 // no offline queue, no per-command timeout, and its socket events turned into the bus's
 // connected / disconnected / reconnected events and typed errors.
 import { TypedEmitter } from '../../core/typed-emitter.ts';
-import { ConfigError, MissingGroupError, NotConnectedError, TransportError, type BusError } from '../../core/errors.ts';
+import { ConfigError, MissingGroupError, NotConnectedError, PermissionError, TransportError, type BusError } from '../../core/errors.ts';
 import { tlsFailureAdvice, type ReconnectOptions, type RedisConfig } from '../../core/config.ts';
 import { DEFAULTS } from '../../core/defaults.ts';
 import type { LinkEvents } from '../transport.ts';
@@ -149,35 +149,44 @@ export abstract class RedisLink extends TypedEmitter<LinkEvents> {
     if (this.conn.isOpen) this.conn.destroy();
   }
 
-  /** Maps node-redis's offline and closed errors to the bus's typed ones. */
+  /** Maps node-redis's offline and closed errors to the bus's typed ones (translateRedisError). */
   protected translate(error: unknown, channel?: string): Error {
-    const err = error as Error;
-    const name = err?.constructor?.name ?? '';
-    // A command in flight when the socket broke is rejected with the socket's own error.
-    const socketCode = (err as { code?: unknown } | undefined)?.code;
-    if (
-      name === 'ClientOfflineError' ||
-      name === 'ClientClosedError' ||
-      name === 'SocketClosedUnexpectedlyError' ||
-      name === 'DisconnectsClientError' ||
-      (typeof socketCode === 'string' && SOCKET_ERRORS.has(socketCode))
-    ) {
-      return new NotConnectedError(
-        `Redis at ${this.#options.redis.display} is not connected (${err.message}); the command did not complete.`,
-        { cause: err, channel },
-      );
-    }
-    // Connected, but not serving yet (loading its data after a restart, busy with a script):
-    // as good as unreachable for now, and worth trying again, not giving up on.
-    if (isErrorReply(err) && NOT_READY.test(String(err.message))) {
-      return new NotConnectedError(`Redis at ${this.#options.redis.display} is not ready (${err.message}); try again shortly.`, { cause: err, channel });
-    }
-    if (err instanceof Error && 'code' in err && typeof (err as { code: unknown }).code === 'string' && String((err as { code: string }).code).startsWith('TB_ERR')) return err;
-    if (isErrorReply(err) && String(err.message).startsWith('NOPERM')) return new TransportError(refusedByAcl(String(err.message), this.#options.redis, channel), { cause: err, channel });
-    // The stream or its group is gone: a consumer makes it again (the one Redis reply a caller acts on).
-    if (isErrorReply(err) && NO_GROUP.test(String(err.message))) return new MissingGroupError(`Redis (${this.#options.redis.display}): ${err.message}`, { cause: err, channel });
-    return new TransportError(`Redis (${this.#options.redis.display}): ${err?.message ?? String(error)}`, { cause: err, channel });
+    return translateRedisError(error, this.#options.redis, channel);
   }
+}
+
+/**
+ * A node-redis failure as the bus's typed error: offline and closed sockets and a Redis not
+ * serving yet are NotConnectedError (retryable), an ACL refusal PermissionError, NOGROUP
+ * MissingGroupError, any other reply TransportError. Every link and the command connection use it.
+ */
+export function translateRedisError(error: unknown, redis: RedisConfig, channel?: string): Error {
+  const err = error as Error;
+  const name = err?.constructor?.name ?? '';
+  // A command in flight when the socket broke is rejected with the socket's own error.
+  const socketCode = (err as { code?: unknown } | undefined)?.code;
+  if (
+    name === 'ClientOfflineError' ||
+    name === 'ClientClosedError' ||
+    name === 'SocketClosedUnexpectedlyError' ||
+    name === 'DisconnectsClientError' ||
+    (typeof socketCode === 'string' && SOCKET_ERRORS.has(socketCode))
+  ) {
+    return new NotConnectedError(
+      `Redis at ${redis.display} is not connected (${err.message}); the command did not complete.`,
+      { cause: err, channel },
+    );
+  }
+  // Connected, but not serving yet (loading its data after a restart, busy with a script):
+  // as good as unreachable for now, and worth trying again, not giving up on.
+  if (isErrorReply(err) && NOT_READY.test(String(err.message))) {
+    return new NotConnectedError(`Redis at ${redis.display} is not ready (${err.message}); try again shortly.`, { cause: err, channel });
+  }
+  if (err instanceof Error && 'code' in err && typeof (err as { code: unknown }).code === 'string' && String((err as { code: string }).code).startsWith('TB_ERR')) return err;
+  if (isErrorReply(err) && String(err.message).startsWith('NOPERM')) return new PermissionError(refusedByAcl(String(err.message), redis, channel), { cause: err, channel });
+  // The stream or its group is gone: a consumer makes it again (the one Redis reply a caller acts on).
+  if (isErrorReply(err) && NO_GROUP.test(String(err.message))) return new MissingGroupError(`Redis (${redis.display}): ${err.message}`, { cause: err, channel });
+  return new TransportError(`Redis (${redis.display}): ${err?.message ?? String(error)}`, { cause: err, channel });
 }
 
 /**
