@@ -67,7 +67,9 @@ describe('OpenTelemetry traces (in-memory exporter)', () => {
     assert.equal(parentOf(handled), idOf(request), 'the broker handles the request as a child of the bot\'s publish');
     assert.equal(handled.attributes['messaging.destination.name'], 'ORDER_REQUESTS');
     // The order's updates (new, fill) are published by the broker inside that handling, and received by the bot.
-    await waitFor(() => spans().filter((s) => s.name === 'process TICKER_UPDATES_{ticker}' && traceOf(s) === traceId).length >= 2, 'the bot handling both order updates in the trace');
+    // A publish span ends with its receipt, which may come after the bot has handled the message: wait for both kinds.
+    const inTrace = (name: string) => spans().filter((s) => s.name === name && traceOf(s) === traceId).length;
+    await waitFor(() => inTrace('process TICKER_UPDATES_{ticker}') >= 2 && inTrace('publish TICKER_UPDATES_{ticker}') >= 2, 'both order updates published and handled in the trace');
     const updates = spans().filter((s) => s.name === 'publish TICKER_UPDATES_{ticker}' && traceOf(s) === traceId);
     assert.equal(updates.length, 2, 'two order updates published in the order\'s trace');
     for (const u of updates) {
