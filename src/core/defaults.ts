@@ -147,6 +147,8 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   maxBacktestSymbols: 50,
   /** A gateway without Redis remembers this many browser order ids (newest) against resends. */
   memoryOrderClaims: 10_000,
+  /** Without JWT: the users one connection may act for at once (it sees their orders); the oldest go. */
+  usersPerConnection: 8,
 });
 
 /** Operator endpoints (/health, /metrics) of the services. */

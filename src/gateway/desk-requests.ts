@@ -14,6 +14,7 @@ import type { JobService } from '../jobs/job-service.ts';
 import type { CommandLink } from '../transports/commands.ts';
 import type { BacktestCancelRequest, BacktestRequest, CancelRequest, DeskRequest, HistoryRequest, OrderRequest } from './requests.ts';
 import type { Grants } from './session.ts';
+import { visibleTo, webClientId, type Viewer } from './order-privacy.ts';
 
 /** What a desk request ends in: its `ok` reply's fields, or a refusal. */
 export type DeskOutcome = { readonly type: 'reply'; readonly op: DeskRequest['op']; readonly fields: Record<string, unknown> } | { readonly type: 'error'; readonly code: ErrorCode; readonly message: string };
@@ -30,11 +31,6 @@ export interface DeskOptions {
   readonly allowOrders: boolean;
   /** Submitting and cancelling backtests; undefined when the gateway has no job records. */
   readonly jobs: { readonly service: JobService; readonly ownerOf: (jobId: string) => Promise<string | undefined> } | undefined;
-}
-
-/** The strategy_id (the order's client_id) of orders from a browser user: seed 004's positions are kept per strategy. */
-export function webClientId(user: string): string {
-  return `web:${user}`;
 }
 
 const refuse = (code: ErrorCode, message: string): DeskOutcome => ({ type: 'error', code, message });
@@ -92,10 +88,10 @@ export class DeskRequests {
   }
 
   /** `user` is who the request acts for (already checked against the token); undefined only for `history`, which is anyone's. */
-  handle(grants: Grants, request: DeskRequest, user: string | undefined): Promise<DeskOutcome> {
+  handle(grants: Grants, request: DeskRequest, user: string | undefined, viewer: Viewer): Promise<DeskOutcome> {
     switch (request.op) {
       case 'history':
-        return this.#history(grants, request);
+        return this.#history(grants, request, viewer);
       case 'order':
         return this.#order(grants, request, user as string);
       case 'cancel':
@@ -176,7 +172,7 @@ export class DeskRequests {
   }
 
   /** The newest `limit` updates of the ticker's history, oldest first, each with its position (as in a batch). */
-  async #history(grants: Grants, op: HistoryRequest): Promise<DeskOutcome> {
+  async #history(grants: Grants, op: HistoryRequest, viewer: Viewer): Promise<DeskOutcome> {
     const symbol = this.#symbol(grants, op.symbol);
     if (typeof symbol !== 'string') return symbol;
     const redis = this.#options.redis;
@@ -190,7 +186,8 @@ export class DeskRequests {
       const at = fields.indexOf('payload');
       const data = at >= 0 ? envelopeData(fields[at + 1]) : undefined;
       // Entries that are not the catalog's messages (written by hand) are left out, as a live reader would.
-      if (data !== undefined && TickerUpdateSchema.safeParse(data).success) updates.push({ channel, symbol, position, replayed: true, data });
+      // Other browser users' orders are theirs alone (order-privacy.ts).
+      if (data !== undefined && TickerUpdateSchema.safeParse(data).success && visibleTo(viewer, data)) updates.push({ channel, symbol, position, replayed: true, data });
     }
     return { type: 'reply', op: 'history', fields: { symbol, updates } };
   }

@@ -19,6 +19,9 @@ class Member implements RoomMember {
   canShare(): boolean {
     return false;
   }
+  actsFor(): boolean {
+    return false;
+  }
   flush(): void {
     this.flushedAt.push(performance.now());
     this.queued = 0;

@@ -131,14 +131,14 @@ export class RequestHandler {
         case 'ack':
           return { id, outcome: await this.#ack(session, request) };
         case 'history':
-          return { id, outcome: await this.#options.desk.handle(session.grants, request, undefined) };
+          return { id, outcome: await this.#options.desk.handle(session.grants, request, undefined, session) };
         case 'order':
         case 'cancel':
         case 'backtest':
         case 'backtest_cancel': {
           const who = this.#userOf(session, request.user, `{"op":"${request.op}","user":"<user id>",…}`);
           if ('type' in who) return { id, outcome: who };
-          return { id, outcome: await this.#options.desk.handle(session.grants, request, who.user) };
+          return { id, outcome: await this.#options.desk.handle(session.grants, request, who.user, session) };
         }
       }
     } catch (error) {
@@ -219,6 +219,8 @@ export class RequestHandler {
     if (user === undefined || !USER_ID.allow.test(user)) {
       return this.#options.authenticated ? refuse(ErrorCode.Forbidden, 'Your token names no user (its "sub" claim).') : refuse(ErrorCode.BadRequest, `Say which user (${USER_ID.rule}): ${example}.`);
     }
+    // From now on this connection sees the user's orders (order-privacy.ts).
+    session.actFor(user);
     return { user };
   }
 

@@ -6,6 +6,7 @@ import { compareStreamIds } from '../core/stream-id.ts';
 import type { Logger } from '../core/logger.ts';
 import type { TickBus } from '../bus/tick-bus.ts';
 import type { RequestId } from './requests.ts';
+import { visibleTo } from './order-privacy.ts';
 import { updateJson } from './room-updates.ts';
 import type { Room } from './rooms.ts';
 import type { Session } from './session.ts';
@@ -51,14 +52,15 @@ export class Resumer {
         // stream ever had after it (a Redis restarted without persistence): it is exactly
         // what the client missed. With nothing to replay, the last value stands in.
         if (read.status !== 'unavailable' && !read.more && (read.status === 'complete' || read.messages.length > 0)) {
-          session.sendReplay(read.messages.map((m) => updateJson(room, m.data, m.context.position, true)));
+          // Other browser users' orders stay theirs (order-privacy.ts); the position still moves past them.
+          session.sendReplay(read.messages.filter((m) => visibleTo(session, m.data)).map((m) => updateJson(room, m.data, m.context.position, true)));
           lastSent = read.messages.at(-1)?.context.position ?? after;
           resumed('replayed');
           reply('replayed', { replayed: read.messages.length, ...(gap ? { gap: true as const } : {}) });
           return;
         }
       }
-      const snapshot = await this.#snapshot(room);
+      const snapshot = await this.#snapshot(room, session);
       if (snapshot) {
         session.send({ type: 'snapshot', key: room.key, channel: room.ref.name, ...(snapshot.position ? { position: snapshot.position } : {}), data: snapshot.data });
         lastSent = snapshot.position;
@@ -75,7 +77,7 @@ export class Resumer {
     }
   }
 
-  async #snapshot(room: Room): Promise<{ data: unknown; position: string | undefined } | undefined> {
+  async #snapshot(room: Room, session: Session): Promise<{ data: unknown; position: string | undefined } | undefined> {
     const { bus, lastValue } = this.#options;
     if (room.symbol !== undefined && lastValue) {
       const price = await lastValue(room.symbol);
@@ -83,6 +85,6 @@ export class Resumer {
     }
     if (!room.ref.channel.hasHistory) return undefined;
     const latest = await bus.subscriber.latest(room.ref);
-    return latest ? { data: latest.data, position: latest.context.position } : undefined;
+    return latest && visibleTo(session, latest.data) ? { data: latest.data, position: latest.context.position } : undefined;
   }
 }

@@ -45,3 +45,9 @@ export function makeItem(room: RoomIdentity, data: unknown, position: string | u
     frame: () => (frame ??= Buffer.from('{"type":"batch","updates":[' + json + ']}')),
   };
 }
+
+/** An update already encoded (taken back from a room's shared chunk): no position to compare, no conflation. */
+export function plainItem(json: string): RoomItem {
+  let frame: Buffer | undefined;
+  return { json, position: undefined, conflateKey: undefined, frame: () => (frame ??= Buffer.from('{"type":"batch","updates":[' + json + ']}')) };
+}

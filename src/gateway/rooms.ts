@@ -11,7 +11,8 @@ import type { TickBus } from '../bus/tick-bus.ts';
 import { BrokerRegistration } from '../catalogs/broker.ts';
 import type { Logger } from '../core/logger.ts';
 import { markSpan, tracingOn } from '../core/tracing.ts';
-import { makeItem, type RoomIdentity, type RoomItem } from './room-updates.ts';
+import { privateTo } from './order-privacy.ts';
+import { makeItem, plainItem, type RoomIdentity, type RoomItem } from './room-updates.ts';
 
 /**
  * What a room needs of a member (a session implements it): take an update, say whether it
@@ -26,6 +27,8 @@ export interface RoomMember {
   canShare(room: RoomIdentity): boolean;
   /** Sends its queue and the shared chunks given (`sharedCount` updates in them) as one frame. */
   flush(shared?: readonly string[], sharedCount?: number): void;
+  /** Does it act for this browser user (and so see their orders: order-privacy.ts)? */
+  actsFor(user: string): boolean;
 }
 
 export class Room implements RoomIdentity {
@@ -153,6 +156,16 @@ export class Room implements RoomIdentity {
     if (item.conflateKey !== undefined) this.#pendingPriceAt = this.#pending.length;
     this.#pending.push(item.json);
     return false;
+  }
+
+  /**
+   * Takes a member off the shared chunk until the next flush decides again, and returns what
+   * the chunk holds so far, for the member's own queue: an update for it alone (a private
+   * order) then follows them in order.
+   */
+  unshare(member: RoomMember): string[] {
+    if (!this.#shared.delete(member)) return [];
+    return [...this.#pending];
   }
 
   /** The updates since the last flush as one pre-joined chunk (and how many), or undefined for none; starts the next. */
@@ -305,6 +318,11 @@ export class RoomRegistry {
       // With tracing on: the moment the update is handed to the room's clients, in the publisher's trace.
       if (tracingOn()) markSpan(`deliver ${room.ref.channel.template}`, { 'tickbus.room': room.key, 'tickbus.members': room.members.size, ...(ctx.position === undefined ? {} : { 'tickbus.position': ctx.position }) });
       const item = makeItem(room, data, ctx.position);
+      const owner = privateTo(data);
+      if (owner !== undefined) {
+        this.#private(room, item, owner, keyField === undefined ? undefined : (data as Record<string, unknown>)[keyField]);
+        return;
+      }
       if (keyField !== undefined && room.filteredCount > 0) {
         // Only the members that asked for this symbol are visited; the others are counted.
         const value = (data as Record<string, unknown> | null)?.[keyField];
@@ -324,6 +342,19 @@ export class RoomRegistry {
       for (const member of everything) if (!room.shared.has(member) && member.push(room, item)) dirty(member);
     });
     if (room.symbol !== undefined) await this.#lease(room.symbol, 'subscribe');
+  }
+
+  /** An update for one browser user's connections only (order-privacy.ts), in order after what they were sent before. */
+  #private(room: Room, item: RoomItem, owner: string, value: unknown): void {
+    const { dirty } = this.#options;
+    for (const member of room.members) {
+      if (!member.actsFor(owner)) continue;
+      const filter = room.filterOf(member);
+      if (filter !== undefined && !(typeof value === 'string' && filter.has(value))) continue;
+      for (const json of room.unshare(member)) member.push(room, plainItem(json));
+      if (member.push(room, item)) dirty(member);
+      else if (member.queued > 0) dirty(member);
+    }
   }
 
   async #lease(symbol: string, action: 'subscribe' | 'unsubscribe'): Promise<void> {

@@ -71,6 +71,8 @@ export class Session {
   #refilledAt = Date.now();
   #abuse = 0;
   #closed = false;
+  /** The users this connection acts for (order-privacy.ts): the token's subject, or those its requests named. */
+  readonly #actingFor = new Set<string>();
 
   constructor(id: string, ws: WebSocket, grants: Grants, limits: SessionLimits, events: SessionEvents) {
     this.id = id;
@@ -79,6 +81,22 @@ export class Session {
     this.#limits = limits;
     this.#events = events;
     this.#tokens = limits.ratePerSecond * GATEWAY_DEFAULTS.requestBurstSeconds;
+    if (grants.user !== undefined) this.#actingFor.add(grants.user);
+  }
+
+  /**
+   * A request of this connection acts for `user` (already checked against the token): from
+   * now on it sees that user's orders. Without JWT a connection may name several; the oldest
+   * go past GATEWAY_DEFAULTS.usersPerConnection.
+   */
+  actFor(user: string): void {
+    if (this.#actingFor.has(user)) return;
+    if (this.#actingFor.size >= GATEWAY_DEFAULTS.usersPerConnection) this.#actingFor.delete(this.#actingFor.values().next().value as string);
+    this.#actingFor.add(user);
+  }
+
+  actsFor(user: string): boolean {
+    return this.#actingFor.has(user);
   }
 
   get health(): SessionHealth {

@@ -19,6 +19,7 @@ import { startRedis, type RedisServer } from '../harness/redis-server.ts';
 import { waitFor } from '../harness/wait.ts';
 import { GatewayClient, type GatewayMessage as Msg } from '../harness/gateway-client.ts';
 import { silentLogger } from '../harness/quiet.ts';
+import { compareStreamIds } from '../../src/core/stream-id.ts';
 
 type OrderData = { client_order_id?: string; event?: string; client_id?: string; status?: string; reason?: string; [k: string]: unknown };
 
@@ -185,6 +186,40 @@ describe('gateway: the trading desk (orders, cancels, positions, history, backte
     assert.equal((await ask(msftOnly, { ...order, symbol: 'MSFT', client_order_id: 'desk-j3' })).type, 'ok');
     assert.equal((await ask(msftOnly, { ...order, symbol: 'MSFT', client_order_id: 'desk-j4', user: 'bob' })).code, 'TB_ERR_FORBIDDEN', "the token's user, not another");
     assert.equal(await raw.get(webOrderClaimKey('desk-j3')), 'alice');
+  });
+
+  it("keeps a browser user's orders to that user's connections (JWT): live, in order with the prices, on resume and in history; bots' orders stay public", async () => {
+    const order = { op: 'order', symbol: 'NVDA', side: 'buy', qty: 1, type: 'market' };
+    const alice = await client(`${jwt.url}/ws?token=${await token({ orders: true }, 'alice')}`);
+    const alice2 = await client(`${jwt.url}/ws?token=${await token({}, 'alice')}`); // her second tab
+    const bob = await client(`${jwt.url}/ws?token=${await token({ orders: true }, 'bob')}`);
+    for (const c of [alice, alice2, bob]) assert.equal((await ask(c, { op: 'subscribe', symbols: ['NVDA'] })).type, 'ok');
+    // Prices flow, so the room's shared chunk has updates pending when the orders come.
+    await waitFor(() => bob.updates().length >= 3, 'prices for bob');
+    for (let i = 1; i <= 3; i++) assert.equal((await ask(alice, { ...order, client_order_id: `priv-a${i}` })).type, 'ok');
+    assert.equal((await ask(bob, { ...order, client_order_id: 'priv-b1' })).type, 'ok');
+    await waitFor(() => alice.orders().filter((o) => o.event === 'fill').length === 3 && bob.orders().some((o) => o.event === 'fill'), 'the fills');
+    await waitFor(() => alice2.orders().filter((o) => o.event === 'fill').length === 3, "the fills in alice's second tab");
+    assert.deepEqual([...new Set(alice.orders().map((o) => o.client_order_id))].sort(), ['priv-a1', 'priv-a2', 'priv-a3']);
+    assert.deepEqual([...new Set(bob.orders().map((o) => o.client_order_id))], ['priv-b1']);
+    // Whatever came in one frame, every client's positions only go up: the private updates did not jump the queue.
+    for (const c of [alice, alice2, bob]) {
+      const ids = c.updates().map((u) => u.position as string);
+      assert.deepEqual(ids, [...ids].sort(compareStreamIds), 'positions in order');
+      assert.equal(new Set(ids).size, ids.length, 'no duplicates');
+    }
+    // A bot's order (its own client id) is for everyone watching.
+    await raw.publish('ORDER_REQUESTS', JSON.stringify({ data: { client_order_id: 'priv-bot', symbol: 'NVDA', side: 'buy', qty: 1, type: 'market', client_id: 'bot-7' }, timestamp: new Date().toISOString(), sender: 'bot' }));
+    await waitFor(() => bob.orders('priv-bot').length > 0 && alice.orders('priv-bot').length > 0, "the bot's order at both");
+    // History and resume: the same rule.
+    const history = await ask(bob, { op: 'history', symbol: 'NVDA', limit: 1000 });
+    const seen = (history.updates as Array<{ data: { type: string; order_data?: OrderData } }>).filter((u) => u.data.type === 'order').map((u) => u.data.order_data?.client_order_id);
+    assert.ok(seen.includes('priv-b1') && seen.includes('priv-bot') && !seen.some((id) => id?.startsWith('priv-a')), JSON.stringify([...new Set(seen)]));
+    const since = bob.updates()[0]?.position;
+    const bob2 = await client(`${jwt.url}/ws?token=${await token({}, 'bob')}`);
+    assert.equal((await ask(bob2, { op: 'subscribe', symbols: ['NVDA'], since: { NVDA: since } })).type, 'ok');
+    await waitFor(() => bob2.orders('priv-b1').length > 0, "bob's order replayed to his new connection");
+    assert.equal(bob2.orders().filter((o) => o.client_order_id?.startsWith('priv-a')).length, 0, "none of alice's");
   });
 
   it('refuses malformed orders with a typed error and keeps serving', async () => {
