@@ -2,7 +2,7 @@
 // dashboard and the client library (src/gateway/public), which are served as they are.
 // `--if-stale` builds only when dist/ is missing or older than a source: what `npm start`
 // and `npm test` run, so a fresh clone needs no extra command.
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -44,17 +44,25 @@ function rewriteDeclarations(dir) {
 
 export function build() {
   const started = Date.now();
-  rmSync(dist, { recursive: true, force: true });
+  // Built beside dist/ and swapped in at the end: a tickbus process started meanwhile (a test,
+  // \`npm start\` in another terminal) finds the old build or the new one, never none.
+  const next = join(root, `dist.next-${process.pid}`);
+  const old = join(root, `dist.old-${process.pid}`);
+  rmSync(next, { recursive: true, force: true });
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  const result = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+  const result = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--outDir', next], { stdio: 'inherit' });
   if (result.status !== 0) {
+    rmSync(next, { recursive: true, force: true });
     console.error('tickbus: the build failed; fix the type errors above and run `npm run build` again.');
     process.exit(result.status ?? 1);
   }
-  rewriteDeclarations(dist);
-  cpSync(join(root, 'src/gateway/public'), join(dist, 'gateway/public'), { recursive: true });
-  mkdirSync(dist, { recursive: true });
-  writeFileSync(stamp, `${new Date().toISOString()}\n`);
+  rewriteDeclarations(next);
+  cpSync(join(root, 'src/gateway/public'), join(next, 'gateway/public'), { recursive: true });
+  mkdirSync(next, { recursive: true });
+  writeFileSync(join(next, '.build-stamp'), `${new Date().toISOString()}\n`);
+  if (existsSync(dist)) renameSync(dist, old);
+  renameSync(next, dist);
+  rmSync(old, { recursive: true, force: true });
   console.error(`tickbus: built dist/ in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 

@@ -12,7 +12,7 @@ import { EnvelopeWriter, exceedsBytes } from '../core/envelope.ts';
 import { BusError, ClosedError, ConfigError, DecodeError, ErrorCode, NotConnectedError } from '../core/errors.ts';
 import { check, validationError, type CheckResult, type InferInput, type StandardSchemaV1 } from '../core/schema.ts';
 import { TypedEmitter } from '../core/typed-emitter.ts';
-import { endWith, failSpan, startPublishSpan, traceFieldsOf, tracingOn, type TraceContext } from '../core/tracing.ts';
+import { endWith, failSpan, startPublishSpan, traceFieldsOf, tracingOn, type Attributes, type Span, type TraceContext } from '../core/tracing.ts';
 import type { Outbound, PublishLink, PublishReceipt, StreamWrite } from '../transports/transport.ts';
 import type { BusContext } from './context.ts';
 import { FallbackBuffer, type Buffered } from './fallback-buffer.ts';
@@ -148,7 +148,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       }
       const checked = check(channel.schema, data);
       if (checked instanceof Promise) return this.#publishAsync(name, channel, checked);
-      if (tracingOn()) return this.#publishTraced(name, channel, checked, undefined, undefined);
+      if (tracingOn()) return this.#publishTraced(name, channel, checked);
       payload = this.#payload(name, channel, checked);
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
@@ -162,19 +162,33 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
    */
   async publishBatch(items: readonly BatchItem[]): Promise<PublishReceipt[]> {
     if (this.#closed) throw new ClosedError('publisher');
-    if (tracingOn()) return this.#publishBatchTraced(items);
-    const messages: Array<{ name: string; channel: Channel; payload: string; fence: string | undefined }> = [];
-    for (const item of items) {
-      const target = item.channel;
-      const concrete = typeof target === 'object' && target.kind === 'ref' ? target : this.#target(target);
-      const channel = concrete.channel;
-      if (item.fence !== undefined && channel.retention === undefined) throw new ConfigError(`A fenced publish needs a channel with a stream (history or durable); "${concrete.name}" has none.`);
-      let checked = check(channel.schema, item.data);
-      if (checked instanceof Promise) checked = await checked;
-      messages.push({ name: concrete.name, channel, payload: this.#payload(concrete.name, channel, checked), fence: item.fence });
+    const traced = tracingOn();
+    const messages: Array<{ name: string; channel: Channel; payload: string; fence: string | undefined; span: Span | undefined }> = [];
+    try {
+      for (const item of items) {
+        const target = item.channel;
+        const concrete = typeof target === 'object' && target.kind === 'ref' ? target : this.#target(target);
+        const channel = concrete.channel;
+        if (item.fence !== undefined && channel.retention === undefined) throw new ConfigError(`A fenced publish needs a channel with a stream (history or durable); "${concrete.name}" has none.`);
+        let checked = check(channel.schema, item.data);
+        if (checked instanceof Promise) checked = await checked;
+        // With tracing on, a span each, its context in the envelope; one that fails ends them all.
+        const span = traced ? startPublishSpan(channel.template, concrete.name, item.traceContext) : undefined;
+        const message = { name: concrete.name, channel, payload: '', fence: item.fence, span };
+        messages.push(message);
+        message.payload = this.#payload(concrete.name, channel, checked, span && channel.wire === 'envelope' ? traceFieldsOf(span) : undefined);
+      }
+    } catch (error) {
+      for (const m of messages) if (m.span) failSpan(m.span, error);
+      throw error;
     }
     // One after the other into the transport's queue: they go out together, in order.
-    return Promise.all(messages.map((m) => this.#send(m.name, m.channel, m.payload, m.fence)));
+    return Promise.all(
+      messages.map((m) => {
+        const sent = this.#send(m.name, m.channel, m.payload, m.fence);
+        return m.span ? endWith(m.span, sent, receiptAttributes) : sent;
+      }),
+    );
   }
 
   /**
@@ -212,13 +226,13 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
 
   async #publishAsync(name: string, channel: Channel, checked: Promise<CheckResult<unknown>>): Promise<PublishReceipt> {
     const result = await checked;
-    if (tracingOn()) return this.#publishTraced(name, channel, result, undefined, undefined);
+    if (tracingOn()) return this.#publishTraced(name, channel, result);
     return this.#send(name, channel, this.#payload(name, channel, result));
   }
 
   /** One message with tracing on: a producer span, its trace context in the envelope. */
-  #publishTraced(name: string, channel: Channel, checked: CheckResult<unknown>, fence: string | undefined, parent: TraceContext | undefined): Promise<PublishReceipt> {
-    const span = startPublishSpan(channel.template, name, parent);
+  #publishTraced(name: string, channel: Channel, checked: CheckResult<unknown>): Promise<PublishReceipt> {
+    const span = startPublishSpan(channel.template, name);
     let payload: string;
     try {
       payload = this.#payload(name, channel, checked, channel.wire === 'envelope' ? traceFieldsOf(span) : undefined);
@@ -226,23 +240,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       failSpan(span, error);
       throw error;
     }
-    return endWith(span, this.#send(name, channel, payload, fence), (r) => (r.position === undefined ? { 'tickbus.receipt': r.status } : { 'tickbus.receipt': r.status, 'tickbus.position': r.position }));
-  }
-
-  /** publishBatch with tracing on: validated first (one invalid, none sent), then a span each, in order. */
-  async #publishBatchTraced(items: readonly BatchItem[]): Promise<PublishReceipt[]> {
-    const checkedItems: Array<{ name: string; channel: Channel; checked: CheckResult<unknown>; item: BatchItem }> = [];
-    for (const item of items) {
-      const target = item.channel;
-      const concrete = typeof target === 'object' && target.kind === 'ref' ? target : this.#target(target);
-      const channel = concrete.channel;
-      if (item.fence !== undefined && channel.retention === undefined) throw new ConfigError(`A fenced publish needs a channel with a stream (history or durable); "${concrete.name}" has none.`);
-      let checked = check(channel.schema, item.data);
-      if (checked instanceof Promise) checked = await checked;
-      if (checked.issues) this.#payload(concrete.name, channel, checked); // throws the validation error
-      checkedItems.push({ name: concrete.name, channel, checked, item });
-    }
-    return Promise.all(checkedItems.map((c) => this.#publishTraced(c.name, c.channel, c.checked, c.item.fence, c.item.traceContext)));
+    return endWith(span, this.#send(name, channel, payload), receiptAttributes);
   }
 
   /** The stream write of a fenced publish: one object per channel while its token lasts. */
@@ -404,6 +402,11 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     return payload;
   }
 
+}
+
+/** What a publish span records of its receipt. */
+function receiptAttributes(r: PublishReceipt): Attributes {
+  return r.position === undefined ? { 'tickbus.receipt': r.status } : { 'tickbus.receipt': r.status, 'tickbus.position': r.position };
 }
 
 export type { ChannelParams };

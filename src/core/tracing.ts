@@ -23,7 +23,7 @@ import {
   type SpanContext,
 } from '@opentelemetry/api';
 
-export type { Context as TraceContext } from '@opentelemetry/api';
+export type { Attributes, Context as TraceContext, Span } from '@opentelemetry/api';
 
 const tracer = trace.getTracer('tickbus');
 /** What the API hands out while no SDK is registered. */
