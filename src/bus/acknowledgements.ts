@@ -4,7 +4,7 @@
 // re-read of its pending entries or a claim hands it back (it is acknowledged instead). The
 // two connections of a link come back from an outage at different times; without this,
 // every batch read in between was redone.
-import { BusError, NotConnectedError, TransportError } from '../core/errors.ts';
+import { BusError, NotConnectedError, TransportError, describeValue } from '../core/errors.ts';
 import type { StreamEntry, StreamLink } from '../transports/transport.ts';
 
 /** Acknowledgements per XACK when an outage held many back. */
@@ -73,7 +73,7 @@ export class Acknowledgements {
       () => this.#confirmed(ids),
       (error: unknown) => {
         for (const id of ids) if (this.#unacked.has(id)) this.#resend.add(id);
-        if (!(error instanceof NotConnectedError)) this.#hooks.report(error instanceof BusError ? error : new TransportError(String(error), { cause: error, channel: this.#channel }));
+        if (!(error instanceof NotConnectedError)) this.#hooks.report(error instanceof BusError ? error : new TransportError(describeValue(error), { cause: error, channel: this.#channel }));
       },
     );
     this.#acking.add(sending);

@@ -110,8 +110,6 @@ export class HistoryReader {
     return { result: { status: 'complete', channel, after, replayed }, cursor };
   }
 
-
-
   /** See Subscriber.history. */
   async history<T extends string, S extends StandardSchemaV1>(target: ChannelRef<T, S>, after: string, limit: number = REPLAY_BATCH): Promise<HistoryPage<T, S>> {
     if (typeof after !== 'string' || !isStreamId(after)) throw new PositionError('history(): after', after);

@@ -3,7 +3,7 @@
 // 'error' event with a stable code and the channel, is counted, and the next message is
 // read as usual. Handlers are isolated: one that throws is reported, the rest go on.
 import type { Channel, ChannelParams, ChannelRef } from '../core/channel.ts';
-import { BusError, ClosedError, ConfigError, NotConnectedError, PositionError, TransportError } from '../core/errors.ts';
+import { BusError, ClosedError, ConfigError, NotConnectedError, PositionError, TransportError, describeValue } from '../core/errors.ts';
 import { isStreamId } from '../core/stream-id.ts';
 import { backoffDelay, resolveReconnect } from '../core/config.ts';
 import type { InferOutput, StandardSchemaV1 } from '../core/schema.ts';
@@ -345,7 +345,7 @@ export class Subscriber extends TypedEmitter<SubscriberEvents> {
           }
           break;
         } catch (error) {
-          this.emit('error', error instanceof BusError ? error : new TransportError(String(error), { cause: error }));
+          this.emit('error', error instanceof BusError ? error : new TransportError(describeValue(error), { cause: error }));
           if (attempt + 1 >= attempts || (entry.held?.length ?? 0) >= this.#ctx.limits.maxPendingPerChannel) {
             for (const [channel, after] of from) if (!results.has(channel)) results.set(channel, { status: 'unavailable', channel, after: entry.positions?.get(channel) ?? after });
             break;

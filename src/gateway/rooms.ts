@@ -352,8 +352,8 @@ export class RoomRegistry {
       const filter = room.filterOf(member);
       if (filter !== undefined && !(typeof value === 'string' && filter.has(value))) continue;
       for (const json of room.unshare(member)) member.push(room, plainItem(json));
-      if (member.push(room, item)) dirty(member);
-      else if (member.queued > 0) dirty(member);
+      member.push(room, item);
+      dirty(member); // a no-op for a member with nothing queued (sent at once, or held)
     }
   }
 
