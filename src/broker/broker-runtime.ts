@@ -65,7 +65,7 @@ export async function startBrokerRuntime(options: BrokerRuntimeOptions): Promise
     let opsUrl: string | undefined;
     if (options.opsPort !== undefined) {
       const starting = (): HealthReport => ({ status: 'down', service: 'broker', starting: true });
-      ops = new OpsServer({ port: options.opsPort, host: options.opsHost, registry, health: () => service?.health() ?? starting() });
+      ops = new OpsServer({ port: options.opsPort, host: options.opsHost, registry, health: () => service?.health() ?? starting(), logger: options.logger, name: 'broker' });
       opsUrl = (await ops.listen()).url;
     }
     await bus.connect();

@@ -116,6 +116,16 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   closeHandshakeMs: 2_000,
   /** Job owners (job id to user) remembered by the job relay before the cache starts over. */
   jobOwnerCacheSize: 10_000,
+  /**
+   * WebSocket connections held at once, when the process's open-file limit cannot be read;
+   * where it can, the default is that limit less `reservedFiles`. Past it an upgrade is
+   * answered 503 with Retry-After (TB_ERR_GATEWAY_FULL) instead of dropped by the kernel.
+   */
+  maxConnections: 10_000,
+  /** Open files kept back from WebSocket connections: Redis links, the dashboard's files, logs, HTTP scrapes. */
+  reservedFiles: 256,
+  /** Seconds a client refused for a full gateway is told to wait (Retry-After). */
+  fullRetryAfterSeconds: 5,
   /** Subscriptions per connection. */
   maxSubscriptions: 200,
   /**

@@ -51,6 +51,8 @@ export const ErrorCode = {
   Forbidden: 'TB_ERR_FORBIDDEN',
   /** Gateway: a client sent requests faster than its rate limit. */
   RateLimited: 'TB_ERR_RATE_LIMITED',
+  /** Gateway: it holds its maximum of connections (maxConnections); the upgrade was answered 503 with Retry-After. */
+  GatewayFull: 'TB_ERR_GATEWAY_FULL',
   /** Gateway: a client asked for more subscriptions than its limit. */
   TooManySubscriptions: 'TB_ERR_TOO_MANY_SUBSCRIPTIONS',
   /** Gateway: opening one more room would pass a room limit (the gateway's, the connection's or the user's). */
@@ -106,6 +108,7 @@ const RETRYABLE: Readonly<Record<ErrorCode, boolean>> = Object.freeze({
   TB_ERR_UNAUTHORIZED: false,
   TB_ERR_FORBIDDEN: false,
   TB_ERR_RATE_LIMITED: false,
+  TB_ERR_GATEWAY_FULL: true,
   TB_ERR_TOO_MANY_SUBSCRIPTIONS: false,
   TB_ERR_ROOM_LIMIT: false,
   TB_ERR_BAD_REQUEST: false,

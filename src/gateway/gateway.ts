@@ -10,11 +10,13 @@ import { randomUUID } from 'node:crypto';
 import type { Registry } from 'prom-client';
 import type { WebSocket } from 'ws';
 import { ConfigError, ErrorCode, preview } from '../core/errors.ts';
+import { LogThrottle } from '../core/log-throttle.ts';
 import type { Logger } from '../core/logger.ts';
 import type { ResumeResult } from '../bus/subscriber.ts';
 import type { TickBus } from '../bus/tick-bus.ts';
 import { GATEWAY_CLIENT_PREFIX } from '../catalogs/broker.ts';
 import { GATEWAY_DEFAULTS } from '../core/defaults.ts';
+import { openFileLimit } from '../ops/open-files.ts';
 import { OpsServer, type HealthReport, type Route } from '../ops/ops-server.ts';
 import type { CommandLink } from '../transports/commands.ts';
 import type { JobService } from '../jobs/job-service.ts';
@@ -53,6 +55,8 @@ export interface GatewayOptions {
   highWaterBytes?: number;
   /** A client still over twice the high-water mark after this long is closed (4008). @default 5000 */
   slowClientCloseMs?: number;
+  /** WebSocket connections held at once; past it an upgrade is answered 503 (TB_ERR_GATEWAY_FULL). @default the open-file limit less 256, else 10,000 */
+  maxConnections?: number;
   /** @default 200 */
   maxSubscriptions?: number;
   /** Rooms open at once in this gateway (each a Redis subscription, and for a ticker a broker lease). @default 500 */
@@ -131,6 +135,7 @@ export class Gateway {
       conflate: false,
       highWaterBytes: d.highWaterBytes,
       slowClientCloseMs: d.slowClientCloseMs,
+      maxConnections: defaultMaxConnections(),
       maxSubscriptions: d.maxSubscriptions,
       maxRooms: d.maxRooms,
       maxRoomsPerConnection: d.maxRoomsPerConnection,
@@ -144,7 +149,7 @@ export class Gateway {
       ...options,
     };
     const o = this.#options;
-    for (const [name, value] of [['batchMs', o.batchMs], ['highWaterBytes', o.highWaterBytes], ['maxSubscriptions', o.maxSubscriptions], ['maxRooms', o.maxRooms], ['maxRoomsPerConnection', o.maxRoomsPerConnection], ['maxRoomsPerUser', o.maxRoomsPerUser], ['ratePerSecond', o.ratePerSecond], ['maxFrameBytes', o.maxFrameBytes], ['maxReplay', o.maxReplay]] as const) {
+    for (const [name, value] of [['batchMs', o.batchMs], ['highWaterBytes', o.highWaterBytes], ['maxConnections', o.maxConnections], ['maxSubscriptions', o.maxSubscriptions], ['maxRooms', o.maxRooms], ['maxRoomsPerConnection', o.maxRoomsPerConnection], ['maxRoomsPerUser', o.maxRoomsPerUser], ['ratePerSecond', o.ratePerSecond], ['maxFrameBytes', o.maxFrameBytes], ['maxReplay', o.maxReplay]] as const) {
       if (!Number.isSafeInteger(value) || value < (name === 'batchMs' ? 0 : 1)) throw new ConfigError(`gateway: ${name} must be a whole number${name === 'batchMs' ? ' of at least 0' : ' of at least 1'}, got ${String(value)}.`);
     }
     if (o.batchTiming !== 'adaptive' && o.batchTiming !== 'interval') throw new ConfigError(`gateway: batchTiming must be "adaptive" or "interval", got ${preview(String(o.batchTiming))}.`);
@@ -218,12 +223,20 @@ export class Gateway {
       errorSent: (code) => metrics.errors.labels(code).inc(),
     });
     o.bus.subscriber.on('resumed', this.#roomResumed);
-    this.#ops = new OpsServer({ port: o.port, host: o.host, registry: o.bus.context.metrics.registry, health: o.health ?? (() => this.health()), routes: withDashboard(o.routes) });
+    this.#ops = new OpsServer({ port: o.port, host: o.host, registry: o.bus.context.metrics.registry, health: o.health ?? (() => this.health()), routes: withDashboard(o.routes), logger: o.logger, name: 'gateway' });
+    const fullLog = new LogThrottle(1, 10_000);
     acceptUpgrades(this.#ops.server, {
       maxFrameBytes: o.maxFrameBytes,
       allowedOrigins: o.allowedOrigins,
       auth: o.auth,
-      refused: (code) => metrics.errors.labels(code).inc(),
+      connections: () => this.#sessions.size,
+      maxConnections: o.maxConnections,
+      refused: (code) => {
+        metrics.errors.labels(code).inc();
+        if (code !== ErrorCode.GatewayFull) return;
+        const suppressed = fullLog.take();
+        if (suppressed >= 0) o.logger.warn({ code, maxConnections: o.maxConnections, refusedSinceLastLine: suppressed }, 'gateway: full, refusing new connections (raise the open-file limit and --max-connections, or add a gateway)');
+      },
       background: o.bus.context.background,
       connected: (ws, grants, expiresAt) => this.#connected(ws, grants, expiresAt),
     });
@@ -243,8 +256,8 @@ export class Gateway {
     return { status: redis ? 'ok' : 'degraded', redis, ...this.stats() };
   }
 
-  stats(): { connections: number; rooms: number; batch_ms: number } {
-    return { connections: this.#sessions.size, rooms: this.#rooms.size, batch_ms: this.#options.batchMs };
+  stats(): { connections: number; max_connections: number; rooms: number; batch_ms: number } {
+    return { connections: this.#sessions.size, max_connections: this.#options.maxConnections, rooms: this.#rooms.size, batch_ms: this.#options.batchMs };
   }
 
   async listen(): Promise<{ port: number; url: string }> {
@@ -342,4 +355,10 @@ export class Gateway {
     }
     session.send({ type: 'welcome', session: session.id, batchMs: o.batchMs, batchTiming: o.batchTiming, conflate: o.conflate, limits: { maxSubscriptions: o.maxSubscriptions, ratePerSecond: o.ratePerSecond, maxFrameBytes: o.maxFrameBytes }, channels: [...this.#exposed] });
   }
+}
+
+/** The connections a gateway may hold by default: what the open-file limit leaves (see GATEWAY_DEFAULTS.maxConnections). */
+export function defaultMaxConnections(limit = openFileLimit()): number {
+  const d = GATEWAY_DEFAULTS;
+  return limit === undefined ? d.maxConnections : Math.max(1, limit - d.reservedFiles);
 }

@@ -5,6 +5,8 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { ListenError } from '../core/errors.ts';
 import { OPS_DEFAULTS } from '../core/defaults.ts';
+import { LogThrottle } from '../core/log-throttle.ts';
+import type { Logger } from '../core/logger.ts';
 
 export interface HealthReport {
   status: 'ok' | 'degraded' | 'down';
@@ -21,6 +23,10 @@ export interface OpsServerOptions {
   registry: Registry;
   health: () => HealthReport | Promise<HealthReport>;
   routes?: Record<string, Route>;
+  /** Where a server fault after listening (an accept that failed) is logged; the server keeps serving. */
+  logger?: Logger;
+  /** The service, in those log lines. @default 'ops' */
+  name?: string;
 }
 
 export class OpsServer {
@@ -50,6 +56,14 @@ export class OpsServer {
       this.#server.once('error', failed);
       this.#server.listen(port, host, () => {
         this.#server.off('error', failed);
+        // An 'error' from a listening server (an accept refused: ENFILE, ENOBUFS) with no
+        // listener would be thrown and end the process, and every client with it. Logged
+        // (throttled); the server keeps listening and the connections it holds go on.
+        const throttle = new LogThrottle(1, 10_000);
+        this.#server.on('error', (error: NodeJS.ErrnoException) => {
+          const suppressed = throttle.take();
+          if (suppressed >= 0) this.#options.logger?.warn({ code: error.code, err: error.message, suppressed }, `${this.#options.name ?? 'ops'}: the HTTP server failed to accept a connection; still serving the others`);
+        });
         resolve();
       });
     });

@@ -78,7 +78,7 @@ export async function startPatternRuntime(options: PatternRuntimeOptions): Promi
     let opsUrl: string | undefined;
     if (options.opsPort !== undefined) {
       const starting = (): HealthReport => ({ status: 'down', service: 'patterns', starting: true });
-      ops = new OpsServer({ port: options.opsPort, host: options.opsHost, registry, health: () => service?.health() ?? starting() });
+      ops = new OpsServer({ port: options.opsPort, host: options.opsHost, registry, health: () => service?.health() ?? starting(), logger: options.logger, name: 'patterns' });
       opsUrl = (await ops.listen()).url;
     }
     await bus.connect();

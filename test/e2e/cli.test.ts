@@ -99,6 +99,21 @@ describe('tickbus CLI', () => {
     assert.equal(lines[1]?.sender, 'tickbus-cli');
   });
 
+  it('`tail | head`: a reader that goes away ends tail quietly (exit 0), not with an EPIPE crash', async () => {
+    const tail = new CliProcess(['tail', 'TICKER_UPDATES_*', '--json'], { REDIS_URL: server.url });
+    await waitFor(() => server.cli('PUBSUB', 'NUMPAT') === '1', 'tail to subscribe', 15_000);
+    server.cli('PUBLISH', 'TICKER_UPDATES_AAPL', 'first');
+    await waitFor(() => tail.stdout.includes('\n'), 'the first line');
+    // The reader has its line and leaves, as `head -1` does.
+    tail.child.stdout?.destroy();
+    for (let n = 0; n < 50 && tail.child.exitCode === null; n++) {
+      server.cli('PUBLISH', 'TICKER_UPDATES_AAPL', `more ${n}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(await tail.exited, 0, tail.stderr);
+    assert.doesNotMatch(tail.stderr, /EPIPE|Unhandled/);
+  });
+
   it('exports the JSON Schema of every catalog', async () => {
     const out = mkdtempSync(join(tmpdir(), 'tickbus-schema-'));
     const r = await runCli(['schema', 'export', '--out', out]);

@@ -16,6 +16,7 @@ export interface GatewayCliOptions {
   batchTiming: string;
   conflate?: boolean;
   highWater: string;
+  maxConnections?: string;
   maxSubscriptions: string;
   maxRooms: string;
   maxRoomsPerConnection: string;
@@ -36,6 +37,7 @@ export function addGatewayOptions(cmd: Command): Command {
     .option('--batch-timing <how>', 'adaptive (at once when quiet, coalesced under load) or interval (every --batch-ms)', GATEWAY_DEFAULTS.batchTiming)
     .option('--conflate', 'within one flush, send only the latest price per symbol')
     .option('--high-water <bytes>', `a client's send buffer above which updates are conflated (x${GATEWAY_DEFAULTS.dropAtHighWater} dropped, then closed)`, String(GATEWAY_DEFAULTS.highWaterBytes))
+    .option('--max-connections <n>', `WebSocket connections held at once; past it an upgrade gets 503 (default: the open-file limit less ${GATEWAY_DEFAULTS.reservedFiles})`)
     .option('--max-subscriptions <n>', 'subscriptions per connection', String(GATEWAY_DEFAULTS.maxSubscriptions))
     .option('--max-rooms <n>', 'rooms (symbols and channels watched) open in the gateway at once', String(GATEWAY_DEFAULTS.maxRooms))
     .option('--max-rooms-per-connection <n>', 'rooms one connection may own (open, or be left the last in)', String(GATEWAY_DEFAULTS.maxRoomsPerConnection))
@@ -71,6 +73,7 @@ export function gatewayOptions(options: GatewayCliOptions): Omit<GatewayOptions,
     batchTiming: batchTiming(options.batchTiming),
     conflate: options.conflate ?? false,
     highWaterBytes: number(options.highWater, '--high-water', 1024),
+    ...(options.maxConnections === undefined ? {} : { maxConnections: number(options.maxConnections, '--max-connections', 1) }),
     maxSubscriptions: number(options.maxSubscriptions, '--max-subscriptions', 1),
     maxRooms: number(options.maxRooms, '--max-rooms', 1),
     maxRoomsPerConnection: number(options.maxRoomsPerConnection, '--max-rooms-per-connection', 1),
