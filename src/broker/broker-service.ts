@@ -14,7 +14,10 @@ import { BrokerRegistration, OrderCancels, OrderRequests, TickerUpdates } from '
 import { PositionsUpdated, PriceUpdated } from '../catalogs/trading-events.ts';
 import { BrokerMetrics } from './broker-metrics.ts';
 import type { BrokerStore } from './broker-store.ts';
-import type { FeedSink, MarketDataFeed, TradeTick } from './feeds/feed.ts';
+import { tradeProblem, type FeedSink, type MarketDataFeed, type TradeTick } from './feeds/feed.ts';
+import { PRECHECKED } from '../bus/publisher.ts';
+import { ErrorCode } from '../core/errors.ts';
+import { LogThrottle } from '../core/log-throttle.ts';
 import { UpdateBatcher } from './update-batcher.ts';
 import { BrokerGroup } from './broker-group.ts';
 import { BROKER_DEFAULTS } from './broker-defaults.ts';
@@ -75,6 +78,8 @@ export class BrokerService {
   readonly #store: BrokerStore;
   readonly #feed: MarketDataFeed;
   readonly #log: Logger;
+  /** One line a second about trades that are not valid price updates (all are counted). */
+  readonly #badTrades = new LogThrottle(1);
   readonly #batcher: UpdateBatcher;
   readonly #notices: BrokerNotices;
   readonly #leases: LeaseBook;
@@ -261,6 +266,12 @@ export class BrokerService {
       fence = this.#group.fence(tick.symbol);
       if (fence === undefined) return;
     }
+    // Checked here, where it comes in, and not again on the way out (PRECHECKED).
+    const problem = tradeProblem(tick);
+    if (problem !== undefined) {
+      this.#badTrade(tick.symbol, problem);
+      return;
+    }
     const data = { type: 'price' as const, price: tick.price, volume: tick.volume, symbol: tick.symbol, timestamp: tick.timestamp };
     const forward = this.#settings.forwardTicks ? { channel: MarketTicks, data: rawTick(tick) } : undefined;
     if (this.#settings.priceEvents) {
@@ -268,7 +279,14 @@ export class BrokerService {
       if (tick.kind === 'quote') this.#quoted.add(tick.symbol);
       if (tick.kind === 'quote' || !this.#quoted.has(tick.symbol)) this.#priceEvent(tick);
     }
-    return this.#batcher.enqueue(fence === undefined ? { channel: this.#ref(tick.symbol), data } : { channel: this.#ref(tick.symbol), data, fence }, 'price', tick.symbol, forward);
+    return this.#batcher.enqueue(fence === undefined ? { channel: this.#ref(tick.symbol), data, [PRECHECKED]: true } : { channel: this.#ref(tick.symbol), data, fence, [PRECHECKED]: true }, 'price', tick.symbol, forward);
+  }
+
+  /** A trade no price update can be made of: counted as an update refused by validation, logged (throttled). */
+  #badTrade(symbol: string, problem: string): void {
+    this.metrics.publishFailures.labels(ErrorCode.Validation).inc();
+    const suppressed = this.#badTrades.take();
+    if (suppressed >= 0) this.#log.warn({ code: ErrorCode.Validation, symbol, problem, ...(suppressed > 0 ? { suppressed } : {}) }, 'feed: a trade that is not a valid price update was dropped');
   }
 
   /** Seed 004's price.updated.{symbol}: pub/sub, best effort as in the seed; a failure is counted with the other publish failures. */

@@ -81,11 +81,21 @@ function parseMember(m: string, score: number): RegistrationLease {
   return { ticker: m.slice(0, i), holder: m.slice(i + 1), expiresAt: Number.isFinite(score) ? score : null };
 }
 
+/**
+ * A batch's last values in one command (one Redis): node-redis's cost per command was most
+ * of what the cache cost the broker, a SET per ticker per batch (issue 18).
+ * KEYS: the tickers' keys; ARGV: their values, then the time to live in ms.
+ */
+const SET_LAST_VALUES = "local ttl = ARGV[#ARGV] for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[i], 'PX', ttl) end return #KEYS";
+
 export class RedisBrokerStore implements BrokerStore {
   readonly #client: CommandLink;
+  /** On a cluster the tickers' keys are on several shards: a SET each, routed. */
+  readonly #clustered: boolean;
 
-  private constructor(client: CommandLink) {
+  private constructor(client: CommandLink, clustered: boolean) {
     this.#client = client;
+    this.#clustered = clustered;
   }
 
   /** The store's connection, shared with the heartbeat and the broker group (fewer connections). */
@@ -95,7 +105,7 @@ export class RedisBrokerStore implements BrokerStore {
 
   static async connect(redis: RedisConfig, connectTimeoutMs?: number): Promise<RedisBrokerStore> {
     // Failures are reported through the bus's own connection events; node-redis reconnects.
-    return new RedisBrokerStore(await connectCommands(redis, { name: 'tickbus:broker-store', ...(connectTimeoutMs === undefined ? {} : { connectTimeoutMs }) }));
+    return new RedisBrokerStore(await connectCommands(redis, { name: 'tickbus:broker-store', ...(connectTimeoutMs === undefined ? {} : { connectTimeoutMs }) }), redis.cluster !== undefined);
   }
 
   async acquire(lease: RegistrationLease): Promise<void> {
@@ -119,8 +129,19 @@ export class RedisBrokerStore implements BrokerStore {
   }
 
   async setLastValues(values: ReadonlyMap<string, string>): Promise<void> {
-    // One SET a ticker, issued together (node-redis pipelines them): on a cluster each goes
-    // to the shard of its ticker.
+    if (values.size === 0) return;
+    if (!this.#clustered) {
+      const keys: string[] = [];
+      const args: string[] = [];
+      for (const [ticker, json] of values) {
+        keys.push(lastValueKey(ticker));
+        args.push(json);
+      }
+      await this.#client.send(['EVAL', SET_LAST_VALUES, String(keys.length), ...keys, ...args, String(LAST_VALUE_TTL_MS)], undefined);
+      return;
+    }
+    // One SET a ticker, issued together (node-redis pipelines them): each goes to the shard
+    // of its ticker.
     await Promise.all([...values].map(([ticker, json]) => this.#client.send(['SET', lastValueKey(ticker), json, 'PX', String(LAST_VALUE_TTL_MS)], lastValueKey(ticker))));
   }
 

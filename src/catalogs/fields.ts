@@ -1,9 +1,13 @@
 // Field schemas the catalogs share (zod 4, the documented default validator).
 import { z } from 'zod';
+import { regexes } from 'zod/v4/core';
 import { TICKER } from '../core/channel-param.ts';
 
 /** ISO-8601 date-time; with or without an offset, as Python's isoformat() writes it. */
 export const isoTimestamp = z.iso.datetime({ offset: true, local: true });
+
+/** The pattern isoTimestamp checks (zod's own), for a check made without the schema: the broker's trades, once, as they come in. */
+export const ISO_TIMESTAMP = regexes.datetime({ offset: true, local: true });
 
 /** ISO-8601 date-time that must carry its time zone (seed 004: "UTC, tz-aware"). */
 export const zonedTimestamp = z.iso.datetime({ offset: true });

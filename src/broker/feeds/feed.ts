@@ -2,6 +2,7 @@
 // set of tickers and, as an execution venue, takes orders and reports their updates.
 // Three implementations: SimFeed (seeded random walk + simulated venue), ReplayFeed
 // (recorded trades from a file) and AlpacaFeed (Alpaca's market-data and trading streams).
+import { ISO_TIMESTAMP } from '../../catalogs/fields.ts';
 
 /** One trade (or price print) for a ticker. */
 export interface TradeTick {
@@ -12,6 +13,20 @@ export interface TradeTick {
   readonly timestamp: string;
   /** What the price is: a trade's (the default), a quote's mid (volume 0), or a bar's close. */
   readonly kind?: 'trade' | 'quote' | 'bar';
+}
+
+/**
+ * Why a feed's trade cannot become a price update, or undefined when it can: the checks
+ * PriceUpdateSchema makes of the fields the broker copies from a trade (a finite price and
+ * volume of at least 0, an ISO-8601 timestamp), made once where the trade comes in so that
+ * the update built from it is not validated again on the way out. The symbol is the broker's
+ * own (a ticker it holds a lease for).
+ */
+export function tradeProblem(tick: TradeTick): string | undefined {
+  if (typeof tick.price !== 'number' || !Number.isFinite(tick.price) || tick.price < 0) return `price ${String(tick.price)} is not a finite number of at least 0`;
+  if (typeof tick.volume !== 'number' || !Number.isFinite(tick.volume) || tick.volume < 0) return `volume ${String(tick.volume)} is not a finite number of at least 0`;
+  if (typeof tick.timestamp !== 'string' || !ISO_TIMESTAMP.test(tick.timestamp)) return `timestamp ${JSON.stringify(String(tick.timestamp).slice(0, 40))} is not ISO-8601`;
+  return undefined;
 }
 
 /** An order request as the broker accepts it from the bus (see catalogs/broker.ts). */

@@ -112,7 +112,8 @@ export class SimFeed implements MarketDataFeed {
       const volume = Math.max(1, Math.round(Math.exp(Math.log(100) + 0.8 * gaussian(walk.random))));
       const pending = sink.trade({ symbol: ticker, price: walk.price, volume, timestamp });
       if (pending) await pending;
-      await this.#venue.onPrice(ticker, walk.price);
+      const filling = this.#venue.onPrice(ticker, walk.price);
+      if (filling) await filling;
     }
   }
 }

@@ -82,9 +82,13 @@ export class SimVenue {
   }
 
   /** A new price for a symbol: fill the resting orders it crosses. */
-  async onPrice(symbol: string, price: number): Promise<void> {
+  /** Fills the resting orders of `symbol` the price crosses; undefined (no promise, no wait) when none rest. */
+  onPrice(symbol: string, price: number): Promise<void> | undefined {
     const list = this.#resting.get(symbol);
-    if (!list) return;
+    return list ? this.#cross(symbol, list, price) : undefined;
+  }
+
+  async #cross(symbol: string, list: RestingOrder[], price: number): Promise<void> {
     const keep: RestingOrder[] = [];
     for (const resting of list) {
       if (this.#crosses(resting.request, price)) await this.#fill(resting.order, resting.request.limit_price ?? price);

@@ -8,10 +8,66 @@ import type { ScriptMessage } from './publish-scripts.ts';
 const CHUNK_MESSAGES = 256;
 const CHUNK_CHARS = 1 << 20;
 
-/** A message on its way, and the promise of its publish() to settle. */
+/** Where the answers of messages go: the promise of one publish(), or of one publishBatch(). */
+export interface Settle {
+  resolve(index: number, receipt: PublishReceipt): void;
+  reject(index: number, error: Error): void;
+}
+
+/** The promise of one publish(). */
+export class OneReceipt implements Settle {
+  readonly #resolve: (receipt: PublishReceipt) => void;
+  readonly #reject: (error: Error) => void;
+
+  constructor(resolve: (receipt: PublishReceipt) => void, reject: (error: Error) => void) {
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  resolve(_index: number, receipt: PublishReceipt): void {
+    this.#resolve(receipt);
+  }
+
+  reject(_index: number, error: Error): void {
+    this.#reject(error);
+  }
+}
+
+/**
+ * The promise of one publishBatch(): the receipts in order once all are in, or the first
+ * error (as Promise.all of each message's publish would give, without a promise each).
+ */
+export class BatchReceipts implements Settle {
+  readonly receipts: PublishReceipt[];
+  #left: number;
+  #failed = false;
+  readonly #resolve: (receipts: PublishReceipt[]) => void;
+  readonly #reject: (error: Error) => void;
+
+  constructor(size: number, resolve: (receipts: PublishReceipt[]) => void, reject: (error: Error) => void) {
+    this.receipts = new Array<PublishReceipt>(size);
+    this.#left = size;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    if (size === 0) resolve(this.receipts);
+  }
+
+  resolve(index: number, receipt: PublishReceipt): void {
+    this.receipts[index] = receipt;
+    if (--this.#left === 0 && !this.#failed) this.#resolve(this.receipts);
+  }
+
+  reject(_index: number, error: Error): void {
+    if (this.#failed) return;
+    this.#failed = true;
+    this.#reject(error);
+  }
+}
+
+/** A message on its way, and where its answer goes (its index in a batch; 0 alone). */
 export interface PendingPublish extends ScriptMessage {
-  readonly resolve: (receipt: PublishReceipt) => void;
-  readonly reject: (error: Error) => void;
+  readonly settle: Settle;
+  readonly index: number;
   /** Sent again on its own after a node refused it (slots moved): once only. */
   readonly resent?: boolean;
 }
@@ -47,6 +103,14 @@ export class PublishBatcher {
     this.#scheduled = false;
     const all = this.#pending;
     this.#pending = [];
+    this.dispatch(all);
+  };
+
+  /**
+   * Sends `all` now, in chunks (by node on a cluster), without queueing: for a batch the
+   * caller already gathered, when nothing is queued ahead of it.
+   */
+  dispatch(all: PendingPublish[]): void {
     const nodeOf = this.#nodeOf;
     if (nodeOf === undefined) {
       this.#chunked(all);
@@ -65,7 +129,7 @@ export class PublishBatcher {
       else groups.set(slot, [p]);
     }
     for (const group of groups.values()) this.#chunked(group);
-  };
+  }
 
   /** Sends messages in chunks bounded by count and size. */
   #chunked(all: PendingPublish[]): void {

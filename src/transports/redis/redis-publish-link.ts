@@ -8,7 +8,7 @@ import type { Outbound, PublishLink, PublishReceipt, StreamWrite } from '../tran
 import { isErrorReply, RedisLink, type RedisTransportOptions } from './redis-link.ts';
 import { FencedError, TransportError } from '../../core/errors.ts';
 import { MISPLACED, NOT_READY_REPLY, scriptCall, scriptReceipt, sent } from './publish-scripts.ts';
-import { PublishBatcher, type PendingPublish } from './publish-batcher.ts';
+import { BatchReceipts, OneReceipt, PublishBatcher, type PendingPublish } from './publish-batcher.ts';
 
 /**
  * Below this many commands in flight a publish is sent on its own, at once: an unloaded
@@ -67,7 +67,7 @@ export class RedisPublishLink extends RedisLink implements PublishLink {
     // A durable append is one XADD: no script to batch it in (Redis runs a command faster
     // than a script), and node-redis pipelines what is issued together anyway. Every message
     // of a channel takes the same path, so a channel's order holds.
-    if (stream !== undefined && !stream.publish && stream.fence === undefined && (stream.maxLen === undefined || stream.maxAgeMs === undefined)) return this.#append(stream, payload);
+    if (isAppend({ stream })) return this.#append(stream as StreamWrite, payload);
     const sharded = this.#isSharded(channel);
     if (this.#mode === 'plain') {
       if (stream) return this.#plainStream(channel, payload, stream, sharded);
@@ -76,16 +76,34 @@ export class RedisPublishLink extends RedisLink implements PublishLink {
     // Nothing queued or scripted ahead of it (order holds) and the connection is not busy:
     // send it now (a history message as a script of one), with no batching delay.
     if (this.#batcher.empty && this.#scriptsInFlight === 0 && this.#inFlight < DIRECT_IN_FLIGHT) {
-      if (stream !== undefined) return new Promise<PublishReceipt>((resolve, reject) => this.#send([{ channel, payload, stream, sharded, resolve, reject }]));
+      if (stream !== undefined) return new Promise<PublishReceipt>((resolve, reject) => this.#send([{ channel, payload, stream, sharded, settle: new OneReceipt(resolve, reject), index: 0 }]));
       this.#inFlight++;
       return this.conn.publish(channel, payload, sharded).then(this.#sentOne, this.#failedOne);
     }
-    return new Promise<PublishReceipt>((resolve, reject) => this.#batcher.push({ channel, payload, stream, sharded, resolve, reject }));
+    return new Promise<PublishReceipt>((resolve, reject) => this.#batcher.push({ channel, payload, stream, sharded, settle: new OneReceipt(resolve, reject), index: 0 }));
   }
 
-  /** Through the same queue as publish(), so the two keep their relative order. */
+  /**
+   * A batch gathered by the caller (the broker's 256 updates): one promise for all of it,
+   * not one per message, and sent at once when nothing is queued ahead of it (no wait for
+   * the end of the turn). It rejects with the first message's error, as Promise.all of
+   * publish() would; the others are still sent and answered.
+   */
   publishBatch(messages: readonly Outbound[]): Promise<PublishReceipt[]> {
-    return Promise.all(messages.map((m) => this.publish(m.channel, m.payload, m.stream)));
+    if (this.#mode === 'plain' || messages.some(isAppend)) return Promise.all(messages.map((m) => this.publish(m.channel, m.payload, m.stream)));
+    return new Promise<PublishReceipt[]>((resolve, reject) => {
+      if (messages.length === 0) return resolve([]);
+      const settle = new BatchReceipts(messages.length, resolve, reject);
+      const pending = new Array<PendingPublish>(messages.length);
+      for (let i = 0; i < messages.length; i++) {
+        const m = messages[i] as Outbound;
+        pending[i] = { channel: m.channel, payload: m.payload, stream: m.stream, sharded: this.#isSharded(m.channel), settle, index: i };
+      }
+      // On a cluster a chunk's misplaced messages are resent after it is answered: while a
+      // script is out, a later batch queues, so that none of its messages overtakes them.
+      if (this.#batcher.empty && (!this.clustered || this.#scriptsInFlight === 0)) this.#batcher.dispatch(pending);
+      else for (const p of pending) this.#batcher.push(p);
+    });
   }
 
   /** Sends what is queued and waits for every answer (resends included) before closing. */
@@ -103,7 +121,12 @@ export class RedisPublishLink extends RedisLink implements PublishLink {
 
   #send(chunk: PendingPublish[]): void {
     if (this.#mode === 'plain') {
-      for (const p of chunk) this.publish(p.channel, p.payload, p.stream).then(p.resolve, p.reject);
+      for (const p of chunk) {
+        this.publish(p.channel, p.payload, p.stream).then(
+          (receipt) => p.settle.resolve(p.index, receipt),
+          (error: Error) => p.settle.reject(p.index, error),
+        );
+      }
       return;
     }
     const first = chunk[0] as PendingPublish;
@@ -113,7 +136,7 @@ export class RedisPublishLink extends RedisLink implements PublishLink {
       this.conn.publish(first.channel, first.payload, first.sharded).then(
         (receivers) => {
           this.#answered();
-          first.resolve(sent(receivers));
+          first.settle.resolve(first.index, sent(receivers));
         },
         (error: unknown) => {
           this.#answered();
@@ -133,7 +156,7 @@ export class RedisPublishLink extends RedisLink implements PublishLink {
         // cluster client, which follows the redirection (their order within a channel holds).
         const misplaced: PendingPublish[] = [];
         const settle = (p: PendingPublish, receipt: PublishReceipt | Error) => {
-          if (!(receipt instanceof Error)) p.resolve(receipt);
+          if (!(receipt instanceof Error)) p.settle.resolve(p.index, receipt);
           else if (this.clustered && p.resent !== true && MISPLACED.test(receipt.message)) misplaced.push(p);
           else this.#fail(p, receipt);
         };
@@ -191,6 +214,12 @@ export class RedisPublishLink extends RedisLink implements PublishLink {
   #fail(p: PendingPublish, error: unknown): void {
     const translated = error instanceof FencedError ? error : this.translate(error);
     this.emit('publishFailed', translated);
-    p.reject(translated);
+    p.settle.reject(p.index, translated);
   }
+}
+
+/** A durable append: one XADD of its own, never in a script (see publish()). */
+function isAppend(m: { readonly stream: StreamWrite | undefined }): boolean {
+  const s = m.stream;
+  return s !== undefined && !s.publish && s.fence === undefined && (s.maxLen === undefined || s.maxAgeMs === undefined);
 }
