@@ -20,19 +20,22 @@ class HandFeed implements MarketDataFeed {
   sink: FeedSink | undefined;
   tickers = new Set<string>();
 
-  async start(tickers: readonly string[], sink: FeedSink): Promise<void> {
+  start(tickers: readonly string[], sink: FeedSink): Promise<void> {
     this.sink = sink;
     this.tickers = new Set(tickers);
     this.state = 'streaming';
+    return Promise.resolve();
   }
 
-  async update(add: readonly string[], remove: readonly string[]): Promise<void> {
+  update(add: readonly string[], remove: readonly string[]): Promise<void> {
     for (const t of add) this.tickers.add(t);
     for (const t of remove) this.tickers.delete(t);
+    return Promise.resolve();
   }
 
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
     this.state = 'stopped';
+    return Promise.resolve();
   }
 
   async placeOrder(): Promise<void> {}
