@@ -18,9 +18,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { pino } from 'pino';
 import { createClient } from 'redis';
-import { startBrokerRuntime, type BrokerRuntime } from '../src/broker/broker-runtime.ts';
-import { ReplayFeed, type ReplayFeedOptions } from '../src/broker/feeds/replay-feed.ts';
-import type { FeedSink } from '../src/broker/feeds/feed.ts';
+import { ReplayFeed, startBrokerRuntime, type BrokerRuntime, type FeedSink, type ReplayFeedOptions } from './lib/tickbus.ts';
 import { HISTORY_BATCH, HISTORY_MAX_LEN, SENDER, historyKey, parseWorkerConfig, type WorkerCommand, type WorkerEvent } from './broker-replay-common.ts';
 import { startClock, type Clock } from './lib/clock.ts';
 import { serveParent } from './lib/proc.ts';
@@ -213,7 +211,7 @@ async function counterTotal(runtime: BrokerRuntime, name: string, labels: Record
   return values.filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((sum, v) => sum + v.value, 0);
 }
 
-function startRuntime(feed: ReplayFeed): Promise<BrokerRuntime> {
+function startRuntime(feed: InstanceType<typeof ReplayFeed>): Promise<BrokerRuntime> {
   return startBrokerRuntime({ redisUrl: cfg.url, feed, logger: silent, sender: SENDER });
 }
 

@@ -16,7 +16,7 @@ import { choiceOption, intOption, parseCli, runMain, table, type OptionSpec } fr
 import { describeMachine, machineLine } from './lib/machine.ts';
 import { Worker } from './lib/proc.ts';
 import { fixed, int, outputsFrom, verdict, writeResults, type Outputs } from './lib/report.ts';
-import { withPrivateRedis } from './lib/server.ts';
+import { redisCpuMicros, withPrivateRedis } from './lib/server.ts';
 import { median, ratio } from './lib/stats.ts';
 
 const OPTIONS = {
@@ -61,6 +61,8 @@ interface Trial {
   updatesPerSec: number;
   /** CPU (user + system) of the publishing process per update, microseconds. */
   cpuUsPerUpdate: number;
+  /** CPU of redis-server per update over the measured replay (and the worker's stop), microseconds. */
+  redisCpuUsPerUpdate: number;
   /** broker: publish round trips, and updates per round trip. */
   batches: number | undefined;
   updatesPerBatch: number | undefined;
@@ -101,9 +103,11 @@ async function runTrial(server: RedisServer, s: Settings, files: { file: string;
   const worker = new Worker<WorkerCommand, WorkerEvent>(`${impl} worker`, new URL('./broker-replay-worker.ts', import.meta.url), args);
   try {
     const ready = await worker.next('ready', START_MS, 'start-up and warm-up');
+    const redisCpuAtStart = redisCpuMicros(server);
     worker.send({ type: 'run' });
     // Generous: at least 2,000 updates a second.
     const result = await worker.next('result', s.trades / 2 + 30_000, 'the end of the measured replay');
+    const redisCpu = redisCpuMicros(server) - redisCpuAtStart;
     if (result.published !== s.trades) throw new Error(`${impl}: published ${result.published} of ${s.trades} trades.`);
     checkHistory(server, s, impl);
     const elapsedMs = result.endedAt - result.startedAt;
@@ -115,6 +119,7 @@ async function runTrial(server: RedisServer, s: Settings, files: { file: string;
       elapsedMs,
       updatesPerSec: (s.trades * 1000) / elapsedMs,
       cpuUsPerUpdate: result.cpuMicros / s.trades,
+      redisCpuUsPerUpdate: redisCpu / s.trades,
       batches: result.batches,
       updatesPerBatch: result.batches === undefined ? undefined : s.trades / result.batches,
     };
@@ -139,6 +144,7 @@ function checkHistory(server: RedisServer, s: Settings, impl: Impl): void {
 interface ImplResult {
   updatesPerSec: number;
   cpuUsPerUpdate: number;
+  redisCpuUsPerUpdate: number;
   updatesPerBatch: number | undefined;
   perRound: number[];
 }
@@ -148,6 +154,7 @@ function summarizeImpl(trials: readonly Trial[]): ImplResult {
   return {
     updatesPerSec: median(trials.map((t) => t.updatesPerSec)),
     cpuUsPerUpdate: median(trials.map((t) => t.cpuUsPerUpdate)),
+    redisCpuUsPerUpdate: median(trials.map((t) => t.redisCpuUsPerUpdate)),
     updatesPerBatch: batches.length > 0 ? median(batches) : undefined,
     perRound: trials.map((t) => t.updatesPerSec),
   };
@@ -159,9 +166,9 @@ function report(s: Settings, results: Partial<Record<Impl, ImplResult>>): { rati
   console.log(`\nReplay: ${int(s.trades)} Alpaca trades over ${s.tickers.length} tickers, start of the replay to the last publish acknowledged (median of ${s.rounds})`);
   const rows = s.impls.map((impl) => {
     const r = results[impl];
-    return [impl, int(r?.updatesPerSec ?? NaN), fixed(r?.cpuUsPerUpdate ?? NaN, 1), r?.updatesPerBatch === undefined ? '-' : fixed(r.updatesPerBatch, 0), (r?.perRound ?? []).map(int).join(' / ')];
+    return [impl, int(r?.updatesPerSec ?? NaN), fixed(r?.cpuUsPerUpdate ?? NaN, 1), fixed(r?.redisCpuUsPerUpdate ?? NaN, 1), r?.updatesPerBatch === undefined ? '-' : fixed(r.updatesPerBatch, 0), (r?.perRound ?? []).map(int).join(' / ')];
   });
-  console.log(table(['impl', 'updates/s', 'CPU µs/update', 'updates/round trip', 'per round updates/s'], rows));
+  console.log(table(['impl', 'updates/s', 'CPU µs/update', 'redis-server CPU µs/update', 'updates/round trip', 'per round updates/s'], rows));
   const broker = results.broker;
   const raw = results.raw;
   const rawHistory = results['raw-history'];
@@ -199,7 +206,7 @@ async function runRounds(server: RedisServer, s: Settings, files: { file: string
       const t = await runTrial(server, s, files, round, impl);
       trials.push(t);
       const batch = t.updatesPerBatch === undefined ? '' : `, ${fixed(t.updatesPerBatch, 0)} updates/round trip`;
-      console.log(`round ${round}/${s.rounds}  ${impl.padEnd(width)}  ${int(t.updatesPerSec)} updates/s  (${int(t.elapsedMs)} ms, CPU ${fixed(t.cpuUsPerUpdate, 1)} µs/update${batch})`);
+      console.log(`round ${round}/${s.rounds}  ${impl.padEnd(width)}  ${int(t.updatesPerSec)} updates/s  (${int(t.elapsedMs)} ms, CPU ${fixed(t.cpuUsPerUpdate, 1)} µs/update, redis-server ${fixed(t.redisCpuUsPerUpdate, 1)}${batch})`);
     }
   }
   return trials;

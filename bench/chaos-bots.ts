@@ -7,7 +7,7 @@
 // Usage: node --import tsx bench/chaos-bots.ts <redis-url> <result-file> <bots-json> <order-every-ms>
 //   bots-json: [{"id":"bot-1","tickers":["AAPL","MSFT"]}, …]
 import { writeFileSync } from 'node:fs';
-import { createBotClient, type BotClient, type OrderTicket } from '../src/index.ts';
+import { createBotClient, type BotClient, type OrderTicket } from './lib/tickbus.ts';
 import type { BotOrder, BotsResult } from './chaos-common.ts';
 
 const [url, resultFile, botsJson, everyMs] = process.argv.slice(2) as [string, string, string, string];

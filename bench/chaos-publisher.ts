@@ -4,7 +4,7 @@
 // pipe on Linux is written synchronously, so a line printed is a line the parent gets).
 // On SIGTERM it stops, closes the bus (which sends what is still buffered) and exits 0.
 // Usage: node --import tsx bench/chaos-publisher.ts <redis-url> <journal-file> <per-second>
-import { BusError, createBus } from '../src/index.ts';
+import { BusError, createBus } from './lib/tickbus.ts';
 import { Work, deliveryCatalog } from '../test/fixtures/delivery-channels.ts';
 import { CHAOS_QUEUE } from './chaos-common.ts';
 

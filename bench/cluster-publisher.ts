@@ -6,7 +6,7 @@
 // flight allows (flood) or at a fixed rate in 1 ms ticks (paced); reports its counters on
 // `mark` and, on `stop`, how many it published per ticker.
 import { pino } from 'pino';
-import { TickerUpdates, createBus, type PublishReceipt } from '../src/index.ts';
+import { TickerUpdates, createBus, type PublishReceipt } from './lib/tickbus.ts';
 import { epochMs } from './lib/clock.ts';
 import { serveParent } from './lib/proc.ts';
 import { Window } from './lib/window.ts';

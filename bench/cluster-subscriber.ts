@@ -5,7 +5,7 @@
 // (`volume`), keeps latencies (the publisher's send time rides in `timestamp`) while asked
 // to, and reports its counters on `mark` and what is missing on `check`.
 import { pino } from 'pino';
-import { TickerUpdates, createBus } from '../src/index.ts';
+import { TickerUpdates, createBus } from './lib/tickbus.ts';
 import { epochMs } from './lib/clock.ts';
 import { serveParent } from './lib/proc.ts';
 import { makeMicroIsoReader, parseWorkerConfig, type SubscriberCommand, type SubscriberEvent } from './cluster-common.ts';

@@ -3,7 +3,7 @@
 // the worker options. The modes, tickers and IPC protocol are every delivery benchmark's
 // (lib/delivery.ts).
 import { z } from 'zod';
-import { defineCatalog, defineChannel, streamKey } from '../src/index.ts';
+import { defineCatalog, defineChannel, streamKey } from './lib/tickbus.ts';
 import { intOption, type OptionSpec } from './lib/cli.ts';
 import { epochMs } from './lib/clock.ts';
 import { TICKERS, parseDeliveryWorker, type DeliveryWorkerConfig } from './lib/delivery.ts';

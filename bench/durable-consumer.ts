@@ -14,7 +14,7 @@
 //   blockMs }): decoding, validation, acknowledgement after the handler, retries and
 //   claiming as the library does them.
 import { createClient } from 'redis';
-import { createBus } from '../src/index.ts';
+import { createBus } from './lib/tickbus.ts';
 import { epochMs } from './lib/clock.ts';
 import { serveReceiver, type Close, type Receiver } from './lib/receiver.ts';
 import { BenchDurablePrices, CONSUMER, GROUP, STREAM_KEY, benchDurableCatalog, parseWorkerConfig, type PriceMessage, type WorkerConfig } from './durable-common.ts';

@@ -8,7 +8,7 @@
 // - tickbus: bus.publish(BenchDurablePrices.of(), message): validation, the envelope (with
 //   a message id), then the transport's stream append.
 import { createClient } from 'redis';
-import { createBus } from '../src/index.ts';
+import { createBus } from './lib/tickbus.ts';
 import { servePublisher, type Sender } from './lib/publisher.ts';
 import { BenchDurablePrices, MAX_LEN, STREAM_KEY, benchDurableCatalog, parseWorkerConfig, priceMessage, type WorkerConfig } from './durable-common.ts';
 

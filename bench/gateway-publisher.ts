@@ -5,7 +5,7 @@
 // receive. Each price's `timestamp` is its send time to the microsecond, its `volume` its
 // number in the run. Reports how many it published on `mark` and `stop`.
 import { pino } from 'pino';
-import { TickerUpdates, createBus } from '../src/index.ts';
+import { TickerUpdates, createBus } from './lib/tickbus.ts';
 import { intOption, parseCli, positiveOption } from './lib/cli.ts';
 import { servePacedPublisher } from './lib/paced-publisher.ts';
 import { priceMessage, symbolNames } from './gateway-common.ts';

@@ -3,7 +3,7 @@
 // worker options. The modes, tickers and IPC protocol are every delivery benchmark's
 // (lib/delivery.ts).
 import { z } from 'zod';
-import { PriceUpdateSchema, TICKER, defineCatalog, defineChannel, type StandardSchemaV1 } from '../src/index.ts';
+import { PriceUpdateSchema, TICKER, defineCatalog, defineChannel, type StandardSchemaV1 } from './lib/tickbus.ts';
 import type { OptionSpec } from './lib/cli.ts';
 import { epochMs } from './lib/clock.ts';
 import { TICKERS, parseDeliveryWorker, type DeliveryWorkerConfig, type Mode } from './lib/delivery.ts';

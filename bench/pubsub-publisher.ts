@@ -4,7 +4,7 @@
 // (latency). Every implementation goes through the same loops (lib/publisher.ts); only
 // `publish` differs.
 import { createClient } from 'redis';
-import { createBus } from '../src/index.ts';
+import { createBus } from './lib/tickbus.ts';
 import { servePublisher, type Sender } from './lib/publisher.ts';
 import { BENCH_CATALOGS, parseWorkerConfig, priceMessage, rawChannel, tickbusChannels, timedPriceMessage, type WorkerConfig } from './pubsub-common.ts';
 import { registerTracing } from './lib/tracing-sdk.ts';

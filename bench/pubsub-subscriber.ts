@@ -5,7 +5,7 @@
 // (latency). Reports once every message arrived, or when the parent asks. The counting,
 // timing and reporting are every receiving worker's (lib/receiver.ts).
 import { createClient } from 'redis';
-import { createBus } from '../src/index.ts';
+import { createBus } from './lib/tickbus.ts';
 import { TICKERS } from './lib/delivery.ts';
 import { serveReceiver, type Close, type Receiver } from './lib/receiver.ts';
 import { BENCH_CATALOGS, parseWorkerConfig, rawChannel, tickbusChannels, type PriceMessage, type WorkerConfig } from './pubsub-common.ts';

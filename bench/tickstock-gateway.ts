@@ -4,8 +4,7 @@
 // preferences, routing and inboxes on. Says ready with its port; on `mark` reports its CPU
 // time (process.cpuUsage) and connections. Exits when the parent lets go of it.
 import { pino } from 'pino';
-import { resolveRedisConfig } from '../src/core/config.ts';
-import { startGatewayRuntime } from '../src/gateway/gateway-runtime.ts';
+import { resolveRedisConfig, startGatewayRuntime } from './lib/tickbus.ts';
 import { intOption, parseCli } from './lib/cli.ts';
 import { epochMs } from './lib/clock.ts';
 import { serveParent } from './lib/proc.ts';

@@ -15,11 +15,9 @@
 // bots do (BROKER_REGISTRATION).
 import { pino } from 'pino';
 import { createClient } from 'redis';
-import { startBrokerRuntime } from '../src/broker/broker-runtime.ts';
+import { startBrokerRuntime, startPatternRuntime, tickstock } from './lib/tickbus.ts';
 import type { FeedSink, FeedState, MarketDataFeed } from '../src/broker/feeds/feed.ts';
 import { gaussian, hashString, mulberry32 } from '../src/core/random.ts';
-import { startPatternRuntime } from '../src/tickstock/pattern-runtime.ts';
-import { PatternsStreaming } from '../src/catalogs/tickstock.ts';
 import { intOption, parseCli, positiveOption } from './lib/cli.ts';
 import { cpuMicrosSince, epochMs } from './lib/clock.ts';
 import { serveParent } from './lib/proc.ts';
@@ -158,7 +156,7 @@ engine.flush = (nowMs) => {
 // pipeline's share of the latency: closing tick to the pattern message on Redis).
 const detected: Record<string, number> = {};
 let published: number[] = [];
-await broker.bus.subscribe(PatternsStreaming, (m) => {
+await broker.bus.subscribe(tickstock.PatternsStreaming, (m) => {
   if (!counting) return;
   detected[m.pattern_name] = (detected[m.pattern_name] ?? 0) + 1;
   const at = closingTicks.get(closeKey(symbolIndex.get(m.symbol) ?? -1, Math.round((m.detected_at ?? 0) * 1000)));

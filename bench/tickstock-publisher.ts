@@ -4,8 +4,7 @@
 // message on tickstock:patterns:streaming (bare JSON), `--channel ticker` a price on
 // TICKER_UPDATES_{symbol} (the plain symbol room). Reports its count on `mark` and `stop`.
 import { pino } from 'pino';
-import { TickerUpdates, createBus } from '../src/index.ts';
-import { PatternsStreaming } from '../src/catalogs/tickstock.ts';
+import { TickerUpdates, createBus, tickstock } from './lib/tickbus.ts';
 import { choiceOption, intOption, parseCli, positiveOption } from './lib/cli.ts';
 import { servePacedPublisher } from './lib/paced-publisher.ts';
 import { priceMessage } from './gateway-common.ts';
@@ -32,7 +31,7 @@ function publishOne(i: number, now: number): Promise<unknown> {
   const symbol = symbols[i % symbols.length] as string;
   if (channel === 'ticker') return bus.publish(TickerUpdates.of({ ticker: symbol }), priceMessage(i, symbols, now));
   const close = 100 + (i % 1000) / 100;
-  return bus.publish(PatternsStreaming, {
+  return bus.publish(tickstock.PatternsStreaming, {
     pattern_name: 'doji',
     symbol,
     timeframe: '5s',
