@@ -16,7 +16,7 @@ import { serveParent } from './lib/proc.ts';
 import { IMPLS, clientSymbols, makeMicroIsoReader, symbolNames, type ClientsCommand, type ClientsEvent } from './gateway-common.ts';
 
 const v = parseCli('node --import tsx bench/gateway-clients.ts [options]', 'A client worker of bench/gateway.ts (started by it).', {
-  impl: { type: 'string', value: 'impl', description: 'tickbus or socketio.' },
+  impl: { type: 'string', value: 'impl', description: 'tickbus, socketio or ws (the bare ws floor, with the tickbus client).' },
   port: { type: 'string', value: 'port', description: 'The server on 127.0.0.1.' },
   count: { type: 'string', value: 'N', description: 'Clients in this process.' },
   first: { type: 'string', value: 'N', default: '0', description: 'Index of the first client (which symbols it watches).' },
@@ -160,7 +160,8 @@ const closers: Array<() => void> = [];
 async function connectAll(): Promise<number> {
   const started = epochMs();
   let next = 0;
-  const open = impl === 'tickbus' ? tickbusClient : socketioClient;
+  // The bare ws floor speaks the least of the tickbus protocol: the same client.
+  const open = impl === 'socketio' ? socketioClient : tickbusClient;
   const lane = async () => {
     while (next < count) {
       const index = first + next++;

@@ -8,10 +8,13 @@
  * PSUBSCRIBEs to TICKER_UPDATES_* with node-redis and emits each message to the symbol's
  * room (the seeds' pattern), clients on socket.io-client over WebSocket only.
  */
-export const IMPLS = ['tickbus', 'socketio'] as const;
+/** ws: the floor, a bare `ws` server doing only the fan-out (see gateway-server.ts); run when asked for. */
+export const IMPLS = ['tickbus', 'socketio', 'ws'] as const;
 export type Impl = (typeof IMPLS)[number];
+/** What `--impl all` runs: tickbus and its peer. */
+export const PEERS: readonly Impl[] = ['tickbus', 'socketio'];
 
-export const IMPL_NAMES: Record<Impl, string> = { tickbus: 'tickbus gateway', socketio: 'Socket.IO' };
+export const IMPL_NAMES: Record<Impl, string> = { tickbus: 'tickbus gateway', socketio: 'Socket.IO', ws: 'bare ws' };
 
 /** The channel prefix tickbus publishes ticker updates on (TickerUpdates: TICKER_UPDATES_{ticker}). */
 export const CHANNEL_PREFIX = 'TICKER_UPDATES_';

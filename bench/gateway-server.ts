@@ -7,6 +7,8 @@
 //   that PSUBSCRIBEs to TICKER_UPDATES_*, parses each message and emits it to the room of
 //   its symbol (`io.to(symbol).emit('update', message)`): the seeds' pattern. A client joins
 //   its rooms with a `subscribe` event (a list of symbols, acknowledged).
+// - ws: the floor, a bare `ws` server that only fans out (bareWs below), for what a
+//   connection and a delivery cost below any protocol.
 //
 // Says ready with its port and memory; on `mark` reports its CPU time, memory and
 // connections; on `memory`, its memory after a full garbage collection (the parent asks
@@ -19,6 +21,7 @@ import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
 import { createClient } from 'redis';
 import { Server } from 'socket.io';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { Gateway, createBus } from './lib/tickbus.ts';
 import { choiceOption, intOption, parseCli } from './lib/cli.ts';
 import { epochMs } from './lib/clock.ts';
@@ -27,7 +30,7 @@ import { startCpuProfile } from './lib/profiler.ts';
 import { CHANNEL_PREFIX, IMPLS, type ServerCommand, type ServerEvent, type ServerMemory } from './gateway-common.ts';
 
 const v = parseCli('node --import tsx bench/gateway-server.ts [options]', 'The server worker of bench/gateway.ts (started by it).', {
-  impl: { type: 'string', value: 'impl', description: 'tickbus or socketio.' },
+  impl: { type: 'string', value: 'impl', description: 'tickbus, socketio or ws.' },
   url: { type: 'string', value: 'url', description: 'Redis URL.' },
   'batch-ms': { type: 'string', value: 'ms', default: '0', description: 'tickbus: the gateway batchMs.' },
   'batch-timing': { type: 'string', value: 'how', default: 'adaptive', description: 'tickbus: the gateway batch timing (adaptive or interval).' },
@@ -102,7 +105,64 @@ async function socketio(): Promise<Running> {
   };
 }
 
-const starting = impl === 'tickbus' ? tickbus() : socketio();
+/**
+ * The floor: a bare `ws` server doing only what any fan-out must (the tickbus client's
+ * protocol, the least of it): a `subscribe` joins rooms and is answered `subscribed` a
+ * symbol; each Redis message is parsed once, its frame built once and sent as the same
+ * buffer to every member of the room. No validation, limits, batching, resume or metrics:
+ * what a connection and a delivery cost `ws` and node-redis themselves.
+ */
+async function bareWs(): Promise<Running> {
+  const http = createServer();
+  const wss = new WebSocketServer({ server: http, path: '/ws', perMessageDeflate: false, clientTracking: false });
+  const rooms = new Map<string, Set<WebSocket>>();
+  let connections = 0;
+  wss.on('connection', (ws) => {
+    connections++;
+    const mine: string[] = [];
+    ws.on('message', (raw: Buffer) => {
+      const request = JSON.parse(raw.toString('utf8')) as { op?: string; symbols?: unknown };
+      if (request.op !== 'subscribe' || !Array.isArray(request.symbols)) return;
+      for (const symbol of request.symbols) {
+        if (typeof symbol !== 'string') continue;
+        let room = rooms.get(symbol);
+        if (!room) rooms.set(symbol, (room = new Set()));
+        room.add(ws);
+        mine.push(symbol);
+        ws.send(JSON.stringify({ type: 'subscribed', key: symbol }));
+      }
+    });
+    ws.on('close', () => {
+      connections--;
+      for (const symbol of mine) rooms.get(symbol)?.delete(ws);
+    });
+  });
+  const redis = createClient({ url });
+  redis.on('error', (error: Error) => {
+    throw error;
+  });
+  await redis.connect();
+  await redis.pSubscribe(`${CHANNEL_PREFIX}*`, (message, channel) => {
+    const symbol = channel.slice(CHANNEL_PREFIX.length);
+    const room = rooms.get(symbol);
+    if (!room || room.size === 0) return;
+    const { data } = JSON.parse(message) as { data: unknown };
+    const frame = Buffer.from(`{"type":"batch","updates":[{"symbol":${JSON.stringify(symbol)},"data":${JSON.stringify(data)}}]}`);
+    for (const ws of room) ws.send(frame);
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (http.address() as AddressInfo).port,
+    connections: () => connections,
+    close: async () => {
+      await new Promise((resolve) => wss.close(resolve));
+      http.closeAllConnections();
+      await redis.close();
+    },
+  };
+}
+
+const starting = impl === 'tickbus' ? tickbus() : impl === 'socketio' ? socketio() : bareWs();
 /** While profiling: stops the profiler and writes the profile. */
 let profiling: (() => Promise<void>) | undefined;
 let marks = 0;

@@ -21,7 +21,7 @@ import { Worker } from './lib/proc.ts';
 import { fixed, int, outputsFrom, verdict, writeResults } from './lib/report.ts';
 import { redisCpuMicros, withPrivateRedis } from './lib/server.ts';
 import { median, medianSummary, ratio, summarize, type Summary } from './lib/stats.ts';
-import { IMPLS, IMPL_NAMES, watchersPerSymbol, type ClientsCommand, type ClientsEvent, type ClientsResult, type Impl, type PublisherCommand, type PublisherEvent, type ServerCommand, type ServerEvent, type ServerMark } from './gateway-common.ts';
+import { IMPLS, IMPL_NAMES, PEERS, watchersPerSymbol, type ClientsCommand, type ClientsEvent, type ClientsResult, type Impl, type PublisherCommand, type PublisherEvent, type ServerCommand, type ServerEvent, type ServerMark } from './gateway-common.ts';
 
 const OPTIONS = {
   clients: { type: 'string', value: 'N', default: '1000', description: 'Clients in the batch-off and batched configurations.' },
@@ -33,7 +33,7 @@ const OPTIONS = {
   'large-rate': { type: 'string', value: 'R', default: '20', description: 'Price updates per second in the large configuration (20/s to 500 watchers a symbol: 10,000 deliveries/s).' },
   'large-batch-ms': { type: 'string', value: 'ms', default: '0', description: 'The gateway batchMs of the large configuration.' },
   configs: { type: 'string', value: 'list', default: 'batch-off,batched,light,large', description: 'Which configurations to run: batch-off, batched, light, large (comma-separated).' },
-  impl: { type: 'string', value: 'which', default: 'all', description: 'tickbus, socketio or all.' },
+  impl: { type: 'string', value: 'which', default: 'all', description: 'tickbus, socketio, ws (a bare ws server doing only the fan-out: the floor), a comma-separated list, or all (tickbus and socketio).' },
   symbols: { type: 'string', value: 'N', default: '100', description: 'Symbols published (in turn).' },
   'per-client': { type: 'string', value: 'N', default: '5', description: 'Symbols each client watches.' },
   seconds: { type: 'string', value: 'S', default: '10', description: 'Measured seconds per run.' },
@@ -156,11 +156,11 @@ function settingsFrom(argv: string[]): Settings & { replot: string | undefined }
     light: { name: 'light', clients, rate: positiveOption(v['light-rate'], 'light-rate'), batchMs: intOption(v['batch-ms'], 'batch-ms'), timing },
     large: { name: 'large', clients: intOption(v['large-clients'], 'large-clients'), rate: positiveOption(v['large-rate'], 'large-rate'), batchMs: intOption(v['large-batch-ms'], 'large-batch-ms', 0), timing },
   };
-  const impl = choiceOption(v.impl, 'impl', [...IMPLS, 'all']);
+  const implList = (v.impl ?? 'all') === 'all' ? [...PEERS] : (v.impl ?? '').split(',').map((i) => choiceOption(i.trim(), 'impl', IMPLS));
   const { check, out, profileDir } = outputsFrom({ profile: v.profile, check: v.check, out: v.out });
   return {
     configs: CONFIG_NAMES.filter((n) => names.includes(n)).map((n) => all[n]),
-    impls: impl === 'all' ? [...IMPLS] : [impl],
+    impls: implList,
     symbols: intOption(v.symbols, 'symbols'),
     perClient: intOption(v['per-client'], 'per-client'),
     seconds: positiveOption(v.seconds, 'seconds'),
@@ -399,11 +399,12 @@ function report(s: Settings, results: Results): { ratios: Record<string, number>
         fixed(r.serverKBPerClient, 1),
         fixed(r.serverHeapKBPerClient, 1),
         fixed(r.clientCpuUsPerDelivery, 1),
+        fixed(r.connectSeconds, 1),
         r.p99PerRound.map((p) => fixed(p)).join(' / '),
         r.clean ? 'yes' : 'NO',
       ];
     });
-    console.log(table(['server', 'deliveries/s', 'expected/s', 'p50 ms', 'p99 ms', 'max ms', 'server CPU µs/delivery', 'server cores', 'RSS MB', 'peak RSS MB', 'RSS KB/client', 'heap KB/client', 'clients CPU µs/delivery', 'p99 per round', 'clean'], rows));
+    console.log(table(['server', 'deliveries/s', 'expected/s', 'p50 ms', 'p99 ms', 'max ms', 'server CPU µs/delivery', 'server cores', 'RSS MB', 'peak RSS MB', 'RSS KB/client', 'heap KB/client', 'clients CPU µs/delivery', 'connect s', 'p99 per round', 'clean'], rows));
     for (const impl of s.impls) {
       const r = byImpl[impl];
       if (r && r.failures.length > 0) console.log(`${IMPL_NAMES[impl]}: ${r.failures.join('; ')}`);
@@ -420,6 +421,14 @@ function report(s: Settings, results: Results): { ratios: Record<string, number>
       targetsMet[`cpuPerDelivery.${config.name}`] = cpu <= TARGETS.cpuRatio;
       const x = (name: string) => fixed(ratios[`${config.name}.${name}`] ?? Number.NaN);
       console.log(`tickbus/Socket.IO: server CPU per delivery ${fixed(cpu)}x (target <= ${TARGETS.cpuRatio}x: ${verdict(cpu <= TARGETS.cpuRatio)}), p50 ${x('p50')}x, p99 ${x('p99')}x, RSS ${x('rss')}x, deliveries/s ${x('deliveriesPerSec')}x`);
+    }
+    const floor = byImpl.ws;
+    if (tb && floor && tb.failedRounds < tb.rounds && floor.failedRounds < floor.rounds) {
+      ratios[`${config.name}.kbPerClientVsWs`] = ratio(tb.serverKBPerClient, floor.serverKBPerClient);
+      ratios[`${config.name}.cpuPerDeliveryVsWs`] = ratio(tb.serverCpuUsPerDelivery, floor.serverCpuUsPerDelivery);
+      console.log(
+        `tickbus/bare ws (the floor): RSS per client ${fixed(tb.serverKBPerClient, 1)} / ${fixed(floor.serverKBPerClient, 1)} KB (${fixed(ratios[`${config.name}.kbPerClientVsWs`] ?? NaN)}x), server CPU per delivery ${fixed(ratios[`${config.name}.cpuPerDeliveryVsWs`] ?? NaN)}x, connect ${fixed(tb.connectSeconds, 1)} / ${fixed(floor.connectSeconds, 1)} s`,
+      );
     }
     if (tb && config.name === 'batch-off' && config.clients >= TARGETS.p99Clients && config.rate * config.clients * s.perClient / s.symbols >= TARGETS.p99DeliveriesPerSec) {
       const met = tb.failedRounds === 0 && tb.clean && tb.latencyMs.p99 < TARGETS.p99Ms && tb.deliveriesPerSec >= 0.95 * TARGETS.p99DeliveriesPerSec;
@@ -451,7 +460,8 @@ interface Record_ {
 
 function writeChart(file: string, r: Record_): void {
   const configs = r.settings.configs;
-  const impls = IMPLS;
+  // The chart compares tickbus with its peer; the bare ws floor is in the tables.
+  const impls = PEERS;
   const groups = (pick: (x: ImplResult) => number) =>
     configs.map((c) => ({
       label: `${int(c.clients)} clients\n${c.batchMs === 0 ? 'batching off' : c.timing === 'adaptive' ? `adaptive ${c.batchMs} ms` : `batch ${c.batchMs} ms`}\n${int(c.rate)} prices/s`,
