@@ -70,7 +70,8 @@ return out`;
  * The common case of STREAM_MANY, in fewer arguments: every message of the chunk is a
  * history message with the same MAXLEN and no age bound, on the standard stream key of its
  * channel, published by the same command, all fenced or none. ARGV: MAXLEN, the publish
- * command, '1' when fenced; then channel, payload (and the token, when fenced) a message.
+ * command, '1' when fenced; then channel, payload (and the token, when fenced: '' for the same
+ * token as the channel's message before it in the chunk) a message.
  * A flat reply of receivers and position a message: less for node-redis to encode and
  * parse, and for Redis. The keys are built here from the channel name (by core/keys.ts's
  * Lua expressions); on a cluster the chunk is one slot's and KEYS[1] routes it (the hash
@@ -81,6 +82,7 @@ local step = 2
 if ARGV[3] == '1' then step = 3 end
 local out = {}
 local held = {}
+local tokens = {}
 local streams = {}
 for i = 4, #ARGV, step do
   local ch, p = ARGV[i], ARGV[i + 1]
@@ -90,6 +92,7 @@ for i = 4, #ARGV, step do
     -- holds. (Keyed by the channel, not a string built a message: Lua hashes every string
     -- it builds, and that was a fifth of what Redis spent on the broker's replay.)
     local token = ARGV[i + 2]
+    if token == '' then token = tokens[ch] else tokens[ch] = token end
     if held[ch] ~= token then
       if redis.call('GET', ${luaChannelKey('ch', 'owner')}) == token then held[ch] = token else fenced = true end
     end
@@ -213,8 +216,17 @@ export function scriptCall(chunk: readonly ScriptMessage[], clustered: boolean):
   if (historyMaxLen !== undefined) {
     const fenced = first.stream?.fence !== undefined;
     const args = ['EVAL', flags + HISTORY_MANY, ...keys, String(historyMaxLen), first.sharded ? 'SPUBLISH' : 'PUBLISH', fenced ? '1' : '0'];
-    if (fenced) for (const p of chunk) args.push(p.channel, p.payload, p.stream?.fence as string);
-    else for (const p of chunk) args.push(p.channel, p.payload);
+    if (fenced) {
+      // A token goes once a channel and chunk ('' after: the same as before), not with every
+      // message: it is longer than most of what else a message carries besides its payload.
+      const sent = new Map<string, string>();
+      for (const p of chunk) {
+        const token = p.stream?.fence as string;
+        const same = sent.get(p.channel) === token;
+        if (!same) sent.set(p.channel, token);
+        args.push(p.channel, p.payload, same ? '' : token);
+      }
+    } else for (const p of chunk) args.push(p.channel, p.payload);
     return { args, route, script: 'history' };
   }
   if (withStream) {
