@@ -79,9 +79,9 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   /**
    * Adaptive timing: flushes may take this share of the time (in CPU); the next flush waits
    * until they have. Lower trades latency for CPU: at 0.2, 50,000 deliveries/s to 1,000
-   * clients on the 2-core benchmark machine ran at p50 26 ms, p99 141 ms and 0.41x
-   * Socket.IO's CPU per delivery, against 143 / 252 ms and 0.25x with a 250 ms interval
-   * (docs/benchmarks.md).
+   * clients on the 2-core benchmark machine ran at p50 8 ms, p99 17 ms and 0.49x
+   * Socket.IO's CPU per delivery, against 134 / 250 ms and 0.24x with a 250 ms interval
+   * (docs/benchmarks.md, 2026-12-05).
    */
   flushBudget: 0.2,
   /** A client's send buffer above which its updates are conflated (only the latest price per symbol): 1 MiB. */
