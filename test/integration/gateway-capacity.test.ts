@@ -10,9 +10,10 @@ import { WebSocket } from 'ws';
 import { TickerUpdates, createBus, type TickBus } from '../../src/index.ts';
 import { CliProcess, TICKBUS_COMMAND } from '../harness/cli.ts';
 import { GatewayClient } from '../harness/gateway-client.ts';
-import { startRedis, type RedisServer } from '../harness/redis-server.ts';
+import { startRedis } from '../harness/redis-server.ts';
 import { waitFor } from '../harness/wait.ts';
 import { silentLogger } from '../harness/quiet.ts';
+import { Held } from '../harness/held.ts';
 
 const price = (symbol: string, p: number) => ({ type: 'price' as const, timestamp: new Date().toISOString(), symbol, price: p, volume: 1 });
 
@@ -32,17 +33,9 @@ function attempt(url: string, sockets: WebSocket[]): Promise<{ status: number; r
 }
 
 describe('a gateway at its connection limit', () => {
-  const servers: RedisServer[] = [];
-  const processes: CliProcess[] = [];
-  const sockets: WebSocket[] = [];
-  const buses: TickBus[] = [];
-
-  after(async () => {
-    for (const ws of sockets) ws.terminate();
-    await Promise.all(buses.map((b) => b.close()));
-    await Promise.all(processes.map((p) => p.stop()));
-    await Promise.all(servers.map((s) => s.stop()));
-  });
+  const held = new Held();
+  const { servers, processes, sockets, buses } = held;
+  after(() => held.release());
 
   /** A gateway started under `ulimit -n files`; its URLs and a bus to publish with. */
   async function gateway(files: number, args: string[] = []): Promise<{ wsUrl: string; healthUrl: string; bus: TickBus; process: CliProcess }> {

@@ -10,9 +10,10 @@ import { WebSocket } from 'ws';
 import { BrokerRegistration, createBus, type TickBus } from '../../src/index.ts';
 import { BrokerErrors } from '../../src/catalogs/broker.ts';
 import { CliProcess } from '../harness/cli.ts';
-import { startRedis, type RedisServer } from '../harness/redis-server.ts';
+import { startRedis } from '../harness/redis-server.ts';
 import { sleep, waitFor } from '../harness/wait.ts';
 import { silentLogger } from '../harness/quiet.ts';
+import { Held } from '../harness/held.ts';
 
 type Msg = { type: string; id?: unknown; key?: string; code?: string; keys?: string[]; failed?: string[] };
 
@@ -25,17 +26,9 @@ interface BrokerHealth {
 }
 
 describe('room limits and the broker share for gateways', () => {
-  const servers: RedisServer[] = [];
-  const processes: CliProcess[] = [];
-  const sockets: WebSocket[] = [];
-  const buses: TickBus[] = [];
-
-  after(async () => {
-    for (const ws of sockets) ws.terminate();
-    await Promise.all(buses.map((b) => b.close()));
-    await Promise.all(processes.map((p) => p.stop()));
-    await Promise.all(servers.map((s) => s.stop()));
-  });
+  const held = new Held();
+  const { servers, processes, sockets, buses } = held;
+  after(() => held.release());
 
   async function system(gatewayArgs: string[]): Promise<{ health: () => Promise<BrokerHealth>; wsUrl: string; bus: TickBus; notices: Array<{ code: string; client_id?: string | undefined; ticker?: string | undefined }> }> {
     const server = await startRedis();
