@@ -14,6 +14,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { RedisServer } from '../test/harness/redis-server.ts';
 import type { BatchTiming } from '../src/gateway/flush.ts';
+import { GATEWAY_DEFAULTS } from '../src/core/defaults.ts';
 import { barChartSvg } from './lib/bar-chart.ts';
 import { UsageError, choiceOption, intOption, parseCli, positiveOption, runMain, table, type OptionSpec } from './lib/cli.ts';
 import { describeMachine, machineLine, type Machine } from './lib/machine.ts';
@@ -26,7 +27,7 @@ import { IMPLS, IMPL_NAMES, PEERS, watchersPerSymbol, type ClientsCommand, type 
 const OPTIONS = {
   clients: { type: 'string', value: 'N', default: '1000', description: 'Clients in the batch-off and batched configurations.' },
   rate: { type: 'string', value: 'R', default: '1000', description: 'Price updates published per second (all symbols) in those two: 1,000/s to 50 watchers a symbol is 50,000 deliveries/s.' },
-  'batch-ms': { type: 'string', value: 'ms', default: '250', description: 'The gateway batchMs of the batched and light configurations.' },
+  'batch-ms': { type: 'string', value: 'ms', default: String(GATEWAY_DEFAULTS.batchMs), description: 'The gateway batchMs of the batched and light configurations (the gateway\'s default).' },
   'batch-timing': { type: 'string', value: 'how', default: 'adaptive', description: "The gateway's batch timing in the batched and light configurations: adaptive (its default) or interval." },
   'light-rate': { type: 'string', value: 'R', default: '20', description: 'Price updates per second in the light configuration (same clients as batched: 20/s is 1,000 deliveries/s to 1,000 clients).' },
   'large-clients': { type: 'string', value: 'N', default: '10000', description: 'Clients in the large configuration.' },

@@ -71,17 +71,19 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   /**
    * Batching: with adaptive timing, the longest a busy client's updates wait to be joined into
    * one frame (a quiet gateway sends at once); with interval timing, the flush period. 0: each
-   * update is its own frame.
+   * update is its own frame. 50 ms keeps the seeds' 100 ms from Redis to the browser with room
+   * for the network: at 250 the adaptive gap reached the cap in one run of the batched
+   * benchmark (p99 98 ms), and at 50 the CPU per delivery was the same (4.8 µs, 2026-12-05).
    */
-  batchMs: 250,
+  batchMs: 50,
   /** How flushes are timed: 'adaptive' (at once when quiet, coalesced under load) or 'interval'. */
   batchTiming: 'adaptive',
   /**
    * Adaptive timing: flushes may take this share of the time (in CPU); the next flush waits
    * until they have. Lower trades latency for CPU: at 0.2, 50,000 deliveries/s to 1,000
-   * clients on the 2-core benchmark machine ran at p50 8 ms, p99 17 ms and 0.49x
-   * Socket.IO's CPU per delivery, against 134 / 250 ms and 0.24x with a 250 ms interval
-   * (docs/benchmarks.md, 2026-12-05).
+   * clients on the 2-core benchmark machine ran at p50 7 to 8 ms, p99 14 to 25 ms and about
+   * 0.49x Socket.IO's CPU per delivery, against 134 / 250 ms and 0.24x with a 250 ms
+   * interval (docs/benchmarks.md, 2026-12-05).
    */
   flushBudget: 0.2,
   /** A client's send buffer above which its updates are conflated (only the latest price per symbol): 1 MiB. */

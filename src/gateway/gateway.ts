@@ -43,7 +43,7 @@ export interface GatewayOptions {
   port?: number;
   /** @default '127.0.0.1' */
   host?: string;
-  /** Adaptive timing: the longest a busy client's updates wait; interval timing: the flush period; 0 sends each at once. @default 250 */
+  /** Adaptive timing: the longest a busy client's updates wait; interval timing: the flush period; 0 sends each at once. @default 50 */
   batchMs?: number;
   /** 'adaptive': a flush on the next turn when quiet, coalescing under load; 'interval': every batchMs. @default 'adaptive' */
   batchTiming?: BatchTiming;
