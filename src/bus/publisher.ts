@@ -264,12 +264,12 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     return endWith(span, this.#send(name, channel, payload, this.#streamOf(name, channel, undefined)), receiptAttributes);
   }
 
-  /** The stream write of a fenced publish: one object per channel while its token lasts. */
   /** The stream write of a message of `channel` (none without a stream). */
   #streamOf(name: string, channel: Channel, fence: string | undefined): StreamWrite | undefined {
     return channel.retention === undefined ? undefined : fence === undefined ? this.#streamWrite(name, channel) : this.#fencedWrite(name, channel, fence);
   }
 
+  /** The stream write of a fenced publish: one object per channel while its token lasts. */
   #fencedWrite(name: string, channel: Channel, fence: string): StreamWrite {
     const cached = this.#fencedWrites.get(name);
     if (cached?.fence === fence) return cached;

@@ -17,8 +17,11 @@ export interface RecordedTrade {
 /** Parses one line (after the first); throws on a line that is not a trade. */
 export type TradeLineParser = (line: string) => RecordedTrade[];
 
-/** A symbol as recorded, trimmed and upper-cased (most files already have it so: no copy then). */
-const CANONICAL_SYMBOL = /^[^a-z\s]*$/;
+/**
+ * A symbol that trimming and upper-casing would leave as it is: printable ASCII without a
+ * space or a lower-case letter (most files have them so, and they are not copied).
+ */
+const CANONICAL_SYMBOL = /^[!-`{-~]*$/;
 
 function tickFrom(symbol: unknown, price: unknown, volume: unknown, timestamp: unknown): RecordedTrade {
   if (typeof symbol !== 'string' || typeof price !== 'number' || !Number.isFinite(price) || typeof timestamp !== 'string') {

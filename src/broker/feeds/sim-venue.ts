@@ -81,7 +81,6 @@ export class SimVenue {
     await this.#event('canceled', { ...resting.order, status: 'canceled', canceled_at: now, updated_at: now });
   }
 
-  /** A new price for a symbol: fill the resting orders it crosses. */
   /** Fills the resting orders of `symbol` the price crosses; undefined (no promise, no wait) when none rest. */
   onPrice(symbol: string, price: number): Promise<void> | undefined {
     const list = this.#resting.get(symbol);

@@ -89,8 +89,8 @@ for i = 4, #ARGV, step do
   local fenced = false
   if step == 3 then
     -- One GET a channel per chunk while its token holds: a script runs alone, so the answer
-    -- holds. (Keyed by the channel, not a string built a message: Lua hashes every string
-    -- it builds, and that was a fifth of what Redis spent on the broker's replay.)
+    -- holds. (Keyed by the channel, not by a string built a message: Lua interns every
+    -- string it builds.)
     local token = ARGV[i + 2]
     if token == '' then token = tokens[ch] else tokens[ch] = token end
     if held[ch] ~= token then

@@ -92,7 +92,6 @@ export class RedisPublishLink extends RedisLink implements PublishLink {
   publishBatch(messages: readonly Outbound[]): Promise<PublishReceipt[]> {
     if (this.#mode === 'plain' || messages.some(isAppend)) return Promise.all(messages.map((m) => this.publish(m.channel, m.payload, m.stream)));
     return new Promise<PublishReceipt[]>((resolve, reject) => {
-      if (messages.length === 0) return resolve([]);
       const settle = new BatchReceipts(messages.length, resolve, reject);
       const pending = new Array<PendingPublish>(messages.length);
       for (let i = 0; i < messages.length; i++) {
